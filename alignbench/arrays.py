@@ -1,0 +1,46 @@
+"""Checks for embedding arrays; each failure says which array is wrong and how to fix it."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .errors import InvalidInputError
+
+
+def as_embeddings(array: object, name: str, *, dim: int | None = None, min_rows: int = 0) -> np.ndarray:
+    """``array`` as a C-contiguous float32 ``(n, d)`` matrix of finite values, or a clear error."""
+    try:
+        out = np.asarray(array)
+    except Exception as exc:  # noqa: BLE001 - ragged lists and other non-arrays
+        raise InvalidInputError(f"{name} is not an array ({exc}); pass a (n, d) float array.") from exc
+    if out.ndim != 2:
+        raise InvalidInputError(f"{name} has shape {out.shape}; expected a 2-D (n, d) array with one row per item.")
+    if not np.issubdtype(out.dtype, np.number) or np.issubdtype(out.dtype, np.complexfloating):
+        raise InvalidInputError(f"{name} has dtype {out.dtype}; expected real numbers (float32).")
+    if dim is not None and out.shape[1] != dim:
+        raise InvalidInputError(f"{name} has {out.shape[1]} columns but the aligner was fitted on {dim}; "
+                                f"pass embeddings from the same encoder as in fit.")
+    if out.shape[0] < min_rows:
+        raise InvalidInputError(f"{name} has {out.shape[0]} rows; at least {min_rows} are needed.")
+    out = np.ascontiguousarray(out, dtype=np.float32)
+    bad = ~np.isfinite(out)
+    if bad.any():
+        rows = np.flatnonzero(bad.any(axis=1))
+        raise InvalidInputError(
+            f"{name} contains NaN or inf in {rows.size} row(s) (first: {rows[:5].tolist()}); "
+            f"drop or re-encode those items before aligning."
+        )
+    return out
+
+
+def check_paired(x: np.ndarray, y: np.ndarray, x_name: str, y_name: str) -> None:
+    if x.shape[0] != y.shape[0]:
+        raise InvalidInputError(
+            f"{x_name} has {x.shape[0]} rows but {y_name} has {y.shape[0]}; row i of each must be the same pair."
+        )
+
+
+def l2_normalize(a: np.ndarray, eps: float = 1e-12) -> np.ndarray:
+    """Rows scaled to unit length (zero rows stay zero)."""
+    norms = np.linalg.norm(a, axis=1, keepdims=True)
+    return a / np.maximum(norms, eps)

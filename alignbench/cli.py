@@ -1,0 +1,190 @@
+"""The ``alignbench`` command line. Errors are one line and a non-zero exit, never a traceback."""
+
+from __future__ import annotations
+
+import functools
+import os
+import sys
+from pathlib import Path
+from typing import Any, Callable
+
+import click
+from tabulate import tabulate
+
+from .errors import AlignbenchError, InvalidParameterError
+
+DEFAULT_ALIGNERS = ["lstsq", "procrustes", "relative", "nullspace"]
+DEFAULT_DATASETS = ["synthetic-gmm", "synthetic-correlated"]
+DEFAULT_LEVELS = [0, 5, 10, 25, 100, 500]
+DEFAULT_SEEDS = [0, 1, 2]
+DEFAULT_METRICS = ["retrieval", "alignment-error"]
+STORE_ENV = "ALIGNBENCH_STORE"
+
+
+def default_store() -> Path:
+    return Path(os.environ.get(STORE_ENV, Path(".alignbench") / "results.sqlite"))
+
+
+def one_line_errors(command: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return command(*args, **kwargs)
+        except AlignbenchError as exc:
+            raise click.ClickException(str(exc)) from None
+
+    return wrapper
+
+
+def int_list(text: str, what: str) -> list[int]:
+    try:
+        values = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise InvalidParameterError(f"{what} must be comma-separated integers like 0,10,100, got {text!r}.") from None
+    if not values:
+        raise InvalidParameterError(f"{what} is empty; give comma-separated integers like 0,10,100.")
+    return values
+
+
+@click.group()
+@click.version_option(package_name="alignbench")
+def cli() -> None:
+    """Benchmark cross-modal representation alignment: aligners x datasets x supervision levels."""
+
+
+@cli.command("list")
+@click.option("--kind", type=click.Choice(["aligner", "dataset", "encoder", "metric"]), help="Only this kind.")
+@one_line_errors
+def list_plugins(kind: str | None) -> None:
+    """Every plugin component: kind, name, where it came from, what it does."""
+    from .plugins import load_registry
+
+    registry = load_registry(strict=False)
+    rows = [(s.kind, s.name, s.source, s.description) for s in registry.specs(kind)]
+    click.echo(tabulate(rows, headers=["kind", "name", "source", "description"], tablefmt="simple"))
+    if registry.failures:
+        click.echo("\nPlugins that failed to load (skipped):", err=True)
+        for failure in registry.failures:
+            click.echo(f"  {failure.source} ({failure.stage}): {failure.error}", err=True)
+
+
+@cli.command()
+@click.option("--aligner", "aligners", multiple=True, help="Aligner name (repeatable). Default: the built-ins.")
+@click.option("--dataset", "datasets", multiple=True, help="Dataset name (repeatable). Default: the synthetic sets.")
+@click.option("--anchors", "levels", default=",".join(map(str, DEFAULT_LEVELS)), show_default=True,
+              help="Supervision levels: numbers of anchor pairs, comma-separated (0 = unsupervised).")
+@click.option("--seeds", default=",".join(map(str, DEFAULT_SEEDS)), show_default=True,
+              help="Seeds, comma-separated; each draws its own anchors.")
+@click.option("--metric", "metrics", multiple=True, help=f"Metric name (repeatable). Default: {', '.join(DEFAULT_METRICS)}.")
+@click.option("--param", "params", multiple=True, metavar="NAME.KEY=VALUE",
+              help="A component parameter, VALUE as JSON: procrustes.dim=64, synthetic-gmm.noise=0.1 (repeatable).")
+@click.option("--anchor-strategy", default="random", show_default=True, type=click.Choice(["random", "kmeans", "fps"]))
+@click.option("--image-encoder", help="Encoder for datasets that hold raw images.")
+@click.option("--text-encoder", help="Encoder for datasets that hold raw texts.")
+@click.option("--store", type=click.Path(dir_okay=False, path_type=Path), help=f"Results file [default: .alignbench/results.sqlite or ${STORE_ENV}].")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("leaderboards"), show_default=True,
+              help="Directory for the leaderboards.")
+@one_line_errors
+def run(aligners, datasets, levels, seeds, metrics, params, anchor_strategy, image_encoder, text_encoder, store, out):
+    """Run a sweep, store every cell, write and print the leaderboards.
+
+    Finished cells are skipped, so an interrupted sweep resumes where it stopped.
+    """
+    from .leaderboard import boards, headline_table, write_leaderboards
+    from .plugins import load_registry
+    from .runner import Runner, Sweep
+    from .store import ResultStore
+
+    registry = load_registry()
+    for failure in registry.failures:
+        click.echo(f"warning: plugin {failure.source} failed to load ({failure.stage}): {failure.error}", err=True)
+    chosen = {
+        "aligner": list(aligners) or DEFAULT_ALIGNERS,
+        "dataset": list(datasets) or DEFAULT_DATASETS,
+        "metric": list(metrics) or DEFAULT_METRICS,
+        "encoder": [e for e in (image_encoder, text_encoder) if e],
+    }
+    assigned = assign_params(params, chosen)
+    encoders = {}
+    if image_encoder:
+        encoders["image"] = (image_encoder, assigned["encoder"].get(image_encoder, {}))
+    if text_encoder:
+        encoders["text"] = (text_encoder, assigned["encoder"].get(text_encoder, {}))
+    sweep = Sweep(
+        aligners=[(n, assigned["aligner"].get(n, {})) for n in chosen["aligner"]],
+        datasets=[(n, assigned["dataset"].get(n, {})) for n in chosen["dataset"]],
+        levels=int_list(levels, "--anchors"),
+        seeds=int_list(seeds, "--seeds"),
+        metrics=[(n, assigned["metric"].get(n, {})) for n in chosen["metric"]],
+        anchor_strategy=anchor_strategy,
+        encoders=encoders,
+    )
+    store_path = store or default_store()
+    with ResultStore(store_path) as results:
+        runner = Runner(registry, results)
+        cells = runner.plan(sweep)
+        try:
+            with click.progressbar(length=len(cells), label="cells", file=sys.stderr,
+                                   item_show_func=lambda c: c and f"{c.dataset} {c.aligner} m={c.anchors} s={c.seed}") as bar:
+                summary = runner.run(sweep, on_cell=lambda cell, status: bar.update(1, cell))
+        except KeyboardInterrupt:
+            click.echo(f"\ninterrupted: {len(results)} finished cells are saved in {store_path}; "
+                       f"run the same command again to resume.", err=True)
+            sys.exit(130)
+        click.echo(f"{summary.ran} cells run, {summary.skipped} already done, {summary.not_applicable} n/a, "
+                   f"{len(summary.failed)} failed; results in {store_path}", err=True)
+        for cell, message in summary.failed:
+            click.echo(f"  failed: {cell.dataset} {cell.aligner} anchors={cell.anchors} seed={cell.seed}: {message}",
+                       err=True)
+        names = [n for n, _ in sweep.datasets]
+        written = write_leaderboards(results, out, datasets=names)
+        for board in boards(results.records()):
+            if board.dataset in names:
+                click.echo(f"\n{board.dataset} — mean R@1 (%), columns are anchor pairs")
+                click.echo(tabulate(headline_table(board), headers="keys", tablefmt="github", disable_numparse=True))
+        click.echo(f"\nwrote {', '.join(str(p) for p in written if p.suffix == '.md')}", err=True)
+    if summary.failed:
+        sys.exit(1)
+
+
+def assign_params(assignments: tuple[str, ...], chosen: dict[str, list[str]]) -> dict[str, dict[str, dict]]:
+    """Route each ``NAME.KEY=VALUE`` to the one chosen component called NAME."""
+    from .params import parse_assignment
+
+    out: dict[str, dict[str, dict]] = {kind: {} for kind in chosen}
+    for text in assignments:
+        name, key, value = parse_assignment(text)
+        kinds = [kind for kind, names in chosen.items() if name in names]
+        if not kinds:
+            everything = sorted({n for names in chosen.values() for n in names})
+            raise InvalidParameterError(f"--param {text!r} names {name!r}, which is not in this sweep "
+                                        f"({', '.join(everything)}).")
+        if len(kinds) > 1:
+            raise InvalidParameterError(f"--param {text!r}: {name!r} is both a {kinds[0]} and a {kinds[1]} here.")
+        out[kinds[0]].setdefault(name, {})[key] = value
+    return out
+
+
+@cli.command()
+@click.option("--store", type=click.Path(dir_okay=False, path_type=Path), help="Results file.")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("leaderboards"), show_default=True)
+@click.option("--dataset", "datasets", multiple=True, help="Only these datasets (repeatable).")
+@one_line_errors
+def leaderboard(store, out, datasets):
+    """Write leaderboards/<dataset>.md, .csv and .json from the results store."""
+    from .leaderboard import write_leaderboards
+    from .store import ResultStore
+
+    store_path = store or default_store()
+    if not Path(store_path).exists():
+        raise AlignbenchError(f"no results store at {store_path}; run `alignbench run` first or pass --store.")
+    with ResultStore(store_path) as results:
+        written = write_leaderboards(results, out, datasets=list(datasets) or None)
+    if not written:
+        raise AlignbenchError(f"the store at {store_path} has no results" + (f" for {', '.join(datasets)}" if datasets else "") + ".")
+    for path in written:
+        click.echo(path)
+
+
+def main() -> None:
+    cli()

@@ -1,0 +1,255 @@
+"""The four component interfaces: Dataset, Encoder, Aligner, Metric, and the data they exchange.
+
+Conventions: arrays are ``(n, d)`` float32 with one row per item. The "x" side is the item side
+(images), the "y" side the texts; an item may have several texts (COCO and Flickr have five
+captions per image), and ``text_item[j]`` says which item text ``j`` describes.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Sequence
+
+import numpy as np
+
+from .arrays import as_embeddings, check_paired
+from .errors import InvalidInputError, NotFittedError
+from .params import get_params
+
+
+class Component:
+    """Shared by all plugin kinds: a name, a one-line description, scikit-learn-style parameters."""
+
+    name: ClassVar[str] = ""
+    description: ClassVar[str] = ""
+
+    def get_params(self) -> dict[str, Any]:
+        return get_params(self)
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
+        return f"{type(self).__name__}({args})"
+
+
+# --------------------------------------------------------------------------------------- datasets
+
+
+@dataclass(frozen=True)
+class PairedData:
+    """One split of a paired dataset.
+
+    x: ``(n_items, dx)`` embeddings, or a sequence of raw items (images) for an Encoder.
+    y: ``(n_texts, dy)`` embeddings, or a sequence of raw texts (strings) for an Encoder.
+    text_item: ``(n_texts,)`` int64, the item each text belongs to (the group structure).
+    item_ids: stable identifiers of the items (file names, dataset ids), for caching and audits.
+    latent: ``(n_items, k)`` ground-truth latent, known only for synthetic data.
+    labels: ``(n_items,)`` int class labels, where the dataset has them.
+    """
+
+    x: Any
+    y: Any
+    text_item: np.ndarray
+    item_ids: tuple[str, ...] | None = None
+    latent: np.ndarray | None = None
+    labels: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        text_item = np.asarray(self.text_item, dtype=np.int64)
+        object.__setattr__(self, "text_item", text_item)
+        if text_item.ndim != 1 or len(text_item) != len(self.y):
+            raise InvalidInputError(
+                f"text_item has shape {text_item.shape} but there are {len(self.y)} texts; give one item index per text."
+            )
+        if len(text_item) and (text_item.min() < 0 or text_item.max() >= len(self.x)):
+            raise InvalidInputError(f"text_item refers to items outside 0..{len(self.x) - 1}.")
+        missing = np.setdiff1d(np.arange(len(self.x)), text_item)
+        if missing.size:
+            raise InvalidInputError(
+                f"{missing.size} item(s) have no text (first: {missing[:5].tolist()}); every item needs at least one."
+            )
+        for name, extra in (("latent", self.latent), ("labels", self.labels), ("item_ids", self.item_ids)):
+            if extra is not None and len(extra) != len(self.x):
+                raise InvalidInputError(f"{name} has {len(extra)} rows for {len(self.x)} items.")
+
+    @property
+    def n_items(self) -> int:
+        return len(self.x)
+
+    @property
+    def n_texts(self) -> int:
+        return len(self.y)
+
+    @property
+    def is_embedded(self) -> bool:
+        return isinstance(self.x, np.ndarray) and isinstance(self.y, np.ndarray)
+
+    def texts_of(self, item: int) -> np.ndarray:
+        return np.flatnonzero(self.text_item == item)
+
+    def subset(self, items: np.ndarray) -> "PairedData":
+        """The given items (in that order) with all their texts, re-indexed from 0."""
+        items = np.asarray(items, dtype=np.int64)
+        position = np.full(self.n_items, -1, dtype=np.int64)
+        position[items] = np.arange(len(items))
+        texts = np.flatnonzero(position[self.text_item] >= 0)
+        return PairedData(
+            x=_take(self.x, items),
+            y=_take(self.y, texts),
+            text_item=position[self.text_item[texts]],
+            item_ids=None if self.item_ids is None else tuple(self.item_ids[i] for i in items),
+            latent=None if self.latent is None else self.latent[items],
+            labels=None if self.labels is None else self.labels[items],
+        )
+
+
+def _take(seq: Any, index: np.ndarray) -> Any:
+    if isinstance(seq, np.ndarray):
+        return seq[index]
+    return [seq[i] for i in index]
+
+
+@dataclass(frozen=True)
+class DatasetSplits:
+    """A dataset's deterministic train split (the anchor pool) and held-out test split."""
+
+    train: PairedData
+    test: PairedData
+    modalities: tuple[str, str] = ("image", "text")
+
+
+class Dataset(Component, ABC):
+    """Paired data with a group structure and deterministic splits.
+
+    Anchors are only ever drawn from ``train``; every metric is computed on ``test``.
+    """
+
+    @abstractmethod
+    def load(self) -> DatasetSplits:
+        """Read or generate the data. Must return the same splits on every call."""
+
+
+# --------------------------------------------------------------------------------------- encoders
+
+
+class Encoder(Component, ABC):
+    """Turns raw items of one modality into embeddings."""
+
+    modality: ClassVar[str] = ""
+
+    @property
+    @abstractmethod
+    def dim(self) -> int:
+        """Output dimension."""
+
+    @abstractmethod
+    def encode(self, items: Sequence[Any]) -> np.ndarray:
+        """``(len(items), dim)`` float32 embeddings."""
+
+
+# --------------------------------------------------------------------------------------- aligners
+
+
+class Aligner(Component, ABC):
+    """Maps two embedding spaces into one comparison space, scikit-learn style.
+
+    Subclasses implement ``_fit``, ``_transform_x`` and ``_transform_y``; the public methods
+    validate inputs (shapes, NaN, enough anchors) so every aligner fails the same clear way.
+
+    ``min_anchors``: the fewest anchor pairs the method can use (0 = it can run unsupervised).
+    ``uses_unpaired``: whether the method learns from the unpaired items as well.
+    Fitted attributes end in ``_``.
+    """
+
+    min_anchors: ClassVar[int] = 1
+    uses_unpaired: ClassVar[bool] = False
+
+    def fit(
+        self,
+        x_anchors: np.ndarray,
+        y_anchors: np.ndarray,
+        x_unpaired: np.ndarray | None = None,
+        y_unpaired: np.ndarray | None = None,
+    ) -> "Aligner":
+        """Learn the alignment from anchor pairs (row i of each is a pair) and optional unpaired items."""
+        xa = as_embeddings(x_anchors, "x_anchors")
+        ya = as_embeddings(y_anchors, "y_anchors")
+        check_paired(xa, ya, "x_anchors", "y_anchors")
+        if xa.shape[0] < self.min_anchors:
+            raise InvalidInputError(
+                f"{self.name or type(self).__name__} needs at least {self.min_anchors} anchor pairs, "
+                f"got {xa.shape[0]}; raise the supervision level."
+            )
+        xu = None if x_unpaired is None else as_embeddings(x_unpaired, "x_unpaired", dim=xa.shape[1])
+        yu = None if y_unpaired is None else as_embeddings(y_unpaired, "y_unpaired", dim=ya.shape[1])
+        self.dim_x_, self.dim_y_ = xa.shape[1], ya.shape[1]
+        self._fit(xa, ya, xu, yu)
+        return self
+
+    def transform_x(self, x: np.ndarray) -> np.ndarray:
+        """Items of the x side in the comparison space, ``(n, k)`` float32."""
+        self._check_fitted()
+        return np.asarray(self._transform_x(as_embeddings(x, "x", dim=self.dim_x_)), dtype=np.float32)
+
+    def transform_y(self, y: np.ndarray) -> np.ndarray:
+        """Items of the y side in the comparison space, ``(n, k)`` float32."""
+        self._check_fitted()
+        return np.asarray(self._transform_y(as_embeddings(y, "y", dim=self.dim_y_)), dtype=np.float32)
+
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "dim_x_"):
+            raise NotFittedError(f"{type(self).__name__} is not fitted yet; call fit(x_anchors, y_anchors) first.")
+
+    @abstractmethod
+    def _fit(self, xa: np.ndarray, ya: np.ndarray, xu: np.ndarray | None, yu: np.ndarray | None) -> None: ...
+
+    @abstractmethod
+    def _transform_x(self, x: np.ndarray) -> np.ndarray: ...
+
+    @abstractmethod
+    def _transform_y(self, y: np.ndarray) -> np.ndarray: ...
+
+
+# --------------------------------------------------------------------------------------- metrics
+
+
+@dataclass(frozen=True)
+class Anchors:
+    """The supervision an aligner was given: item indices into the train split and their pairs."""
+
+    items: np.ndarray
+    texts: np.ndarray
+    x: np.ndarray
+    y: np.ndarray
+    latent: np.ndarray | None = None
+
+
+@dataclass(frozen=True)
+class AlignmentResult:
+    """What a Metric sees: held-out data before and after alignment, the anchors, the aligner.
+
+    zx: ``(n_items, k)`` aligned test items; zy: ``(n_texts, k)`` aligned test texts.
+    """
+
+    test: PairedData
+    zx: np.ndarray
+    zy: np.ndarray
+    anchors: Anchors
+    aligner: Aligner
+    extras: dict[str, Any] = field(default_factory=dict)
+
+
+class Metric(Component, ABC):
+    """Scores an alignment on the held-out split.
+
+    ``version`` changes whenever the numbers a metric produces would change, so that results
+    from different versions never share a leaderboard row. ``higher_is_better`` maps each key
+    ``compute`` returns to its direction.
+    """
+
+    version: ClassVar[str] = "1"
+    higher_is_better: ClassVar[dict[str, bool]] = {}
+
+    @abstractmethod
+    def compute(self, result: AlignmentResult) -> dict[str, float]:
+        """Named scalar scores."""

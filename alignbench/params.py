@@ -1,0 +1,108 @@
+"""Typed plugin parameters: the constructor signature is the schema.
+
+Like scikit-learn, a component's ``__init__`` only stores its parameters. Here we read the
+signature to reject unknown keys, check value types against the annotations, and report the
+effective parameters (defaults filled in) so that results record every setting that moves a number.
+"""
+
+from __future__ import annotations
+
+import difflib
+import inspect
+import json
+import types
+import typing
+from typing import Any, Literal, get_args, get_origin
+
+from .errors import InvalidParameterError
+
+
+def parameter_defaults(cls: type) -> dict[str, Any]:
+    """Constructor parameters and their defaults (``inspect.Parameter.empty`` when required)."""
+    signature = inspect.signature(cls.__init__)
+    return {
+        name: p.default
+        for name, p in signature.parameters.items()
+        if name != "self" and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
+    }
+
+
+def get_params(obj: Any) -> dict[str, Any]:
+    """The effective parameters of a constructed component, read back from its attributes."""
+    return {name: getattr(obj, name) for name in parameter_defaults(type(obj))}
+
+
+def build(cls: type, params: dict[str, Any], *, label: str) -> Any:
+    """``cls(**params)`` after checking names and types; errors name the parameter and the fix."""
+    defaults = parameter_defaults(cls)
+    for key in params:
+        if key not in defaults:
+            closest = difflib.get_close_matches(key, list(defaults), n=1)
+            hint = f" Did you mean {closest[0]!r}?" if closest else ""
+            known = ", ".join(defaults) or "none"
+            raise InvalidParameterError(f"{label} has no parameter {key!r}.{hint} Its parameters: {known}.")
+    missing = [k for k, v in defaults.items() if v is inspect.Parameter.empty and k not in params]
+    if missing:
+        raise InvalidParameterError(f"{label} needs parameter(s) {', '.join(missing)}.")
+    hints = typing.get_type_hints(cls.__init__)
+    checked = {key: check_type(value, hints.get(key), f"{label} parameter {key!r}") for key, value in params.items()}
+    return cls(**checked)
+
+
+def check_type(value: Any, annotation: Any, where: str) -> Any:
+    """Return ``value`` (ints widened to float where a float is expected) or raise."""
+    if annotation is None or annotation is Any:
+        return value
+    origin = get_origin(annotation)
+    if origin in (typing.Union, types.UnionType):
+        for option in get_args(annotation):
+            try:
+                return check_type(value, option, where)
+            except InvalidParameterError:
+                continue
+        raise InvalidParameterError(f"{where} must be {describe(annotation)}, got {value!r}.")
+    if origin is Literal:
+        if value in get_args(annotation):
+            return value
+        raise InvalidParameterError(f"{where} must be one of {list(get_args(annotation))}, got {value!r}.")
+    if origin in (tuple, list):
+        if not isinstance(value, (list, tuple)):
+            raise InvalidParameterError(f"{where} must be a list, got {value!r}.")
+        args = [a for a in get_args(annotation) if a is not Ellipsis]
+        item_type = args[0] if args else None
+        return origin(check_type(v, item_type, where) for v in value)
+    if annotation is type(None):
+        if value is None:
+            return None
+        raise InvalidParameterError(f"{where} must be null, got {value!r}.")
+    if annotation is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if annotation in (int, float) and isinstance(value, bool):
+        raise InvalidParameterError(f"{where} must be {annotation.__name__}, got {value!r}.")
+    if isinstance(annotation, type) and not isinstance(value, annotation):
+        raise InvalidParameterError(f"{where} must be {annotation.__name__}, got {value!r}.")
+    return value
+
+
+def describe(annotation: Any) -> str:
+    if get_origin(annotation) in (typing.Union, types.UnionType):
+        return " or ".join(describe(a) for a in get_args(annotation))
+    if annotation is type(None):
+        return "null"
+    return getattr(annotation, "__name__", str(annotation))
+
+
+def parse_assignment(text: str) -> tuple[str, str, Any]:
+    """Parse ``"component.key=value"``; the value is JSON, or a plain string when it is not JSON.
+
+    JSON keeps types honest: ``dim=64`` is an int, ``normalize=false`` a bool, ``ks=[1,5]`` a list.
+    """
+    target, sep, raw = text.partition("=")
+    component, dot, key = target.partition(".")
+    if not sep or not dot or not component or not key:
+        raise InvalidParameterError(f"cannot read {text!r}: write NAME.KEY=VALUE, e.g. procrustes.dim=64")
+    try:
+        value = json.loads(raw)
+    except json.JSONDecodeError:
+        value = raw
+    return component, key, value

@@ -1,0 +1,279 @@
+"""The sweep runner: aligners x datasets x supervision levels x seeds, one stored cell at a time.
+
+Every cell is keyed by a hash of everything that can move its numbers (effective parameters after
+defaults, plugin package versions, metric versions, anchor strategy). Finished cells are skipped on
+a re-run; a cell that raised is stored as ``failed`` with its message and retried next time; a cell
+whose aligner cannot use that few anchors is stored as ``n/a``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import platform
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any, Callable, Iterator
+
+import numpy as np
+
+from .errors import AlignbenchError, InvalidParameterError
+from .interfaces import Aligner, AlignmentResult, Anchors, Dataset, DatasetSplits, Encoder, Metric, PairedData
+from .registry import Registry
+from .store import CellRecord, ResultStore
+from .supervision import STRATEGIES, draw_anchors
+
+log = logging.getLogger(__name__)
+
+Params = dict[str, Any]
+
+
+@dataclass
+class Sweep:
+    """What to run. Components are ``(name, params)`` pairs; params are validated against the plugin."""
+
+    aligners: list[tuple[str, Params]]
+    datasets: list[tuple[str, Params]]
+    levels: list[int]
+    seeds: list[int]
+    metrics: list[tuple[str, Params]] = field(default_factory=lambda: [("retrieval", {}), ("alignment-error", {})])
+    anchor_strategy: str = "random"
+    encoders: dict[str, tuple[str, Params]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Cell:
+    dataset: str
+    aligner: str
+    anchors: int
+    seed: int
+    config: dict[str, Any]
+
+    @property
+    def key(self) -> str:
+        return config_key(self.config)
+
+
+@dataclass
+class RunSummary:
+    ran: int = 0
+    skipped: int = 0
+    not_applicable: int = 0
+    failed: list[tuple[Cell, str]] = field(default_factory=list)
+
+
+def config_key(config: dict[str, Any]) -> str:
+    canonical = json.dumps(config, sort_keys=True, separators=(",", ":"), default=_json_default)
+    return hashlib.sha256(canonical.encode()).hexdigest()[:24]
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, (np.integer, np.floating)):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, (tuple, set)):
+        return list(value)
+    raise TypeError(f"cannot record {type(value).__name__} in a result config")
+
+
+def environment() -> dict[str, str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    versions = {"python": platform.python_version()}
+    for package in ("alignbench", "numpy", "scipy"):
+        try:
+            versions[package] = version(package)
+        except PackageNotFoundError:
+            versions[package] = "not installed"
+    return versions
+
+
+class Runner:
+    """Runs a Sweep against a Registry, writing each cell to a ResultStore as it finishes."""
+
+    def __init__(self, registry: Registry, store: ResultStore):
+        self.registry = registry
+        self.store = store
+        self._loaded: tuple[str, DatasetSplits] | None = None  # one dataset in memory at a time
+
+    # ------------------------------------------------------------------ planning
+    def plan(self, sweep: Sweep) -> list[Cell]:
+        """All cells of the sweep. Resolves every name and parameter first, so that a typo fails
+        before any work is done."""
+        if sweep.anchor_strategy not in STRATEGIES:
+            raise InvalidParameterError(
+                f"unknown anchor strategy {sweep.anchor_strategy!r}; choose one of {', '.join(STRATEGIES)}."
+            )
+        if any(level < 0 for level in sweep.levels) or not sweep.levels:
+            raise InvalidParameterError(f"supervision levels must be integers >= 0, got {sweep.levels}.")
+        if not sweep.seeds:
+            raise InvalidParameterError("no seeds given; pass e.g. --seeds 0,1,2.")
+        metrics = [self._describe("metric", n, p) for n, p in sweep.metrics]
+        encoders = {m: self._describe("encoder", n, p) for m, (n, p) in sorted(sweep.encoders.items())}
+        cells = []
+        for dataset_name, dataset_params in sweep.datasets:
+            dataset = self._describe("dataset", dataset_name, dataset_params)
+            for aligner_name, aligner_params in sweep.aligners:
+                aligner = self._describe("aligner", aligner_name, aligner_params)
+                for seed in sweep.seeds:
+                    for level in sweep.levels:
+                        config = {
+                            "dataset": dataset,
+                            "encoders": encoders,
+                            "aligner": aligner,
+                            "anchors": int(level),
+                            "seed": int(seed),
+                            "anchor_strategy": sweep.anchor_strategy,
+                            "metrics": metrics,
+                        }
+                        cells.append(Cell(dataset_name, aligner_name, int(level), int(seed), config))
+        return cells
+
+    def _describe(self, kind: str, name: str, params: Params) -> dict[str, Any]:
+        spec = self.registry.get(kind, name)
+        instance = self.registry.create(kind, name, params)
+        described = {"name": name, "params": instance.get_params(), "source": spec.source}
+        if kind == "metric":
+            described["version"] = type(instance).version
+        return described
+
+    # ------------------------------------------------------------------ running
+    def run(self, sweep: Sweep, *, on_cell: Callable[[Cell, str], None] | None = None) -> RunSummary:
+        """Run every unfinished cell. ``on_cell(cell, status)`` is called after each one (for progress).
+
+        KeyboardInterrupt propagates; every cell finished before it is already stored.
+        """
+        cells = self.plan(sweep)
+        summary = RunSummary()
+        todo = []
+        for cell in cells:
+            if self.store.status(cell.key) in ("ok", "n/a"):
+                summary.skipped += 1
+                if on_cell:
+                    on_cell(cell, "skipped")
+            else:
+                todo.append(cell)
+        for (dataset_key, seed), group in _group_by_dataset_and_seed(todo):
+            splits = self._splits(group[0].config)
+            levels = sorted({c.anchors for c in group if c.anchors <= splits.train.n_items})
+            anchors = draw_anchors(splits.train, levels, seed, sweep.anchor_strategy) if levels else {}
+            for cell in group:
+                status, message = self._run_cell(cell, splits, anchors.get(cell.anchors))
+                if status == "ok":
+                    summary.ran += 1
+                elif status == "n/a":
+                    summary.not_applicable += 1
+                else:
+                    summary.failed.append((cell, message))
+                if on_cell:
+                    on_cell(cell, status)
+        return summary
+
+    def _splits(self, config: dict[str, Any]) -> DatasetSplits:
+        """Load (and encode, where the dataset has raw items) one dataset; memoized per config."""
+        key = config_key({"dataset": config["dataset"], "encoders": config["encoders"]})
+        if self._loaded is None or self._loaded[0] != key:
+            dataset: Dataset = self.registry.create("dataset", config["dataset"]["name"], config["dataset"]["params"])
+            self._loaded = (key, self._embed(dataset.load(), config["encoders"]))
+        return self._loaded[1]
+
+    def _embed(self, splits: DatasetSplits, encoders: dict[str, Any]) -> DatasetSplits:
+        if splits.train.is_embedded and splits.test.is_embedded:
+            return splits
+        x_modality, y_modality = splits.modalities
+        missing = [m for m in (x_modality, y_modality) if m not in encoders]
+        if missing:
+            raise InvalidParameterError(
+                f"this dataset holds raw {' and '.join(missing)} items; choose encoders with "
+                f"--{missing[0]}-encoder NAME (see `alignbench list`)."
+            )
+        ex: Encoder = self.registry.create("encoder", encoders[x_modality]["name"], encoders[x_modality]["params"])
+        ey: Encoder = self.registry.create("encoder", encoders[y_modality]["name"], encoders[y_modality]["params"])
+
+        def encode(split: PairedData) -> PairedData:
+            return PairedData(
+                x=ex.encode(split.x), y=ey.encode(split.y), text_item=split.text_item,
+                item_ids=split.item_ids, latent=split.latent, labels=split.labels,
+            )
+
+        return DatasetSplits(encode(splits.train), encode(splits.test), splits.modalities)
+
+    def _run_cell(self, cell: Cell, splits: DatasetSplits, anchors: Anchors | None) -> tuple[str, str]:
+        config = cell.config
+        aligner_cls = self.registry.load("aligner", cell.aligner)
+        timings: dict[str, float] = {}
+        metrics: dict[str, float] = {}
+        status, message = "ok", ""
+        if anchors is None:
+            status = "n/a"
+            message = f"{cell.anchors} anchors asked for; the train split has {splits.train.n_items} items"
+        elif cell.anchors < aligner_cls.min_anchors:
+            status = "n/a"
+            message = f"{cell.aligner} needs at least {aligner_cls.min_anchors} anchors"
+        else:
+            try:
+                metrics, timings = self._evaluate(cell, splits, anchors)
+            except AlignbenchError as exc:
+                status, message = "failed", str(exc)
+            except Exception as exc:  # noqa: BLE001 - a broken plugin fails its cell, not the sweep
+                log.exception("cell %s failed", cell.key)
+                status, message = "failed", f"{type(exc).__name__}: {exc}"
+        recorded = dict(config)
+        if anchors is not None:
+            recorded["anchor_set"] = hashlib.sha256(anchors.items.tobytes() + anchors.texts.tobytes()).hexdigest()[:16]
+        self.store.put(
+            CellRecord(
+                key=cell.key, dataset=cell.dataset, aligner=cell.aligner, anchors=cell.anchors, seed=cell.seed,
+                status=status, config=recorded, metrics=metrics, timings=timings, environment=environment(),
+                message=message, finished_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            )
+        )
+        return status, message
+
+    def _evaluate(self, cell: Cell, splits: DatasetSplits, anchors: Anchors) -> tuple[dict[str, float], dict[str, float]]:
+        config = cell.config
+        aligner: Aligner = self.registry.create("aligner", cell.aligner, config["aligner"]["params"])
+        timings = {}
+        xu = yu = None
+        if aligner.uses_unpaired:
+            xu, yu = unpaired_items(splits.train, anchors, cell.seed)
+        started = time.perf_counter()
+        aligner.fit(anchors.x, anchors.y, xu, yu)
+        timings["fit_s"] = time.perf_counter() - started
+        started = time.perf_counter()
+        zx, zy = aligner.transform_x(splits.test.x), aligner.transform_y(splits.test.y)
+        timings["transform_s"] = time.perf_counter() - started
+        result = AlignmentResult(test=splits.test, zx=zx, zy=zy, anchors=anchors, aligner=aligner)
+        metrics: dict[str, float] = {}
+        started = time.perf_counter()
+        for described in config["metrics"]:
+            metric: Metric = self.registry.create("metric", described["name"], described["params"])
+            for key, value in metric.compute(result).items():
+                if key in metrics:
+                    raise AlignbenchError(f"metric {described['name']!r} reports {key!r}, which another metric reports too.")
+                metrics[key] = float(value)
+        timings["metrics_s"] = time.perf_counter() - started
+        return metrics, timings
+
+
+def unpaired_items(train: PairedData, anchors: Anchors, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """The train items and texts that are not anchors, each side shuffled on its own so that row
+    order carries no pairing."""
+    rng = np.random.default_rng(np.random.SeedSequence([seed, 1]))
+    is_anchor = np.zeros(train.n_items, dtype=bool)
+    is_anchor[anchors.items] = True
+    items = np.flatnonzero(~is_anchor)
+    texts = np.flatnonzero(~is_anchor[train.text_item])
+    return train.x[rng.permutation(items)], train.y[rng.permutation(texts)]
+
+
+def _group_by_dataset_and_seed(cells: list[Cell]) -> Iterator[tuple[tuple[str, int], list[Cell]]]:
+    groups: dict[tuple[str, int], list[Cell]] = {}
+    for cell in cells:
+        key = (config_key({"d": cell.config["dataset"], "e": cell.config["encoders"],
+                           "s": cell.config["anchor_strategy"]}), cell.seed)
+        groups.setdefault(key, []).append(cell)
+    yield from groups.items()

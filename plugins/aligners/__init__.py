@@ -1,0 +1,15 @@
+"""Built-in aligners. Targets are imported only when a sweep uses them."""
+
+from alignbench import hookimpl
+
+
+@hookimpl
+def alignbench_register_aligners(register):
+    register("lstsq", "alignbench_plugins.aligners.lstsq:LeastSquaresAligner",
+             description="Least-squares linear map from x to y (the floor); ridge with alpha > 0")
+    register("procrustes", "alignbench_plugins.aligners.procrustes:ProcrustesAligner",
+             description="Orthogonal Procrustes after centring, scaling and PCA to a common dimension")
+    register("relative", "alignbench_plugins.aligners.relative:RelativeAligner",
+             description="Relative representations: cosine similarity to the anchors (Moschella et al. 2023)")
+    register("nullspace", "alignbench_plugins.aligners.nullspace:NullSpaceAligner",
+             description="Perfect-alignment null space of the stacked anchors (seed 002); whitened = CCA")

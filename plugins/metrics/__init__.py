@@ -1,0 +1,11 @@
+"""Built-in metrics. Targets are imported only when a sweep uses them."""
+
+from alignbench import hookimpl
+
+
+@hookimpl
+def alignbench_register_metrics(register):
+    register("retrieval", "alignbench_plugins.metrics.retrieval:Retrieval",
+             description="Caption-level image<->text Recall@K, mAP, MRR, median rank (CLIP_benchmark protocol)")
+    register("alignment-error", "alignbench_plugins.metrics.alignment_error:AlignmentError",
+             description="Squared distance between aligned pairs on anchors and held-out items; latent reconstruction")
