@@ -253,3 +253,12 @@ class Metric(Component, ABC):
     @abstractmethod
     def compute(self, result: AlignmentResult) -> dict[str, float]:
         """Named scalar scores."""
+
+    @classmethod
+    def direction(cls, key: str) -> bool | None:
+        """Whether a higher ``key`` is better; keys like ``R@5`` may be declared by prefix (``R@``)."""
+        if key in cls.higher_is_better:
+            return cls.higher_is_better[key]
+        if "@" in key:
+            return cls.higher_is_better.get(key.split("@")[0] + "@")
+        return None

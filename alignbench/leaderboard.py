@@ -113,8 +113,17 @@ def summary_table(board: Board) -> pd.DataFrame:
         return ok
     grouped = ok.groupby(["aligner", "anchors"], sort=True)
     summary = grouped.mean(numeric_only=True).drop(columns=["seed"])
+    summary = summary[sorted(summary.columns, key=_column_order)]
     summary.insert(0, "seeds", grouped.size())
-    return summary
+    return summary.reset_index()
+
+
+def _column_order(name: str) -> tuple[int, str]:
+    """Retrieval first (image->text, then text->image), then everything else alphabetically."""
+    for rank, prefix in enumerate(("mean_R@", "i2t_R@", "t2i_R@", "i2t_", "t2i_")):
+        if name.startswith(prefix):
+            return rank, name.zfill(12) if "@" in name else name
+    return 9, name
 
 
 def render_markdown(board_list: list[Board], metric: str = HEADLINE) -> str:
@@ -139,7 +148,7 @@ def render_markdown(board_list: list[Board], metric: str = HEADLINE) -> str:
             "",
             "### All metrics (mean over seeds)",
             "",
-            tabulate(summary_table(board), headers="keys", tablefmt="github", floatfmt=".4g"),
+            tabulate(summary_table(board), headers="keys", tablefmt="github", floatfmt=".4g", showindex=False),
             "",
             "### Aligner parameters",
             "",

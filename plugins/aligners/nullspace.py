@@ -17,10 +17,11 @@ class NullSpaceAligner(Aligner):
     least-squares approximation otherwise. Then ``z = W1 x`` and ``z = W2 y`` share one space.
 
     ``whiten=True`` (default) first whitens each side on its informative directions. Without it,
-    rank-deficient data (any encoder whose embeddings span fewer dimensions than they have) yields
-    trivial null vectors with ``W2 = 0`` that send everything to 0: zero alignment error, no
-    information. Whitened, the smallest eigenvalues of ``G`` are ``m (1 - rho_i)`` for the canonical
-    correlations ``rho_i``, so the method becomes CCA. ``whiten=False`` is the paper's raw form.
+    rank-deficient data (embeddings that span fewer dimensions than they have) makes the null space
+    far larger than ``k``, mostly trivial vectors (``W1 x = 0`` and ``W2 y = 0`` on the data), and
+    which of them ``eigh`` returns is arbitrary. Whitened, the smallest eigenvalues of ``G`` are
+    ``m (1 - rho_i)`` for the canonical correlations ``rho_i``: the method becomes CCA, and the
+    ``k`` directions are the best-correlated ones. ``whiten=False`` is the paper's raw form.
     """
 
     name = "nullspace"

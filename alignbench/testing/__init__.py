@@ -1,0 +1,276 @@
+"""Conformance checks that plugin authors run in their own tests, like scikit-learn's check_estimator.
+
+Use in a test module::
+
+    import pytest
+    from alignbench.testing import aligner_checks
+
+    @pytest.mark.parametrize("check", aligner_checks(MyAligner()), ids=lambda c: c.id)
+    def test_conformance(check):
+        check()
+
+or ``check_aligner(MyAligner())`` to run all and get the number that ran. A check raises
+AssertionError with what went wrong; a suite that ran no check is itself a failure.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+
+from ..errors import InvalidInputError, NotFittedError
+from ..interfaces import Aligner, AlignmentResult, Anchors, Dataset, Metric, PairedData
+from .toy import random_rotation, rotated_pair, top1_accuracy
+
+__all__ = [
+    "Check", "aligner_checks", "dataset_checks", "metric_checks",
+    "check_aligner", "check_dataset", "check_metric", "run_checks", "random_rotation", "rotated_pair", "top1_accuracy",
+]
+
+
+@dataclass(frozen=True)
+class Check:
+    """One named conformance check bound to one component."""
+
+    id: str
+    function: Callable[[], None]
+
+    def __call__(self) -> None:
+        self.function()
+
+
+def run_checks(checks: list[Check]) -> int:
+    """Run every check; return how many ran. Zero checks is a failure, not a pass."""
+    if not checks:
+        raise AssertionError("no conformance checks were collected; the suite would pass vacuously")
+    for check in checks:
+        check()
+    return len(checks)
+
+
+def _fresh(component):
+    """An unfitted copy with the same parameters (scikit-learn's clone)."""
+    return type(component)(**component.get_params())
+
+
+def _label(component) -> str:
+    return f"{type(component).__name__}({', '.join(f'{k}={v!r}' for k, v in component.get_params().items())})"
+
+
+# --------------------------------------------------------------------------------------- aligners
+
+
+def aligner_checks(aligner: Aligner) -> list[Check]:
+    """The conformance checks for one configured aligner instance."""
+    n_anchors = max(aligner.min_anchors, 40)
+    x, y, _ = rotated_pair(n=n_anchors + 200, dim=12, noise=0.05, seed=7)
+    data = {"xa": x[:n_anchors], "ya": y[:n_anchors], "xu": x[n_anchors:], "yu": y[n_anchors:]}
+    # Unpaired items are shuffled so that row order carries no pairing.
+    rng = np.random.default_rng(0)
+    data["yu"] = data["yu"][rng.permutation(len(data["yu"]))]
+
+    def fitted(a: Aligner | None = None) -> Aligner:
+        a = a or _fresh(aligner)
+        return a.fit(data["xa"], data["ya"], data["xu"], data["yu"])
+
+    def check_fit_returns_self():
+        a = _fresh(aligner)
+        assert a.fit(data["xa"], data["ya"], data["xu"], data["yu"]) is a, "fit must return self"
+
+    def check_output_shapes_and_dtype():
+        a = fitted()
+        zx, zy = a.transform_x(x[:30]), a.transform_y(y[:20])
+        assert zx.ndim == 2 and zx.shape[0] == 30, f"transform_x gave shape {zx.shape} for 30 items"
+        assert zy.ndim == 2 and zy.shape[0] == 20, f"transform_y gave shape {zy.shape} for 20 items"
+        assert zx.shape[1] == zy.shape[1], f"the two sides land in different spaces: {zx.shape[1]} vs {zy.shape[1]} dims"
+        assert zx.dtype == np.float32 and zy.dtype == np.float32, "outputs must be float32"
+
+    def check_outputs_finite():
+        a = fitted()
+        assert np.isfinite(a.transform_x(x)).all() and np.isfinite(a.transform_y(y)).all(), "NaN or inf in output"
+
+    def check_deterministic():
+        first, second = fitted(), fitted()
+        np.testing.assert_array_equal(first.transform_x(x), second.transform_x(x), err_msg="two fits differ (x)")
+        np.testing.assert_array_equal(first.transform_y(y), second.transform_y(y), err_msg="two fits differ (y)")
+
+    def check_params_roundtrip():
+        params = aligner.get_params()
+        assert _fresh(aligner).get_params() == params, "constructor does not store its parameters unchanged"
+
+    def check_fit_does_not_modify_input():
+        xa, ya = data["xa"].copy(), data["ya"].copy()
+        fitted()
+        np.testing.assert_array_equal(xa, data["xa"], err_msg="fit modified x_anchors")
+        np.testing.assert_array_equal(ya, data["ya"], err_msg="fit modified y_anchors")
+
+    def check_fit_on_few_anchors():
+        few = max(aligner.min_anchors, 2)
+        a = _fresh(aligner).fit(data["xa"][:few], data["ya"][:few], data["xu"], data["yu"])
+        assert np.isfinite(a.transform_x(x)).all(), f"non-finite output after fitting on {few} anchors"
+
+    def check_aligns_a_rotation():
+        # Held-out items of a noisy rotation: any aligner worth benchmarking beats chance (1/200) widely.
+        a = fitted()
+        accuracy = top1_accuracy(a.transform_x(data["xu"]), a.transform_y(y[n_anchors:]))
+        assert accuracy > 0.2, f"top-1 accuracy {accuracy:.3f} on a rotated copy (chance 0.005)"
+
+    def check_rejects_nan():
+        bad = data["xa"].copy()
+        bad[3, 1] = np.nan
+        _expect(InvalidInputError, lambda: _fresh(aligner).fit(bad, data["ya"]), "NaN in x_anchors")
+
+    def check_rejects_mismatched_pairs():
+        _expect(InvalidInputError, lambda: _fresh(aligner).fit(data["xa"], data["ya"][:-1]), "unequal anchor counts")
+
+    def check_rejects_wrong_dimension():
+        a = fitted()
+        _expect(InvalidInputError, lambda: a.transform_x(x[:, :-1]), "x with the wrong number of columns")
+
+    def check_transform_before_fit():
+        _expect(NotFittedError, lambda: _fresh(aligner).transform_x(x), "transform_x before fit")
+
+    def check_too_few_anchors_rejected():
+        if aligner.min_anchors == 0:
+            a = _fresh(aligner).fit(x[:0], y[:0], data["xu"], data["yu"])
+            assert np.isfinite(a.transform_x(x)).all(), "unsupervised fit gave non-finite output"
+            return
+        short = aligner.min_anchors - 1
+        _expect(InvalidInputError, lambda: _fresh(aligner).fit(x[:short], y[:short]), f"{short} anchors")
+
+    label = _label(aligner)
+    return [Check(f"{label}-{f.__name__}", f) for f in (
+        check_fit_returns_self, check_output_shapes_and_dtype, check_outputs_finite, check_deterministic,
+        check_params_roundtrip, check_fit_does_not_modify_input, check_fit_on_few_anchors, check_aligns_a_rotation,
+        check_rejects_nan, check_rejects_mismatched_pairs, check_rejects_wrong_dimension,
+        check_transform_before_fit, check_too_few_anchors_rejected,
+    )]
+
+
+def _expect(error: type[Exception], action: Callable[[], object], what: str) -> None:
+    try:
+        action()
+    except error:
+        return
+    except Exception as exc:  # noqa: BLE001
+        raise AssertionError(f"{what}: expected {error.__name__}, got {type(exc).__name__}: {exc}") from exc
+    raise AssertionError(f"{what}: expected {error.__name__}, nothing was raised")
+
+
+def check_aligner(aligner: Aligner) -> int:
+    return run_checks(aligner_checks(aligner))
+
+
+# --------------------------------------------------------------------------------------- datasets
+
+
+def dataset_checks(dataset: Dataset) -> list[Check]:
+    """Checks for a dataset that can be loaded here (embedded or raw)."""
+    loaded: dict[str, object] = {}
+
+    def splits():
+        if "splits" not in loaded:
+            loaded["splits"] = dataset.load()
+        return loaded["splits"]
+
+    def check_has_both_splits():
+        s = splits()
+        for name in ("train", "test"):
+            part = getattr(s, name)
+            assert isinstance(part, PairedData), f"{name} split is {type(part).__name__}, not PairedData"
+            assert part.n_items > 0 and part.n_texts >= part.n_items, f"{name} split is empty or lacks texts"
+
+    def check_deterministic_load():
+        again = _fresh(dataset).load()
+        for name in ("train", "test"):
+            a, b = getattr(splits(), name), getattr(again, name)
+            np.testing.assert_array_equal(a.text_item, b.text_item, err_msg=f"{name} group structure differs")
+            if a.is_embedded:
+                np.testing.assert_array_equal(a.x, b.x, err_msg=f"{name} x differs between loads")
+                np.testing.assert_array_equal(a.y, b.y, err_msg=f"{name} y differs between loads")
+            assert a.item_ids == b.item_ids, f"{name} item ids differ between loads"
+
+    def check_splits_disjoint():
+        s = splits()
+        if s.train.item_ids is not None and s.test.item_ids is not None:
+            shared = set(s.train.item_ids) & set(s.test.item_ids)
+            assert not shared, f"{len(shared)} items are in both splits, e.g. {sorted(shared)[:3]}"
+
+    def check_embeddings_valid():
+        s = splits()
+        for name in ("train", "test"):
+            part = getattr(s, name)
+            if part.is_embedded:
+                for side in ("x", "y"):
+                    array = getattr(part, side)
+                    assert array.dtype == np.float32, f"{name}.{side} is {array.dtype}, not float32"
+                    assert np.isfinite(array).all(), f"{name}.{side} has NaN or inf"
+                assert part.x.shape[1] == s.test.x.shape[1], "train and test x have different dimensions"
+
+    label = _label(dataset)
+    return [Check(f"{label}-{f.__name__}", f) for f in (
+        check_has_both_splits, check_deterministic_load, check_splits_disjoint, check_embeddings_valid)]
+
+
+def check_dataset(dataset: Dataset) -> int:
+    return run_checks(dataset_checks(dataset))
+
+
+# --------------------------------------------------------------------------------------- metrics
+
+
+class _IdentityAligner(Aligner):
+    name = "identity"
+    min_anchors = 0
+
+    def _fit(self, xa, ya, xu, yu):
+        pass
+
+    def _transform_x(self, x):
+        return x
+
+    def _transform_y(self, y):
+        return y
+
+
+def toy_result(n_items: int = 60, texts_per_item: int = 3, dim: int = 8, seed: int = 0) -> AlignmentResult:
+    """A perfect alignment (each text equals its item plus small noise) with known latent and labels."""
+    rng = np.random.default_rng(seed)
+    latent = rng.standard_normal((n_items, dim)).astype(np.float32)
+    text_item = np.repeat(np.arange(n_items), texts_per_item)
+    y = (latent[text_item] + 0.01 * rng.standard_normal((len(text_item), dim))).astype(np.float32)
+    test = PairedData(x=latent, y=y, text_item=text_item, latent=latent, labels=np.arange(n_items) % 3)
+    aligner = _IdentityAligner().fit(latent[:5], y[:5 * texts_per_item:texts_per_item])
+    anchors = Anchors(items=np.arange(5), texts=np.arange(5) * texts_per_item, x=latent[:5], y=y[:15:3])
+    return AlignmentResult(test=test, zx=latent, zy=y, anchors=anchors, aligner=aligner)
+
+
+def metric_checks(metric: Metric) -> list[Check]:
+    def check_returns_finite_floats():
+        scores = metric.compute(toy_result())
+        assert scores, "compute returned no scores"
+        for key, value in scores.items():
+            assert isinstance(key, str), f"score name {key!r} is not a string"
+            assert isinstance(value, float), f"{key} is {type(value).__name__}, not float"
+            assert np.isfinite(value), f"{key} = {value} on a clean toy alignment"
+
+    def check_declares_directions():
+        for key in metric.compute(toy_result()):
+            assert metric.direction(key) is not None, f"{key} has no entry in higher_is_better"
+
+    def check_deterministic():
+        assert metric.compute(toy_result()) == _fresh(metric).compute(toy_result()), "two computations differ"
+
+    def check_has_version():
+        assert isinstance(type(metric).version, str) and type(metric).version, "metric needs a version string"
+
+    label = _label(metric)
+    return [Check(f"{label}-{f.__name__}", f) for f in (
+        check_returns_finite_floats, check_declares_directions, check_deterministic, check_has_version)]
+
+
+def check_metric(metric: Metric) -> int:
+    return run_checks(metric_checks(metric))

@@ -1,0 +1,50 @@
+import numpy as np
+
+from alignbench.testing import rotated_pair, top1_accuracy
+from alignbench_plugins.aligners.procrustes import ProcrustesAligner
+
+
+def test_recovers_a_planted_rotation_exactly():
+    x, y, q = rotated_pair(n=500, dim=24, noise=0.0, seed=1)
+    aligner = ProcrustesAligner(reduce="pad", normalize=False, center=False, scale=False).fit(x[:100], y[:100])
+    assert np.linalg.norm(aligner.rotation_ - q) < 1e-5  # float32 inputs: ~1e-7 per entry
+    zx, zy = aligner.transform_x(x[100:]), aligner.transform_y(y[100:])
+    assert np.linalg.norm(zx - zy) / np.linalg.norm(zy) < 1e-6
+
+
+def test_recovers_the_rotation_in_float64_to_machine_precision():
+    x, y, q = rotated_pair(n=200, dim=16, seed=2)
+    x64 = x.astype(np.float64)
+    aligner = ProcrustesAligner(reduce="pad", normalize=False, center=False, scale=False)
+    aligner._fit(x64, x64 @ q, None, None)
+    assert np.abs(aligner.rotation_ - q).max() < 1e-12
+
+
+def test_default_settings_align_a_rotation_with_normalizing_centring_and_pca():
+    x, y, _ = rotated_pair(n=600, dim=16, noise=0.0, seed=3)
+    aligner = ProcrustesAligner().fit(x[:50], y[:50], x[50:], y[50:][::-1])
+    zx, zy = aligner.transform_x(x[50:]), aligner.transform_y(y[50:])
+    assert np.linalg.norm(zx - zy) / np.linalg.norm(zy) < 1e-5
+    assert top1_accuracy(zx, zy) == 1.0
+
+
+def test_centring_removes_an_offset():
+    x, y, _ = rotated_pair(n=600, dim=16, noise=0.0, seed=3)
+    aligner = ProcrustesAligner(normalize=False).fit(x[:50], y[:50] + 5.0, x[50:], y[50:][::-1] + 5.0)
+    zx, zy = aligner.transform_x(x[50:]), aligner.transform_y(y[50:] + 5.0)
+    assert np.linalg.norm(zx - zy) / np.linalg.norm(zy) < 1e-5
+
+
+def test_pca_brings_different_dimensions_to_a_common_one():
+    rng = np.random.default_rng(0)
+    latent = rng.standard_normal((400, 8))
+    x = latent @ rng.standard_normal((8, 32))
+    y = latent @ np.linalg.qr(rng.standard_normal((20, 8)))[0].T  # y spans the same 8-D latent
+    aligner = ProcrustesAligner(dim=8, normalize=False).fit(x[:200].astype(np.float32), y[:200].astype(np.float32))
+    assert aligner.transform_x(x).shape == (400, 8) and aligner.transform_y(y).shape == (400, 8)
+
+
+def test_is_deterministic_and_orthogonal():
+    x, y, _ = rotated_pair(n=300, dim=10, noise=0.3, seed=4)
+    a = ProcrustesAligner().fit(x[:30], y[:30])
+    assert np.allclose(a.rotation_.T @ a.rotation_, np.eye(a.rotation_.shape[0]), atol=1e-10)

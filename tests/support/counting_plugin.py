@@ -1,0 +1,91 @@
+"""A test plugin: an aligner that logs every fit to a file, can sleep and can be told to interrupt."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+import alignbench
+
+
+class CountingAligner(alignbench.Aligner):
+    """Centred identity map on equal dimensions; appends one line per fit to ``counter_path``."""
+
+    name = "counting"
+    min_anchors = 1
+    interrupt_at: int | None = None  # set by a test: raise KeyboardInterrupt on that fit number
+
+    def __init__(self, counter_path: str = "", sleep: float = 0.0):
+        self.counter_path = counter_path
+        self.sleep = sleep
+
+    def _fit(self, xa, ya, xu, yu):
+        done = fits_logged(self.counter_path)
+        if CountingAligner.interrupt_at is not None and done == CountingAligner.interrupt_at:
+            raise KeyboardInterrupt
+        time.sleep(self.sleep)
+        with open(self.counter_path, "a") as log:
+            log.write(f"{len(xa)}\n")
+        self.mx_, self.my_ = xa.mean(0), ya.mean(0)
+
+    def _transform_x(self, x):
+        return x - self.mx_
+
+    def _transform_y(self, y):
+        return y - self.my_
+
+
+class BrokenAligner(alignbench.Aligner):
+    """Raises inside fit, like a buggy third-party plugin."""
+
+    name = "broken"
+
+    def __init__(self):
+        pass
+
+    def _fit(self, xa, ya, xu, yu):
+        raise RuntimeError("this aligner is broken on purpose")
+
+    def _transform_x(self, x):
+        return x
+
+    def _transform_y(self, y):
+        return y
+
+
+class Unsupervised(alignbench.Aligner):
+    """Can run with zero anchors: centres each side with its unpaired items."""
+
+    name = "unsupervised-centring"
+    min_anchors = 0
+    uses_unpaired = True
+
+    def __init__(self):
+        pass
+
+    def _fit(self, xa, ya, xu, yu):
+        self.mx_ = np.concatenate([xa, xu]).mean(0)
+        self.my_ = np.concatenate([ya, yu]).mean(0)
+        self.seen_unpaired_ = (len(xu), len(yu))
+
+    def _transform_x(self, x):
+        return x - self.mx_
+
+    def _transform_y(self, y):
+        return y - self.my_
+
+
+def fits_logged(path: str) -> int:
+    try:
+        with open(path) as log:
+            return sum(1 for _ in log)
+    except FileNotFoundError:
+        return 0
+
+
+@alignbench.hookimpl
+def alignbench_register_aligners(register):
+    register("counting", CountingAligner, description="test: counts fits")
+    register("broken", BrokenAligner, description="test: always fails")
+    register("unsupervised-centring", Unsupervised, description="test: zero-anchor aligner")

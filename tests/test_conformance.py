@@ -1,0 +1,71 @@
+"""Every built-in plugin passes the conformance suite that third parties run."""
+
+import pytest
+
+from alignbench.plugins import load_registry
+from alignbench.testing import aligner_checks, check_aligner, dataset_checks, metric_checks, run_checks
+
+REGISTRY = load_registry()
+BUILTIN = [s for s in REGISTRY.specs() if s.source.startswith("alignbench ")]
+
+
+def _checks(kind, make_checks):
+    return [c for s in BUILTIN if s.kind == kind for c in make_checks(REGISTRY.create(kind, s.name))]
+
+
+ALIGNER_CHECKS = _checks("aligner", aligner_checks) + aligner_checks(
+    REGISTRY.create("aligner", "procrustes", {"reduce": "pad", "normalize": False})
+) + aligner_checks(REGISTRY.create("aligner", "nullspace", {"whiten": False}))
+DATASET_CHECKS = _checks("dataset", dataset_checks)
+METRIC_CHECKS = _checks("metric", metric_checks)
+
+
+def test_the_suite_collected_checks_for_every_builtin():
+    kinds = {s.kind for s in BUILTIN}
+    assert {"aligner", "dataset", "metric"} <= kinds
+    assert len(ALIGNER_CHECKS) >= 13 * 4 and len(DATASET_CHECKS) >= 4 * 2 and len(METRIC_CHECKS) >= 4 * 2
+
+
+@pytest.mark.parametrize("check", ALIGNER_CHECKS, ids=lambda c: c.id)
+def test_aligner(check):
+    check()
+
+
+@pytest.mark.parametrize("check", DATASET_CHECKS, ids=lambda c: c.id)
+def test_dataset(check):
+    check()
+
+
+@pytest.mark.parametrize("check", METRIC_CHECKS, ids=lambda c: c.id)
+def test_metric(check):
+    check()
+
+
+def test_an_empty_suite_fails_instead_of_passing():
+    with pytest.raises(AssertionError, match="vacuously"):
+        run_checks([])
+
+
+def test_the_suite_catches_a_bad_aligner():
+    import numpy as np
+
+    import alignbench
+
+    class Sloppy(alignbench.Aligner):
+        """Ignores the anchors: random projections, different on every fit."""
+
+        def __init__(self):
+            pass
+
+        def _fit(self, xa, ya, xu, yu):
+            self.wx_ = np.random.standard_normal((xa.shape[1], 4))
+            self.wy_ = np.random.standard_normal((ya.shape[1], 4))
+
+        def _transform_x(self, x):
+            return x @ self.wx_
+
+        def _transform_y(self, y):
+            return y @ self.wy_
+
+    with pytest.raises(AssertionError, match="two fits differ"):
+        check_aligner(Sloppy())
