@@ -19,7 +19,7 @@ def test_builtins_come_through_entry_points():
 def test_a_plugin_that_fails_to_import_is_reported_and_the_others_load(tmp_path, monkeypatch):
     make_distribution(tmp_path, "broken_on_import", "raise ImportError('needs a missing dependency')")
     monkeypatch.syspath_prepend(str(tmp_path))
-    registry = load_registry()
+    registry = load_registry(strict=False)
     assert "procrustes" in registry.names("aligner")
     [failure] = [f for f in registry.failures if "broken_on_import" in f.source]
     assert failure.stage == "import" and "needs a missing dependency" in failure.error
@@ -42,7 +42,7 @@ def test_a_hook_that_raises_is_that_plugins_failure_only(tmp_path, monkeypatch):
     )
     make_distribution(tmp_path, "raises_in_hook", source)
     monkeypatch.syspath_prepend(str(tmp_path))
-    registry = load_registry()
+    registry = load_registry(strict=False)
     assert "procrustes" in registry.names("aligner")
     assert any("raises_in_hook" in f.source and "registration bug" in f.error for f in registry.failures)
 
@@ -56,7 +56,7 @@ def test_a_misspelt_hook_is_caught(tmp_path, monkeypatch):
     )
     make_distribution(tmp_path, "typo_hook", source)
     monkeypatch.syspath_prepend(str(tmp_path))
-    registry = load_registry()
+    registry = load_registry(strict=False)
     assert any("typo_hook" in f.source and f.stage == "register" and "alligners" in f.error
                for f in registry.failures)
 

@@ -89,3 +89,67 @@ def alignbench_register_aligners(register):
     register("counting", CountingAligner, description="test: counts fits")
     register("broken", BrokenAligner, description="test: always fails")
     register("unsupervised-centring", Unsupervised, description="test: zero-anchor aligner")
+
+
+class RawToyDataset(alignbench.Dataset):
+    """Raw items for the encoder path: 'images' are small int arrays, texts are strings."""
+
+    name = "raw-toy"
+
+    def __init__(self, n_items: int = 60):
+        self.n_items = n_items
+
+    def load(self):
+        def split(offset):
+            items = [np.full(4, offset + i, dtype=np.float32) + np.arange(4) for i in range(self.n_items)]
+            texts = [f"item {offset + i} caption {c}" for i in range(self.n_items) for c in range(2)]
+            return alignbench.PairedData(x=items, y=texts, text_item=np.repeat(np.arange(self.n_items), 2),
+                                         item_ids=tuple(f"toy-{offset + i}" for i in range(self.n_items)))
+
+        return alignbench.DatasetSplits(train=split(0), test=split(1000))
+
+
+class ToyImageEncoder(alignbench.Encoder):
+    name = "toy-image"
+    modality = "image"
+    calls = 0
+
+    def __init__(self):
+        pass
+
+    @property
+    def dim(self):
+        return 4
+
+    def encode(self, items):
+        ToyImageEncoder.calls += 1
+        return np.stack(items).astype(np.float32)
+
+
+class ToyTextEncoder(alignbench.Encoder):
+    """Reads the item number back out of the caption: a perfect text encoder for raw-toy."""
+
+    name = "toy-text"
+    modality = "text"
+
+    def __init__(self):
+        pass
+
+    @property
+    def dim(self):
+        return 4
+
+    def encode(self, items):
+        numbers = np.array([float(text.split()[1]) for text in items], dtype=np.float32)
+        return numbers[:, None] + np.arange(4, dtype=np.float32)
+
+
+@alignbench.hookimpl
+def alignbench_register_datasets(register):
+    register("raw-toy", RawToyDataset, description="test: raw items for encoders")
+
+
+@alignbench.hookimpl
+def alignbench_register_encoders(register):
+    register("toy-image", ToyImageEncoder, description="test: identity on arrays")
+    register("toy-text", ToyTextEncoder, description="test: parses captions")

@@ -1,0 +1,95 @@
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from alignbench.cli import cli
+from fake_distributions import make_distribution
+
+SMALL = ["--dataset", "synthetic-gmm", "--param", "synthetic-gmm.n_items=200", "--seeds", "0"]
+
+
+@pytest.fixture
+def invoke(tmp_path, monkeypatch):
+    monkeypatch.setenv("ALIGNBENCH_STORE", str(tmp_path / "store.sqlite"))
+
+    def invoke(*args):
+        return CliRunner().invoke(cli, [*args] + (["--out", str(tmp_path / "boards")] if args[0] in ("run", "leaderboard") else []))
+
+    return invoke
+
+
+def test_run_prints_and_writes_the_leaderboard(invoke, tmp_path):
+    result = invoke("run", "--aligner", "procrustes", "--aligner", "lstsq", "--anchors", "5,10", *SMALL)
+    assert result.exit_code == 0, result.output
+    assert "synthetic-gmm — mean R@1" in result.output and "| procrustes" in result.output
+    assert (tmp_path / "boards" / "synthetic-gmm.md").exists()
+    again = invoke("run", "--aligner", "procrustes", "--aligner", "lstsq", "--anchors", "5,10", *SMALL)
+    assert "0 cells run, 4 already done" in again.output
+
+
+def test_leaderboard_command_rewrites_from_the_store(invoke, tmp_path):
+    invoke("run", "--aligner", "relative", "--anchors", "5", *SMALL)
+    (tmp_path / "boards" / "synthetic-gmm.md").unlink()
+    result = invoke("leaderboard")
+    assert result.exit_code == 0 and (tmp_path / "boards" / "synthetic-gmm.md").exists()
+
+
+@pytest.mark.parametrize("args, message", [
+    (["run", "--aligner", "fmapp"], "unknown aligner 'fmapp'. Known aligners: lstsq, nullspace, procrustes, relative"),
+    (["run", "--dataset", "coco"], "unknown dataset 'coco'"),
+    (["run", "--anchors", "ten"], "--anchors must be comma-separated integers"),
+    (["run", "--param", "procrustes.dimm=3"], "no parameter 'dimm'. Did you mean 'dim'?"),
+    (["run", "--param", "fmap.k=3"], "names 'fmap', which is not in this sweep"),
+    (["run", "--param", "procrustes.dim=\"64\""], "parameter 'dim' must be int or null"),
+])
+def test_bad_input_is_one_clear_line_and_a_nonzero_exit(invoke, args, message):
+    result = invoke(*args)
+    assert result.exit_code == 1
+    assert message in result.output
+    assert "Traceback" not in result.output
+
+
+def test_leaderboard_without_a_store_says_what_to_do(invoke):
+    result = invoke("leaderboard")
+    assert result.exit_code == 1 and "run `alignbench run` first" in result.output
+
+
+def test_list_shows_every_builtin_and_reports_broken_plugins(invoke, tmp_path, monkeypatch):
+    make_distribution(tmp_path, "broken_cli_plugin", "raise ImportError('missing dependency xyz')")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    result = CliRunner().invoke(cli, ["list"])
+    assert result.exit_code == 0
+    for name in ("lstsq", "procrustes", "relative", "nullspace", "synthetic-gmm", "synthetic-correlated",
+                 "retrieval", "alignment-error"):
+        assert name in result.output
+    assert "broken_cli_plugin" in result.output and "missing dependency xyz" in result.output
+
+
+def test_ctrl_c_reports_what_was_saved(invoke, tmp_path, monkeypatch):
+    make_distribution(tmp_path, "counting_entry", "from counting_plugin import *\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    import counting_plugin
+
+    counting_plugin.CountingAligner.interrupt_at = 1
+    counter = tmp_path / "fits.log"
+    result = invoke("run", "--aligner", "counting", "--param", f"counting.counter_path=\"{counter}\"",
+                    "--anchors", "5,10", *SMALL)
+    assert result.exit_code == 130
+    assert "interrupted: 1 finished cells are saved" in result.output
+
+
+def test_third_party_plugin_installed_by_pip_runs_in_a_sweep(example_plugin_site, tmp_path):
+    env = {**os.environ, "PYTHONPATH": str(example_plugin_site), "ALIGNBENCH_STRICT_PLUGINS": "1"}
+    command = [sys.executable, "-m", "alignbench", "run", "--aligner", "example-ridge", "--aligner", "lstsq",
+               "--anchors", "50", *SMALL, "--store", str(tmp_path / "s.sqlite"), "--out", str(tmp_path)]
+    result = subprocess.run(command, capture_output=True, text=True, env=env, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "| example-ridge" in result.stdout
+    board = (tmp_path / "synthetic-gmm.md").read_text()
+    assert "alignbench-example 0.1.0 [example]" in board
+    listing = subprocess.run([sys.executable, "-m", "alignbench", "list"], capture_output=True, text=True, env=env)
+    assert "example-ridge" in listing.stdout and "alignbench-example 0.1.0" in listing.stdout

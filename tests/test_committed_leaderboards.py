@@ -1,0 +1,20 @@
+"""The committed leaderboards are exactly what the default sweep produces today."""
+
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from alignbench.cli import DEFAULT_DATASETS, cli
+
+COMMITTED = Path(__file__).parent.parent / "leaderboards"
+
+
+def test_default_sweep_regenerates_the_committed_leaderboards(tmp_path):
+    result = CliRunner().invoke(cli, ["run", "--store", str(tmp_path / "s.sqlite"), "--out", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    for dataset in DEFAULT_DATASETS:
+        for suffix in (".md", ".csv", ".json"):
+            name = dataset + suffix
+            assert (tmp_path / name).read_text() == (COMMITTED / name).read_text(), (
+                f"leaderboards/{name} is stale: run `alignbench run` at the repository root and commit the result"
+            )

@@ -1,0 +1,55 @@
+import json
+
+from alignbench.leaderboard import boards, headline_table, write_leaderboards
+from alignbench.runner import Runner, Sweep
+from alignbench.store import ResultStore
+
+EXACT = ("synthetic-correlated", {"n_items": 200, "dim_x": 16, "dim_y": 16, "latent_dim": 4, "specific_dim": 4,
+                                  "correlation": 1.0, "noise": 0.0, "nonlinearity": False})
+
+
+def run_into(path, registry, sweep):
+    with ResultStore(path) as store:
+        Runner(registry, store).run(sweep)
+        return write_leaderboards(store, path.parent / "boards")
+
+
+def test_tables_are_byte_identical_across_runs(registry, tmp_path):
+    sweep = Sweep(aligners=[("procrustes", {}), ("relative", {})], datasets=[EXACT], levels=[0, 5, 20], seeds=[0, 1])
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    first = run_into(tmp_path / "a" / "r.sqlite", registry, sweep)
+    second = run_into(tmp_path / "b" / "r.sqlite", registry, sweep)
+    assert [p.name for p in first] == ["synthetic-correlated.md", "synthetic-correlated.csv",
+                                       "synthetic-correlated.json"]
+    for a, b in zip(first, second):
+        assert a.read_bytes() == b.read_bytes(), a.name
+
+
+def test_headline_shows_mean_and_spread_and_marks_unusable_levels(registry, store, tmp_path):
+    sweep = Sweep(aligners=[("lstsq", {}), ("broken", {})], datasets=[EXACT], levels=[0, 50], seeds=[0, 1, 2])
+    Runner(registry, store).run(sweep)
+    [board] = boards(store.records())
+    table = headline_table(board)
+    # All signal shared, no noise, linear: 50 anchors pin down the 4-D latent map exactly.
+    assert table.loc["lstsq", "50"] == "100.0 ± 0.0"
+    assert table.loc["lstsq", "0"] == "n/a"
+    assert table.loc["broken", "50"] == "failed"
+    assert list(table.index) == ["lstsq", "broken"]
+
+
+def test_runs_with_different_settings_never_share_a_table(registry, store, tmp_path):
+    other = (EXACT[0], {**EXACT[1], "noise": 0.5})
+    Runner(registry, store).run(Sweep(aligners=[("procrustes", {})], datasets=[EXACT, other], levels=[5], seeds=[0]))
+    assert len(boards(store.records())) == 2
+    [md, _, js] = write_leaderboards(store, tmp_path)
+    assert md.read_text().count("## Setting ") == 2
+    assert len(json.loads(js.read_text())["settings"]) == 2
+
+
+def test_one_aligner_with_two_configurations_gets_two_labelled_rows(registry, store):
+    Runner(registry, store).run(Sweep(aligners=[("procrustes", {}), ("procrustes", {"dim": 2})], datasets=[EXACT],
+                                      levels=[5], seeds=[0]))
+    [board] = boards(store.records())
+    labels = list(headline_table(board).index)
+    assert len(labels) == 2 and any("dim=2" in label for label in labels) and any("dim=None" in l for l in labels)

@@ -1,0 +1,18 @@
+from pathlib import Path
+
+REPO = Path(__file__).parent.parent
+
+
+def test_readme_plugin_example_is_the_tested_example_package():
+    readme = (REPO / "README.md").read_text()
+    example = (REPO / "tests" / "plugin_example" / "alignbench_example" / "__init__.py").read_text()
+    assert f"```python\n{example}```" in readme
+    pyproject = (REPO / "tests" / "plugin_example" / "pyproject.toml").read_text()
+    assert '[project.entry-points.alignbench]\nexample = "alignbench_example"' in pyproject
+
+
+def test_readme_leaderboard_excerpt_matches_the_committed_leaderboard():
+    readme = (REPO / "README.md").read_text()
+    board = (REPO / "leaderboards" / "synthetic-correlated.md").read_text()
+    table = board.split("columns are anchor pairs\n\n", 1)[1].split("\n\n", 1)[0]
+    assert table in readme

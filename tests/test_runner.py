@@ -1,0 +1,142 @@
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from alignbench.errors import InvalidParameterError, UnknownPluginError
+from alignbench.runner import Runner, Sweep
+from alignbench.store import ResultStore
+from counting_plugin import CountingAligner, Unsupervised, fits_logged
+
+SMALL = ("synthetic-correlated", {"n_items": 200, "dim_x": 16, "dim_y": 16, "latent_dim": 4, "specific_dim": 4})
+
+
+def counting_sweep(counter, levels=(0, 5, 10), seeds=(0, 1), sleep=0.0):
+    return Sweep(aligners=[("counting", {"counter_path": str(counter), "sleep": sleep})], datasets=[SMALL],
+                 levels=list(levels), seeds=list(seeds))
+
+
+def test_a_sweep_stores_every_cell_and_a_rerun_skips_them(registry, store, tmp_path):
+    counter = tmp_path / "fits.log"
+    summary = Runner(registry, store).run(counting_sweep(counter))
+    assert (summary.ran, summary.not_applicable, summary.skipped) == (4, 2, 0)  # level 0: n/a (needs 1 anchor)
+    assert len(store) == 6 and fits_logged(counter) == 4
+    record = store.records(status="ok")[0]
+    assert {"mean_R@1", "i2t_R@5", "alignment_error_heldout"} <= set(record.metrics)
+    assert set(record.timings) == {"fit_s", "transform_s", "metrics_s"} and "numpy" in record.environment
+    assert record.config["aligner"]["params"] == {"counter_path": str(counter), "sleep": 0.0}
+
+    again = Runner(registry, store).run(counting_sweep(counter))
+    assert (again.ran, again.skipped) == (0, 6)
+    assert fits_logged(counter) == 4, "a finished cell was computed again"
+
+
+def test_an_interrupted_sweep_keeps_finished_cells_and_resumes(registry, store, tmp_path):
+    counter = tmp_path / "fits.log"
+    CountingAligner.interrupt_at = 2  # Ctrl-C during the third fit
+    with pytest.raises(KeyboardInterrupt):
+        Runner(registry, store).run(counting_sweep(counter))
+    assert len(store.records(status="ok")) == 2
+    CountingAligner.interrupt_at = None
+    summary = Runner(registry, store).run(counting_sweep(counter))
+    assert summary.ran == 2 and fits_logged(counter) == 4  # only the two unfinished cells ran
+
+
+KILL_SCRIPT = """
+import sys
+sys.path.insert(0, {support!r})
+import counting_plugin
+from alignbench.plugins import load_registry
+from alignbench.runner import Runner, Sweep
+from alignbench.store import ResultStore
+sweep = Sweep(aligners=[("counting", {{"counter_path": {counter!r}, "sleep": 0.4}})],
+              datasets=[{small!r}], levels=[5, 10, 20], seeds=[0, 1, 2])
+Runner(load_registry(extra=[counting_plugin]), ResultStore({db!r})).run(sweep)
+"""
+
+
+def test_a_killed_sweep_restarts_without_recomputing_finished_cells(registry, tmp_path):
+    counter, db = tmp_path / "fits.log", tmp_path / "results.sqlite"
+    script = KILL_SCRIPT.format(support=str(Path(__file__).parent / "support"), counter=str(counter),
+                                small=SMALL, db=str(db))
+    process = subprocess.Popen([sys.executable, "-c", script])
+    deadline = time.monotonic() + 60
+    while fits_logged(str(counter)) < 3 and time.monotonic() < deadline and process.poll() is None:
+        time.sleep(0.05)
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait()
+    with ResultStore(db) as store:
+        finished = len(store.records(status="ok"))
+        assert 2 <= finished < 9, "the kill should land mid-sweep"
+        before = fits_logged(str(counter))
+        summary = Runner(registry, store).run(Sweep(
+            aligners=[("counting", {"counter_path": str(counter), "sleep": 0.4})], datasets=[SMALL],
+            levels=[5, 10, 20], seeds=[0, 1, 2]))
+        assert summary.skipped == finished and summary.ran == 9 - finished
+        assert fits_logged(str(counter)) - before == 9 - finished
+        assert len(store.records(status="ok")) == 9
+
+
+def test_a_failing_aligner_fails_its_cells_only_and_is_retried(registry, store, tmp_path):
+    sweep = Sweep(aligners=[("broken", {}), ("procrustes", {})], datasets=[SMALL], levels=[10], seeds=[0])
+    summary = Runner(registry, store).run(sweep)
+    assert summary.ran == 1 and len(summary.failed) == 1
+    cell, message = summary.failed[0]
+    assert cell.aligner == "broken" and "broken on purpose" in message
+    assert Runner(registry, store).run(sweep).failed, "failed cells are retried, not skipped"
+
+
+def test_levels_beyond_the_train_split_are_not_applicable(registry, store):
+    summary = Runner(registry, store).run(Sweep(aligners=[("procrustes", {})], datasets=[SMALL],
+                                                levels=[10, 500], seeds=[0]))
+    assert summary.ran == 1 and summary.not_applicable == 1
+    [na] = store.records(status="n/a")
+    assert na.anchors == 500 and "train split has 100 items" in na.message
+
+
+def test_unknown_names_fail_before_any_work(registry, store):
+    with pytest.raises(UnknownPluginError, match="Did you mean 'procrustes'"):
+        Runner(registry, store).run(Sweep(aligners=[("procrustes", {}), ("procrustez", {})],
+                                          datasets=[SMALL], levels=[5], seeds=[0]))
+    assert len(store) == 0
+
+
+def test_zero_anchor_aligners_get_every_train_item_unpaired(registry, store, monkeypatch):
+    seen = []
+    original = Unsupervised._fit
+    monkeypatch.setattr(Unsupervised, "_fit", lambda self, *a: (original(self, *a), seen.append(self.seen_unpaired_)))
+    summary = Runner(registry, store).run(Sweep(aligners=[("unsupervised-centring", {})], datasets=[SMALL],
+                                                levels=[0, 10], seeds=[0]))
+    assert summary.ran == 2
+    assert seen == [(100, 500), (90, 450)]  # 100 train items with 5 captions each, minus the anchors
+
+
+def test_raw_datasets_need_encoders_and_run_with_them(registry, store):
+    sweep = Sweep(aligners=[("lstsq", {})], datasets=[("raw-toy", {})], levels=[10], seeds=[0])
+    with pytest.raises(InvalidParameterError, match="--image-encoder"):
+        Runner(registry, store).run(sweep)
+    sweep.encoders = {"image": ("toy-image", {}), "text": ("toy-text", {})}
+    summary = Runner(registry, store).run(sweep)
+    assert summary.ran == 1
+    [record] = store.records(status="ok")
+    assert record.config["encoders"]["image"]["name"] == "toy-image"
+    assert record.metrics["t2i_R@1"] == 1.0  # the toy encoders make the two sides identical
+
+
+def test_the_cell_key_tracks_every_setting(registry, store):
+    runner = Runner(registry, store)
+    base = runner.plan(Sweep(aligners=[("procrustes", {})], datasets=[SMALL], levels=[5], seeds=[0]))[0]
+    same = runner.plan(Sweep(aligners=[("procrustes", {"dim": None})], datasets=[SMALL], levels=[5], seeds=[0]))[0]
+    assert base.key == same.key  # explicit defaults are the same cell
+    for changed in (
+        Sweep(aligners=[("procrustes", {"dim": 8})], datasets=[SMALL], levels=[5], seeds=[0]),
+        Sweep(aligners=[("procrustes", {})], datasets=[(SMALL[0], {**SMALL[1], "noise": 0.2})], levels=[5], seeds=[0]),
+        Sweep(aligners=[("procrustes", {})], datasets=[SMALL], levels=[5], seeds=[0], anchor_strategy="fps"),
+        Sweep(aligners=[("procrustes", {})], datasets=[SMALL], levels=[5], seeds=[0],
+              metrics=[("retrieval", {"ks": [1]})]),
+    ):
+        assert runner.plan(changed)[0].key != base.key
