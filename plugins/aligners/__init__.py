@@ -11,5 +11,7 @@ def alignbench_register_aligners(register):
              description="Orthogonal Procrustes after centring, scaling and PCA to a common dimension")
     register("relative", "alignbench_plugins.aligners.relative:RelativeAligner",
              description="Relative representations: cosine similarity to the anchors (Moschella et al. 2023)")
+    register("fmap", "alignbench_plugins.aligners.fmap:FunctionalMapAligner",
+             description="Functional maps between kNN-graph Laplacian eigenbases (seed 000), mapped to the ambient space")
     register("nullspace", "alignbench_plugins.aligners.nullspace:NullSpaceAligner",
              description="Perfect-alignment null space of the stacked anchors (seed 002); whitened = CCA")

@@ -9,3 +9,7 @@ def alignbench_register_metrics(register):
              description="Caption-level image<->text Recall@K, mAP, MRR, median rank (CLIP_benchmark protocol)")
     register("alignment-error", "alignbench_plugins.metrics.alignment_error:AlignmentError",
              description="Squared distance between aligned pairs on anchors and held-out items; latent reconstruction")
+    register("spectral", "alignbench_plugins.metrics.spectral:Spectral",
+             description="Functional-map diagnostics: spectral distance, diagonal dominance, orthogonality, commutativity")
+    register("geometry", "alignbench_plugins.metrics.geometry:Geometry",
+             description="Mutual kNN, linear CKA, kNN-graph mismatch, MMD, silhouette and NMI")

@@ -1,0 +1,172 @@
+"""Functional-map aligner (seed 000), with correspondences turned into an ambient-space map."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import numpy as np
+
+from alignbench import Aligner
+from alignbench.arrays import l2_normalize
+from alignbench_plugins.geometry.functional_maps import (
+    fit_functional_map, nearest_rows, orthogonalize, point_map, zoomout,
+)
+from alignbench_plugins.geometry.graphs import (
+    gaussian_weights, heat_kernel_signatures, knn, knn_graph, laplacian_eigenbasis, largest_component,
+)
+
+from .lstsq import LeastSquaresAligner
+from .procrustes import ProcrustesAligner
+
+
+class FunctionalMapAligner(Aligner):
+    """Functional maps between the kNN-graph Laplacian eigenbases of the two spaces.
+
+    1. A cosine kNN graph (``n_neighbors``, Gaussian weights) on all items each side sees (anchors
+       and unpaired), restricted to its largest connected component; the first ``n_eigen``
+       eigenpairs of its symmetric normalized Laplacian: ``(Phi, Lx)`` and ``(Psi, Ly)``.
+    2. Descriptors known on both sides: centred cosine similarity of every item to each anchor
+       (``descriptors="anchors"``), heat-kernel signatures (``"hks"``, needs no anchors), or both.
+       ``"auto"`` uses anchors when there are any and HKS otherwise.
+    3. ``C = argmin ||C A - B||^2 + alpha ||C Lx - Ly C||^2`` with ``A = Phi^T F``, ``B = Psi^T G``;
+       optionally the nearest orthogonal ``C`` and ZoomOut refinement up to ``zoomout`` eigenpairs.
+    4. Point correspondences from ``C`` (nearest rows of ``Psi C`` and ``Phi``; anchors pinned),
+       then, as Latent Functional Maps do, a map fitted on them in the original spaces:
+       ``ambient="orthogonal"`` (Procrustes) or ``"linear"`` (least squares), on the anchors and the
+       cycle-consistent matches (``correspondences="mutual"``) or on every match (``"all"``). ``"spectral"`` instead
+       compares items in spectral coordinates (the seed paper's choice), extending the eigenbasis to
+       new items by the Nyström formula.
+
+    Fitted state: ``eigvals_x_``, ``eigvals_y_``, ``C_`` (at the final size), ``correspondence_``.
+    """
+
+    name = "fmap"
+    description = "Functional maps between kNN-graph Laplacian eigenbases"
+    min_anchors = 0
+    uses_unpaired = True
+
+    def __init__(
+        self,
+        n_neighbors: int = 15,
+        n_eigen: int = 50,
+        alpha: float = 1e-2,
+        descriptors: Literal["auto", "anchors", "hks", "both"] = "auto",
+        hks_scales: int = 16,
+        orthogonal: bool = False,
+        zoomout: int = 0,
+        ambient: Literal["orthogonal", "linear", "spectral"] = "orthogonal",
+        correspondences: Literal["mutual", "all"] = "mutual",
+        seed: int = 0,
+    ):
+        self.n_neighbors = n_neighbors
+        self.n_eigen = n_eigen
+        self.alpha = alpha
+        self.descriptors = descriptors
+        self.hks_scales = hks_scales
+        self.orthogonal = orthogonal
+        self.zoomout = zoomout
+        self.ambient = ambient
+        self.correspondences = correspondences
+        self.seed = seed
+
+    def _fit(self, xa, ya, xu, yu):
+        m = len(xa)
+        items_x = xa if xu is None else np.concatenate([xa, xu])
+        items_y = ya if yu is None else np.concatenate([ya, yu])
+        side_x, side_y = self._side(items_x), self._side(items_y)
+        self.nodes_x_, phi, self.eigvals_full_x_ = side_x
+        self.nodes_y_, psi, self.eigvals_full_y_ = side_y
+        k = min(self.n_eigen, phi.shape[1], psi.shape[1])
+        # Anchors that survived on both sides, as node positions.
+        pos_x = _positions(self.nodes_x_, len(items_x))
+        pos_y = _positions(self.nodes_y_, len(items_y))
+        kept = np.flatnonzero((pos_x[:m] >= 0) & (pos_y[:m] >= 0))
+        anchor_x, anchor_y = pos_x[kept], pos_y[kept]
+        f, g = self._descriptors(items_x[self.nodes_x_], items_y[self.nodes_y_], anchor_x, anchor_y,
+                                 phi, psi, self.eigvals_full_x_, self.eigvals_full_y_)
+        c = fit_functional_map(phi[:, :k].T @ f, psi[:, :k].T @ g, self.eigvals_full_x_[:k],
+                               self.eigvals_full_y_[:k], self.alpha)
+        if self.orthogonal:
+            c = orthogonalize(c)
+        if self.zoomout > k:
+            c = zoomout(c, phi, psi, min(self.zoomout, phi.shape[1], psi.shape[1]),
+                        step=max(1, (self.zoomout - k) // 10), fixed=(anchor_y, anchor_x))
+        k = c.shape[0]
+        self.C_ = c
+        self.eigvals_x_, self.eigvals_y_ = self.eigvals_full_x_[:k], self.eigvals_full_y_[:k]
+        t = point_map(c, phi, psi)
+        t[anchor_y] = anchor_x
+        self.correspondence_ = self.nodes_x_[t]  # for every Y node, the index of its X item
+        if self.ambient == "spectral":
+            self._keep_for_nystrom(items_x, items_y, phi[:, :k], psi[:, :k])
+            return
+        pairs = np.arange(len(t))
+        if self.correspondences == "mutual":
+            # Keep a Y node's match only when that X node's nearest Y node is it (cycle-consistent),
+            # plus the anchors: wrong matches would otherwise drown the known pairs.
+            back = nearest_rows(phi[:, :k], psi[:, :k] @ c)
+            pairs = np.union1d(np.flatnonzero(back[t] == np.arange(len(t))), anchor_y)
+        self.n_correspondences_ = len(pairs)
+        inner = ProcrustesAligner() if self.ambient == "orthogonal" else LeastSquaresAligner(alpha=1e-3)
+        self.ambient_ = inner.fit(items_x[self.correspondence_[pairs]], items_y[self.nodes_y_[pairs]], items_x, items_y)
+
+    def _side(self, items: np.ndarray):
+        graph, _ = knn_graph(items, self.n_neighbors)
+        nodes = largest_component(graph)
+        graph = graph[nodes][:, nodes]
+        eigvals, eigvecs = laplacian_eigenbasis(graph, max(self.n_eigen, self.zoomout), seed=self.seed)
+        return nodes, eigvecs, eigvals
+
+    def _descriptors(self, nodes_x, nodes_y, anchor_x, anchor_y, phi, psi, lx, ly):
+        kinds = self.descriptors
+        if kinds == "auto":
+            kinds = "anchors" if len(anchor_x) else "hks"
+        f, g = [], []
+        if kinds in ("anchors", "both") and len(anchor_x):
+            cx = l2_normalize(nodes_x - nodes_x.mean(axis=0))
+            cy = l2_normalize(nodes_y - nodes_y.mean(axis=0))
+            f.append(cx @ cx[anchor_x].T)
+            g.append(cy @ cy[anchor_y].T)
+        if kinds in ("hks", "both") or not f:
+            f.append(heat_kernel_signatures(lx, phi, self.hks_scales))
+            g.append(heat_kernel_signatures(ly, psi, self.hks_scales))
+        return np.concatenate(f, axis=1), np.concatenate(g, axis=1)
+
+    def _keep_for_nystrom(self, items_x, items_y, phi, psi):
+        self.nystrom_x_ = _Nystrom(items_x[self.nodes_x_], phi, self.eigvals_x_, self.n_neighbors)
+        self.nystrom_y_ = _Nystrom(items_y[self.nodes_y_], psi, self.eigvals_y_, self.n_neighbors)
+
+    def _transform_x(self, x):
+        if self.ambient == "spectral":
+            return self.nystrom_x_(x)
+        return self.ambient_.transform_x(x)
+
+    def _transform_y(self, y):
+        if self.ambient == "spectral":
+            return self.nystrom_y_(y) @ self.C_  # row j of Psi C is the X embedding it corresponds to
+        return self.ambient_.transform_y(y)
+
+
+def _positions(nodes: np.ndarray, n: int) -> np.ndarray:
+    position = np.full(n, -1, dtype=np.int64)
+    position[nodes] = np.arange(len(nodes))
+    return position
+
+
+class _Nystrom:
+    """Extends graph eigenvectors to new points: ``phi_k(x) = sum_i w(x, i) phi_k(i) / (sqrt(d_x d_i) mu_k)``
+    with ``mu_k = 1 - lambda_k``, the eigenvalue of the normalized adjacency."""
+
+    def __init__(self, nodes: np.ndarray, eigvecs: np.ndarray, eigvals: np.ndarray, n_neighbors: int):
+        self.nodes, self.eigvecs, self.n_neighbors = nodes, eigvecs, n_neighbors
+        indices, sims = knn(nodes, nodes, n_neighbors, exclude_self=True)
+        weights, self.sigma2 = gaussian_weights(sims)
+        self.degrees = np.bincount(np.repeat(np.arange(len(nodes)), indices.shape[1]), weights.ravel(), len(nodes))
+        self.mu = np.maximum(1.0 - eigvals, 1e-3)
+
+    def __call__(self, points: np.ndarray) -> np.ndarray:
+        indices, sims = knn(points, self.nodes, self.n_neighbors)
+        weights, _ = gaussian_weights(sims, self.sigma2)
+        d = np.maximum(weights.sum(axis=1, keepdims=True), 1e-12)
+        w = weights / np.sqrt(d * self.degrees[indices])
+        return np.einsum("qn,qnk->qk", w, self.eigvecs[indices]) / self.mu

@@ -1,0 +1,1 @@
+"""Graph and spectral geometry shared by the functional-map aligner and the geometry metrics."""

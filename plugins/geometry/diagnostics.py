@@ -1,0 +1,130 @@
+"""Spectral diagnostics of a functional map (seed 000) and representation-similarity measures.
+
+Formulas follow the seed paper's public code (``spectral_fmap_experiments.py``) where it defines
+them; ``C`` is ``k x k``; spectra are given with the trivial eigenvalue 0 first.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from alignbench.arrays import l2_normalize
+
+
+def diagonal_dominance(c: np.ndarray) -> float:
+    """Mean over rows of ``C_ii^2 / sum_j C_ij^2``: 1 for a diagonal map, ~1/k for an unstructured one."""
+    c = np.asarray(c, dtype=np.float64)
+    energy = (c ** 2).sum(axis=1)
+    return float(np.mean(np.diag(c) ** 2 / np.maximum(energy, 1e-300)))
+
+
+def orthogonality_error(c: np.ndarray) -> float:
+    """``||C^T C - I||_F / k``: 0 for an orthogonal map (area-preserving, in shape terms)."""
+    c = np.asarray(c, dtype=np.float64)
+    return float(np.linalg.norm(c.T @ c - np.eye(c.shape[1])) / c.shape[1])
+
+
+def orthogonality_error_scale_free(c: np.ndarray) -> float:
+    """``||C^T C / s - I||_F / k`` with ``s = mean(diag(C^T C))``: the same without the map's scale."""
+    c = np.asarray(c, dtype=np.float64)
+    gram = c.T @ c
+    s = float(np.mean(np.diag(gram))) or 1.0
+    return float(np.linalg.norm(gram / s - np.eye(c.shape[1])) / c.shape[1])
+
+
+def commutativity_error(c: np.ndarray, eigvals_x: np.ndarray, eigvals_y: np.ndarray) -> float:
+    """``||C Lx - Ly C||_F`` with the first k eigenvalues of each Laplacian on the diagonals."""
+    c = np.asarray(c, dtype=np.float64)
+    k = c.shape[0]
+    return float(np.linalg.norm(c * eigvals_x[None, :k] - eigvals_y[:k, None] * c))
+
+
+def commutativity_error_normalized(c: np.ndarray, eigvals_x: np.ndarray, eigvals_y: np.ndarray) -> float:
+    """``||C Lx - Ly C||_F / (||C||_F max(lambda))``: scale-free, in [0, 1]."""
+    k = c.shape[0]
+    top = max(float(eigvals_x[:k].max()), float(eigvals_y[:k].max())) or 1.0
+    return commutativity_error(c, eigvals_x, eigvals_y) / (float(np.linalg.norm(c)) * top or 1.0)
+
+
+def spectral_distance(eigvals_x: np.ndarray, eigvals_y: np.ndarray) -> float:
+    """Normalized spectral distance: drop the trivial eigenvalue, scale each spectrum by its k-th
+    eigenvalue (``l~ = l_1..k / l_k``), then ``sqrt(mean (l~x - l~y)^2)``. 0 for identical shapes
+    of spectra, whatever their scale."""
+    k = min(len(eigvals_x), len(eigvals_y)) - 1
+    lx, ly = np.asarray(eigvals_x[1:k + 1], np.float64), np.asarray(eigvals_y[1:k + 1], np.float64)
+    return float(np.sqrt(np.mean((lx / lx[-1] - ly / ly[-1]) ** 2)))
+
+
+def neighbour_sets(z: np.ndarray, k: int) -> np.ndarray:
+    """``(n, k)`` indices of each row's k most cosine-similar other rows."""
+    from .graphs import knn
+
+    return knn(z, z, k, exclude_self=True)[0]
+
+
+def mutual_knn(a: np.ndarray, b: np.ndarray, k: int = 10) -> float:
+    """Mutual kNN alignment (Huh et al. 2024): ``mean_i |N_a(i) & N_b(i)| / k`` for paired rows."""
+    na, nb = neighbour_sets(a, k), neighbour_sets(b, k)
+    return float(np.mean([len(np.intersect1d(x, y, assume_unique=True)) / k for x, y in zip(na, nb)]))
+
+
+def knn_jaccard(a: np.ndarray, b: np.ndarray, k: int = 10) -> float:
+    """Mean Jaccard index of the k-neighbour sets of paired rows (1 - this is the kNN-graph mismatch)."""
+    na, nb = neighbour_sets(a, k), neighbour_sets(b, k)
+    scores = [len(np.intersect1d(x, y, assume_unique=True)) / len(np.union1d(x, y)) for x, y in zip(na, nb)]
+    return float(np.mean(scores))
+
+
+def linear_cka(a: np.ndarray, b: np.ndarray) -> float:
+    """Linear CKA in the feature-space form: ``||B^T A||_F^2 / (||A^T A||_F ||B^T B||_F)`` on centred
+    columns (never the n x n Gram form: 7 GB at 25k items)."""
+    a = np.asarray(a, np.float64) - np.mean(a, axis=0)
+    b = np.asarray(b, np.float64) - np.mean(b, axis=0)
+    cross = np.linalg.norm(b.T @ a) ** 2
+    return float(cross / (np.linalg.norm(a.T @ a) * np.linalg.norm(b.T @ b)))
+
+
+def mmd_rbf(a: np.ndarray, b: np.ndarray) -> float:
+    """Squared MMD (biased) with an RBF kernel whose bandwidth is the median pairwise distance."""
+    from scipy.spatial.distance import cdist
+
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    joint = np.concatenate([a, b])
+    d2 = cdist(joint, joint, "sqeuclidean")
+    sigma2 = float(np.median(d2[np.triu_indices(len(joint), 1)])) or 1.0
+    kernel = np.exp(-d2 / sigma2)
+    n = len(a)
+    return float(kernel[:n, :n].mean() + kernel[n:, n:].mean() - 2 * kernel[:n, n:].mean())
+
+
+def silhouette(z: np.ndarray, labels: np.ndarray) -> float:
+    """Mean silhouette of the labels under cosine distance (Rousseeuw 1987)."""
+    z = l2_normalize(np.asarray(z, np.float64))
+    distance = 1.0 - z @ z.T
+    classes, labels = np.unique(labels, return_inverse=True)
+    if len(classes) < 2:
+        return float("nan")
+    onehot = np.eye(len(classes))[labels]
+    sums = distance @ onehot  # (n, classes): total distance to each class
+    counts = onehot.sum(axis=0)
+    own = counts[labels] - 1
+    a = sums[np.arange(len(z)), labels] / np.maximum(own, 1)
+    other = sums / counts
+    other[np.arange(len(z)), labels] = np.inf
+    b = other.min(axis=1)
+    s = (b - a) / np.maximum(np.maximum(a, b), 1e-12)
+    return float(np.mean(np.where(own > 0, s, 0.0)))
+
+
+def normalized_mutual_information(labels_a: np.ndarray, labels_b: np.ndarray) -> float:
+    """NMI with the arithmetic-mean normalization: ``I(A; B) / ((H(A) + H(B)) / 2)``."""
+    _, a = np.unique(labels_a, return_inverse=True)
+    _, b = np.unique(labels_b, return_inverse=True)
+    joint = np.zeros((a.max() + 1, b.max() + 1))
+    np.add.at(joint, (a, b), 1)
+    joint /= joint.sum()
+    pa, pb = joint.sum(axis=1), joint.sum(axis=0)
+    nz = joint > 0
+    mutual = float((joint[nz] * np.log(joint[nz] / np.outer(pa, pb)[nz])).sum())
+    entropy = -float((pa[pa > 0] * np.log(pa[pa > 0])).sum()) - float((pb[pb > 0] * np.log(pb[pb > 0])).sum())
+    return 2 * mutual / entropy if entropy > 0 else 1.0

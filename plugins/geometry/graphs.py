@@ -1,0 +1,106 @@
+"""kNN graphs and Laplacian eigenbases, as measured fast on a 2-core CPU (see PERFORMANCE.md).
+
+- kNN by blocked matrix products and ``argpartition``: exact, memory ``O(block * n)``.
+- Eigenbasis of the symmetric normalized Laplacian ``L = I - D^-1/2 W D^-1/2`` from the largest
+  eigenvalues of ``A = D^-1/2 W D^-1/2`` with ``eigsh(which="LA")``: shift-invert would be
+  minutes at 25k nodes (LU fill-in). A disconnected graph makes ``which="LA"`` miss repeated
+  eigenvalues silently, so callers restrict to the largest connected component first.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import numpy as np
+import scipy.sparse as sp
+from scipy.sparse.csgraph import connected_components
+from scipy.sparse.linalg import eigsh
+
+from alignbench.arrays import l2_normalize
+
+
+def knn(queries: np.ndarray, points: np.ndarray, k: int, *, exclude_self: bool = False, block_size: int = 1024):
+    """The ``k`` most cosine-similar ``points`` for every query, exact.
+
+    queries ``(q, d)``, points ``(n, d)``; returns ``(indices (q, k) int64, similarities (q, k))``
+    sorted by decreasing similarity. ``exclude_self`` when queries are the points themselves.
+    """
+    qn, pn = l2_normalize(np.asarray(queries, np.float32)), l2_normalize(np.asarray(points, np.float32))
+    k = min(k, len(pn) - (1 if exclude_self else 0))
+    indices = np.empty((len(qn), k), dtype=np.int64)
+    sims = np.empty((len(qn), k), dtype=np.float32)
+    for start in range(0, len(qn), block_size):
+        scores = qn[start:start + block_size] @ pn.T
+        if exclude_self:
+            rows = np.arange(scores.shape[0])
+            scores[rows, start + rows] = -np.inf
+        top = np.argpartition(-scores, k - 1, axis=1)[:, :k]
+        top_scores = np.take_along_axis(scores, top, axis=1)
+        order = np.argsort(-top_scores, axis=1, kind="stable")
+        indices[start:start + block_size] = np.take_along_axis(top, order, axis=1)
+        sims[start:start + block_size] = np.take_along_axis(top_scores, order, axis=1)
+    return indices, sims
+
+
+def gaussian_weights(sims: np.ndarray, sigma2: float | None = None) -> tuple[np.ndarray, float]:
+    """``exp(-d^2 / sigma^2)`` with ``d^2 = 2 - 2 cos``; ``sigma^2`` defaults to the median ``d^2``."""
+    d2 = np.maximum(2.0 - 2.0 * sims.astype(np.float64), 0.0)
+    if sigma2 is None:
+        sigma2 = float(np.median(d2)) or 1.0
+    return np.exp(-d2 / sigma2), sigma2
+
+
+def knn_graph(x: np.ndarray, k: int = 15, weighting: Literal["gaussian", "binary"] = "gaussian"):
+    """Symmetric kNN graph on cosine similarity: ``(W (n, n) sparse CSR, sigma^2)``.
+
+    An edge exists when either end is among the other's k nearest (``W = max(W, W^T)``).
+    """
+    indices, sims = knn(x, x, k, exclude_self=True)
+    if weighting == "gaussian":
+        weights, sigma2 = gaussian_weights(sims)
+    else:
+        weights, sigma2 = np.ones(sims.shape), 0.0
+    n = len(x)
+    rows = np.repeat(np.arange(n), indices.shape[1])
+    graph = sp.csr_matrix((weights.ravel(), (rows, indices.ravel())), shape=(n, n))
+    return graph.maximum(graph.T).tocsr(), sigma2
+
+
+def largest_component(graph: sp.spmatrix) -> np.ndarray:
+    """Indices of the nodes in the largest connected component."""
+    count, labels = connected_components(graph, directed=False)
+    if count == 1:
+        return np.arange(graph.shape[0])
+    return np.flatnonzero(labels == np.argmax(np.bincount(labels)))
+
+
+def laplacian_eigenbasis(graph: sp.spmatrix, n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """First ``n`` eigenpairs of the symmetric normalized Laplacian of a connected graph.
+
+    Returns ``(eigenvalues (n,) ascending in [0, 2], eigenvectors (nodes, n) orthonormal)``; the
+    first pair is the trivial one (0, ``D^1/2 1`` normalized). Eigenvector signs are fixed (largest
+    entry positive) so that results are deterministic.
+    """
+    degrees = np.asarray(graph.sum(axis=1)).ravel()
+    if (degrees <= 0).any():
+        raise ValueError("the graph has isolated nodes; restrict it to its largest component first")
+    scale = sp.diags(1.0 / np.sqrt(degrees))
+    adjacency = (scale @ graph @ scale).tocsr()
+    n = min(n, graph.shape[0] - 1)
+    v0 = np.random.default_rng(seed).standard_normal(graph.shape[0])
+    mu, vectors = eigsh(adjacency, k=n, which="LA", v0=v0, tol=1e-8)
+    order = np.argsort(-mu)
+    eigenvalues = np.clip(1.0 - mu[order], 0.0, 2.0)
+    vectors = vectors[:, order]
+    flip = np.sign(vectors[np.argmax(np.abs(vectors), axis=0), np.arange(n)])
+    return eigenvalues, vectors * np.where(flip == 0, 1.0, flip)
+
+
+def heat_kernel_signatures(eigenvalues: np.ndarray, eigenvectors: np.ndarray, n_scales: int = 16) -> np.ndarray:
+    """``hks(i, t) = sum_k exp(-t lambda_k) phi_k(i)^2`` at log-spaced ``t`` over the spectrum's range
+    (Sun et al. 2009): an isometry-invariant descriptor that needs no anchors. ``(nodes, n_scales)``."""
+    positive = eigenvalues[eigenvalues > 1e-10]
+    lo, hi = 4 * np.log(10) / positive.max(), 4 * np.log(10) / positive.min()
+    times = np.geomspace(lo, hi, n_scales)
+    signatures = (eigenvectors ** 2) @ np.exp(-np.outer(eigenvalues, times))
+    return signatures / np.maximum(np.linalg.norm(signatures, axis=0, keepdims=True), 1e-12)

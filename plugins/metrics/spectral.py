@@ -1,0 +1,79 @@
+"""Spectral diagnostics (seed 000): how the two spaces' graph Laplacians relate."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from alignbench import AlignmentResult, Metric
+from alignbench_plugins.geometry import diagnostics as d
+from alignbench_plugins.geometry.graphs import knn_graph, laplacian_eigenbasis, largest_component
+
+
+def ground_truth_map(x: np.ndarray, y: np.ndarray, text_item: np.ndarray, n_neighbors: int, n_eigen: int):
+    """``C_gt = Psi^T Pi Phi`` on held-out data whose pairs are all known (Pi: text -> its item).
+
+    Graphs on the raw test embeddings (items and texts), each restricted to its largest component.
+    Returns ``(C_gt, eigvals_x, eigvals_y)``.
+    """
+    gx, _ = knn_graph(x, n_neighbors)
+    gy, _ = knn_graph(y, n_neighbors)
+    nodes_x, nodes_y = largest_component(gx), largest_component(gy)
+    lx, phi = laplacian_eigenbasis(gx[nodes_x][:, nodes_x], n_eigen)
+    ly, psi = laplacian_eigenbasis(gy[nodes_y][:, nodes_y], n_eigen)
+    position = np.full(len(x), -1)
+    position[nodes_x] = np.arange(len(nodes_x))
+    item_of_node = position[text_item[nodes_y]]
+    valid = item_of_node >= 0
+    k = min(phi.shape[1], psi.shape[1])
+    c = psi[valid, :k].T @ phi[item_of_node[valid], :k]
+    return c, lx[:k], ly[:k]
+
+
+def map_diagnostics(c: np.ndarray, lx: np.ndarray, ly: np.ndarray, prefix: str) -> dict[str, float]:
+    return {
+        f"{prefix}_diagonal_dominance": d.diagonal_dominance(c),
+        f"{prefix}_orthogonality_error": d.orthogonality_error(c),
+        f"{prefix}_orthogonality_error_scale_free": d.orthogonality_error_scale_free(c),
+        f"{prefix}_commutativity_error": d.commutativity_error(c, lx, ly),
+        f"{prefix}_commutativity_error_normalized": d.commutativity_error_normalized(c, lx, ly),
+    }
+
+
+class Spectral(Metric):
+    """Seed 000's diagnostics, for the ground-truth map and, where the aligner has one, its map.
+
+    - ``gt_*``: ``C_gt = Psi^T Pi Phi`` from kNN graphs (``n_neighbors``, Gaussian weights) on the raw
+      held-out items and texts, first ``n_eigen`` eigenpairs: what the spaces themselves allow.
+    - ``fmap_*``: the aligner's fitted ``C_`` with its ``eigvals_x_``/``eigvals_y_`` (fmap only): what
+      the method found. Reading them side by side separates "the method failed" from "the spaces
+      disagree".
+    - ``spectral_distance``: normalized distance between the held-out spectra (``fmap_spectral_distance``
+      for the aligner's own graphs).
+    Diagonal dominance, orthogonality error ``||C^T C - I||_F / k`` (and scale-free), Laplacian
+    commutativity ``||C Lx - Ly C||_F`` (and normalized by ``||C||_F max(lambda)``).
+    """
+
+    name = "spectral"
+    description = "Functional-map spectral diagnostics"
+    version = "1"
+    higher_is_better = {
+        **{f"{p}_diagonal_dominance": True for p in ("gt", "fmap")},
+        **{f"{p}_{e}": False for p in ("gt", "fmap") for e in (
+            "orthogonality_error", "orthogonality_error_scale_free", "commutativity_error",
+            "commutativity_error_normalized")},
+        "spectral_distance": False, "fmap_spectral_distance": False,
+    }
+
+    def __init__(self, n_neighbors: int = 15, n_eigen: int = 50):
+        self.n_neighbors = n_neighbors
+        self.n_eigen = n_eigen
+
+    def compute(self, result: AlignmentResult) -> dict[str, float]:
+        test = result.test
+        c_gt, lx, ly = ground_truth_map(test.x, test.y, test.text_item, self.n_neighbors, self.n_eigen)
+        scores = {"spectral_distance": d.spectral_distance(lx, ly), **map_diagnostics(c_gt, lx, ly, "gt")}
+        aligner = result.aligner
+        if all(hasattr(aligner, a) for a in ("C_", "eigvals_x_", "eigvals_y_")):
+            scores.update(map_diagnostics(aligner.C_, aligner.eigvals_x_, aligner.eigvals_y_, "fmap"))
+            scores["fmap_spectral_distance"] = d.spectral_distance(aligner.eigvals_x_, aligner.eigvals_y_)
+        return scores
