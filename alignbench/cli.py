@@ -13,7 +13,7 @@ from tabulate import tabulate
 
 from .errors import AlignbenchError, InvalidParameterError
 
-DEFAULT_ALIGNERS = ["lstsq", "procrustes", "relative", "nullspace"]
+DEFAULT_ALIGNERS = ["lstsq", "procrustes", "relative", "nullspace", "fmap"]
 DEFAULT_DATASETS = ["synthetic-gmm", "synthetic-correlated"]
 DEFAULT_LEVELS = [0, 5, 10, 25, 100, 500]
 DEFAULT_SEEDS = [0, 1, 2]
@@ -184,6 +184,45 @@ def leaderboard(store, out, datasets):
         raise AlignbenchError(f"the store at {store_path} has no results" + (f" for {', '.join(datasets)}" if datasets else "") + ".")
     for path in written:
         click.echo(path)
+
+
+@cli.command()
+@click.option("--dataset", required=True, help="Dataset name.")
+@click.option("--anchors", "levels", default="0,5,10,20,50,100,500", show_default=True, help="Supervision levels.")
+@click.option("--seeds", default="0", show_default=True, help="Seeds, comma-separated.")
+@click.option("--param", "params", multiple=True, metavar="DATASET.KEY=VALUE", help="A dataset or encoder parameter.")
+@click.option("--protocol", type=click.Choice(["standard", "paper", "both"]), default="standard", show_default=True,
+              help="'paper' reproduces the seed-000 paper's protocol (averaged captions, ceil(K/5) image recall, "
+                   "anchors in the gallery); 'both' shows it beside the standard one.")
+@click.option("--image-encoder", help="Encoder for datasets that hold raw images.")
+@click.option("--text-encoder", help="Encoder for datasets that hold raw texts.")
+@click.option("--store", type=click.Path(dir_okay=False, path_type=Path), help="Results file.")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("leaderboards"), show_default=True,
+              help="Directory for the figures.")
+@one_line_errors
+def diagnose(dataset, levels, seeds, params, protocol, image_encoder, text_encoder, store, out):
+    """The seed-000 experiment: fmap, procrustes and relative over the supervision levels, with the
+    spectral diagnostics (spectral distance, diagonal dominance, orthogonality error) beside retrieval."""
+    from .diagnose import diagnose as run_diagnosis
+    from .plugins import load_registry
+    from .store import ResultStore
+
+    registry = load_registry()
+    chosen = {"dataset": [dataset], "encoder": [e for e in (image_encoder, text_encoder) if e]}
+    assigned = assign_params(params, chosen)
+    encoders = {m: (e, assigned["encoder"].get(e, {})) for m, e in (("image", image_encoder), ("text", text_encoder)) if e}
+    protocols = ("standard", "paper") if protocol == "both" else (protocol,)
+    with ResultStore(store or default_store()) as results:
+        report = run_diagnosis(registry, results, (dataset, assigned["dataset"].get(dataset, {})),
+                               levels=int_list(levels, "--anchors"), seeds=int_list(seeds, "--seeds"),
+                               protocols=protocols, encoders=encoders, out=out)
+    for name, table in report.retrieval.items():
+        click.echo(f"\n{dataset} — mean R@1 (%), {name} protocol; columns are anchor pairs")
+        click.echo(tabulate(table, headers="keys", tablefmt="github", disable_numparse=True))
+    click.echo(f"\n{dataset} — spectral diagnostics (standard protocol, mean over seeds)")
+    click.echo(tabulate(report.diagnostics, headers="keys", tablefmt="github", floatfmt=".4g"))
+    for path in report.figures:
+        click.echo(f"wrote {path}", err=True)
 
 
 def main() -> None:

@@ -21,6 +21,7 @@ import numpy as np
 
 from .errors import AlignbenchError, InvalidParameterError
 from .interfaces import Aligner, AlignmentResult, Anchors, Dataset, DatasetSplits, Encoder, Metric, PairedData
+from .protocols import PROTOCOLS, gallery_with_anchors, paper_splits
 from .registry import Registry
 from .store import CellRecord, ResultStore
 from .supervision import STRATEGIES, draw_anchors
@@ -41,6 +42,7 @@ class Sweep:
     metrics: list[tuple[str, Params]] = field(default_factory=lambda: [("retrieval", {}), ("alignment-error", {})])
     anchor_strategy: str = "random"
     encoders: dict[str, tuple[str, Params]] = field(default_factory=dict)
+    protocol: str = "standard"
 
 
 @dataclass(frozen=True)
@@ -109,6 +111,8 @@ class Runner:
             )
         if any(level < 0 for level in sweep.levels) or not sweep.levels:
             raise InvalidParameterError(f"supervision levels must be integers >= 0, got {sweep.levels}.")
+        if sweep.protocol not in PROTOCOLS:
+            raise InvalidParameterError(f"unknown protocol {sweep.protocol!r}; choose one of {', '.join(PROTOCOLS)}.")
         if not sweep.seeds:
             raise InvalidParameterError("no seeds given; pass e.g. --seeds 0,1,2.")
         metrics = [self._describe("metric", n, p) for n, p in sweep.metrics]
@@ -129,6 +133,8 @@ class Runner:
                             "anchor_strategy": sweep.anchor_strategy,
                             "metrics": metrics,
                         }
+                        if sweep.protocol != "standard":  # keeps standard cells' keys unchanged
+                            config["protocol"] = sweep.protocol
                         cells.append(Cell(dataset_name, aligner_name, int(level), int(seed), config))
         return cells
 
@@ -174,10 +180,12 @@ class Runner:
 
     def _splits(self, config: dict[str, Any]) -> DatasetSplits:
         """Load (and encode, where the dataset has raw items) one dataset; memoized per config."""
-        key = config_key({"dataset": config["dataset"], "encoders": config["encoders"]})
+        protocol = config.get("protocol", "standard")
+        key = config_key({"dataset": config["dataset"], "encoders": config["encoders"], "protocol": protocol})
         if self._loaded is None or self._loaded[0] != key:
             dataset: Dataset = self.registry.create("dataset", config["dataset"]["name"], config["dataset"]["params"])
-            self._loaded = (key, self._embed(dataset.load(), config["encoders"]))
+            splits = self._embed(dataset.load(), config["encoders"])
+            self._loaded = (key, paper_splits(splits) if protocol == "paper" else splits)
         return self._loaded[1]
 
     def _embed(self, splits: DatasetSplits, encoders: dict[str, Any]) -> DatasetSplits:
@@ -244,9 +252,12 @@ class Runner:
         aligner.fit(anchors.x, anchors.y, xu, yu)
         timings["fit_s"] = time.perf_counter() - started
         started = time.perf_counter()
-        zx, zy = aligner.transform_x(splits.test.x), aligner.transform_y(splits.test.y)
+        test = splits.test
+        if config.get("protocol") == "paper":
+            test = gallery_with_anchors(test, anchors)
+        zx, zy = aligner.transform_x(test.x), aligner.transform_y(test.y)
         timings["transform_s"] = time.perf_counter() - started
-        result = AlignmentResult(test=splits.test, zx=zx, zy=zy, anchors=anchors, aligner=aligner)
+        result = AlignmentResult(test=test, zx=zx, zy=zy, anchors=anchors, aligner=aligner)
         metrics: dict[str, float] = {}
         started = time.perf_counter()
         for described in config["metrics"]:
@@ -274,6 +285,6 @@ def _group_by_dataset_and_seed(cells: list[Cell]) -> Iterator[tuple[tuple[str, i
     groups: dict[tuple[str, int], list[Cell]] = {}
     for cell in cells:
         key = (config_key({"d": cell.config["dataset"], "e": cell.config["encoders"],
-                           "s": cell.config["anchor_strategy"]}), cell.seed)
+                           "s": cell.config["anchor_strategy"], "p": cell.config.get("protocol")}), cell.seed)
         groups.setdefault(key, []).append(cell)
     yield from groups.items()

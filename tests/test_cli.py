@@ -39,11 +39,11 @@ def test_leaderboard_command_rewrites_from_the_store(invoke, tmp_path):
 
 
 @pytest.mark.parametrize("args, message", [
-    (["run", "--aligner", "fmapp"], "unknown aligner 'fmapp'. Known aligners: lstsq, nullspace, procrustes, relative"),
+    (["run", "--aligner", "fmapp"], "unknown aligner 'fmapp'. Did you mean 'fmap'? Known aligners: fmap, lstsq, nullspace"),
     (["run", "--dataset", "coco"], "unknown dataset 'coco'"),
     (["run", "--anchors", "ten"], "--anchors must be comma-separated integers"),
     (["run", "--param", "procrustes.dimm=3"], "no parameter 'dimm'. Did you mean 'dim'?"),
-    (["run", "--param", "fmap.k=3"], "names 'fmap', which is not in this sweep"),
+    (["run", "--param", "ot.k=3"], "names 'ot', which is not in this sweep"),
     (["run", "--param", "procrustes.dim=\"64\""], "parameter 'dim' must be int or null"),
 ])
 def test_bad_input_is_one_clear_line_and_a_nonzero_exit(invoke, args, message):

@@ -68,15 +68,16 @@ class Retrieval(Metric):
 
     name = "retrieval"
     description = "Caption-level cross-modal retrieval"
-    version = "1"
+    version = "1"  # paper_i2t is a parameter, so it is in every result's key
     higher_is_better = {"i2t_R@": True, "t2i_R@": True, "mean_R@1": True, "i2t_mAP": True, "t2i_mAP": True,
                         "i2t_MRR": True, "t2i_MRR": True, "i2t_median_rank": False, "t2i_median_rank": False}
 
     def __init__(self, ks: tuple[int, ...] = (1, 5, 10), similarity: Literal["cosine", "dot"] = "cosine",
-                 block_size: int = 256):
+                 block_size: int = 256, paper_i2t: bool = False):
         self.ks = ks
         self.similarity = similarity
         self.block_size = block_size
+        self.paper_i2t = paper_i2t
 
     def compute(self, result: AlignmentResult) -> dict[str, float]:
         zx, zy = result.zx.astype(np.float32), result.zy.astype(np.float32)
@@ -84,12 +85,16 @@ class Retrieval(Metric):
             zx, zy = l2_normalize(zx), l2_normalize(zy)
         text_item = result.test.text_item
         i2t_above, t2i_above = retrieval_ranks(zx, zy, text_item, self.block_size)
-        return retrieval_scores(i2t_above, t2i_above, text_item, zx.shape[0], self.ks)
+        return retrieval_scores(i2t_above, t2i_above, text_item, zx.shape[0], self.ks, self.paper_i2t)
 
 
 def retrieval_scores(i2t_above: np.ndarray, t2i_above: np.ndarray, text_item: np.ndarray, n_items: int,
-                     ks: tuple[int, ...]) -> dict[str, float]:
-    """Recall@K, mAP, MRR, median rank from the counts of :func:`retrieval_ranks`."""
+                     ks: tuple[int, ...], paper_i2t: bool = False) -> dict[str, float]:
+    """Recall@K, mAP, MRR, median rank from the counts of :func:`retrieval_ranks`.
+
+    ``paper_i2t``: image->text Recall@K counts a hit within the top ``ceil(K / 5)``, as the seed-000
+    paper's code does on its averaged captions (so its R@1 equals its R@5). Only for reproducing it.
+    """
     # image -> text: per image, its texts sorted by how many non-relevant texts beat them.
     order = np.lexsort((i2t_above, text_item))
     items_sorted, above_sorted = text_item[order], i2t_above[order]
@@ -102,7 +107,7 @@ def retrieval_scores(i2t_above: np.ndarray, t2i_above: np.ndarray, text_item: np
     t2i_rank = t2i_above + 1
     scores: dict[str, float] = {}
     for k in ks:
-        scores[f"i2t_R@{k}"] = float(np.mean(best_rank <= k))
+        scores[f"i2t_R@{k}"] = float(np.mean(best_rank <= (-(-k // 5) if paper_i2t else k)))
         scores[f"t2i_R@{k}"] = float(np.mean(t2i_rank <= k))
     scores["mean_R@1"] = float((np.mean(best_rank <= 1) + np.mean(t2i_rank <= 1)) / 2)
     scores["i2t_mAP"] = float(np.mean(average_precision))

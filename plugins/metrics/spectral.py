@@ -68,9 +68,12 @@ class Spectral(Metric):
         self.n_neighbors = n_neighbors
         self.n_eigen = n_eigen
 
+    def ground_truth(self, test) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``(C_gt, eigvals_x, eigvals_y)`` for a held-out split (PairedData with embeddings)."""
+        return ground_truth_map(test.x, test.y, test.text_item, self.n_neighbors, self.n_eigen)
+
     def compute(self, result: AlignmentResult) -> dict[str, float]:
-        test = result.test
-        c_gt, lx, ly = ground_truth_map(test.x, test.y, test.text_item, self.n_neighbors, self.n_eigen)
+        c_gt, lx, ly = self.ground_truth(result.test)
         scores = {"spectral_distance": d.spectral_distance(lx, ly), **map_diagnostics(c_gt, lx, ly, "gt")}
         aligner = result.aligner
         if all(hasattr(aligner, a) for a in ("C_", "eigvals_x_", "eigvals_y_")):

@@ -1,0 +1,103 @@
+"""The seed-000 experiment as one call: fmap, Procrustes and relative representations over the
+supervision levels, the spectral diagnostics beside the retrieval table, and the figures."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from . import figures
+from .leaderboard import boards, headline_table, long_table
+from .registry import Registry
+from .runner import Runner, Sweep, unpaired_items
+from .store import ResultStore
+from .supervision import draw_anchors
+
+ALIGNERS = ["fmap", "procrustes", "relative"]
+LEVELS = [0, 5, 10, 20, 50, 100, 500]
+DIAGNOSTICS = {
+    "spectral distance": "spectral_distance",
+    "diagonal dominance": "diagonal_dominance",
+    "orthogonality error": "orthogonality_error",
+    "orthogonality (scale-free)": "orthogonality_error_scale_free",
+    "commutativity (normalized)": "commutativity_error_normalized",
+}
+
+
+@dataclass
+class Diagnosis:
+    retrieval: dict[str, pd.DataFrame] = field(default_factory=dict)  # protocol -> headline table
+    diagnostics: pd.DataFrame | None = None
+    figures: list[Path] = field(default_factory=list)
+
+
+def sweep_for(dataset: tuple[str, dict], levels, seeds, protocol: str, encoders) -> Sweep:
+    retrieval = ("retrieval", {"paper_i2t": True} if protocol == "paper" else {})
+    return Sweep(aligners=[(a, {}) for a in ALIGNERS], datasets=[dataset], levels=list(levels), seeds=list(seeds),
+                 metrics=[retrieval, ("spectral", {})], encoders=encoders, protocol=protocol)
+
+
+def diagnose(registry: Registry, store: ResultStore, dataset: tuple[str, dict], *, levels=LEVELS, seeds=(0,),
+             protocols=("standard",), encoders=None, out: Path | None = None, on_cell=None) -> Diagnosis:
+    report = Diagnosis()
+    encoders = encoders or {}
+    standard_board = None
+    for protocol in protocols:
+        sweep = sweep_for(dataset, levels, seeds, protocol, encoders)
+        runner = Runner(registry, store)
+        runner.run(sweep, on_cell=on_cell)
+        keys = {cell.key for cell in runner.plan(sweep)}
+        [board] = boards([r for r in store.records(dataset=dataset[0]) if r.key in keys])
+        report.retrieval[protocol] = headline_table(board)
+        if protocol == "standard" or standard_board is None:
+            standard_board = board
+    report.diagnostics = diagnostics_table(long_table(standard_board))
+    if out is not None:
+        report.figures = draw(registry, runner, sweep_for(dataset, levels, seeds, "standard", encoders),
+                              long_table(standard_board), out)
+    return report
+
+
+def diagnostics_table(frame: pd.DataFrame) -> pd.DataFrame:
+    """fmap's estimated map at each level, and the ground-truth map of the held-out pairs."""
+    ok = frame[frame["status"] == "ok"]
+    rows = {}
+    fmap = ok[ok["aligner"] == "fmap"]
+    for level, at in fmap.groupby("anchors", sort=True):
+        rows[f"fmap, {level} anchors"] = {
+            label: at[f"fmap_{key}"].mean() for label, key in DIAGNOSTICS.items()
+        }
+    truth = ok.iloc[0]
+    rows["ground truth (held-out pairs)"] = {
+        label: truth[key] if key == "spectral_distance" else truth[f"gt_{key}"] for label, key in DIAGNOSTICS.items()
+    }
+    table = pd.DataFrame.from_dict(rows, orient="index")
+    table.index.name = "map"
+    return table
+
+
+def draw(registry: Registry, runner: Runner, sweep: Sweep, frame: pd.DataFrame, out: Path) -> list[Path]:
+    """Refit fmap at the largest level (first seed) to draw its map beside the ground truth."""
+    [cell] = [c for c in runner.plan(sweep) if c.aligner == "fmap" and c.seed == sweep.seeds[0]
+              and c.anchors == max(sweep.levels)]
+    splits = runner._splits(cell.config)
+    level = min(max(sweep.levels), splits.train.n_items)
+    anchors = draw_anchors(splits.train, [level], sweep.seeds[0], sweep.anchor_strategy)[level]
+    xu, yu = unpaired_items(splits.train, anchors, sweep.seeds[0])
+    aligner = registry.create("aligner", "fmap", {}).fit(anchors.x, anchors.y, xu, yu)
+    spectral = registry.create("metric", "spectral", {})
+    c_gt, lx, ly = spectral.ground_truth(splits.test)
+    name = sweep.datasets[0][0]
+    k = min(len(aligner.C_), len(c_gt))
+    paths = figures.save(figures.functional_map_heatmaps(
+        {f"fmap, {level} anchors": aligner.C_[:k, :k], "ground truth (held-out)": c_gt[:k, :k]},
+        f"{name}: functional maps"), out / f"{name}-functional-maps")
+    paths += figures.save(figures.spectra(
+        {"X (train graph)": aligner.eigvals_x_[1:], "Y (train graph)": aligner.eigvals_y_[1:],
+         "X (held-out)": lx[1:], "Y (held-out)": ly[1:]}, f"{name}: Laplacian spectra"), out / f"{name}-spectra")
+    paths += figures.save(figures.recall_vs_anchors(frame, "mean_R@1", f"{name}: retrieval vs supervision"),
+                          out / f"{name}-recall-vs-anchors")
+    return paths

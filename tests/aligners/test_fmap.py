@@ -1,0 +1,57 @@
+import numpy as np
+import pytest
+
+from alignbench.testing import random_rotation, top1_accuracy
+from alignbench_plugins.aligners.fmap import FunctionalMapAligner
+from alignbench_plugins.geometry import diagnostics as d
+
+
+def isometric_pair(n=1200, m=10, seed=0):
+    """Points on a curved 3-D manifold in 32-D, and a rotated copy listed in a shuffled order.
+
+    Returns anchors, unpaired sets, and for every Y node (anchors first, then unpaired) its X item.
+    """
+    rng = np.random.default_rng(seed)
+    x = np.tanh(rng.standard_normal((n, 3)) @ rng.standard_normal((3, 32))).astype(np.float32)
+    y = (x @ random_rotation(32, seed + 1)).astype(np.float32)
+    order = m + rng.permutation(n - m)
+    truth = np.concatenate([np.arange(m), order])
+    return x[:m], y[:m], x[m:], y[order], truth, x, y
+
+
+@pytest.mark.parametrize("params", [{}, {"zoomout": 80}, {"descriptors": "hks"}, {"orthogonal": True}])
+def test_recovers_the_permutation_between_isometric_spaces(params):
+    xa, ya, xu, yu, truth, _, _ = isometric_pair()
+    aligner = FunctionalMapAligner(**params).fit(xa, ya, xu, yu)
+    accuracy = np.mean(aligner.correspondence_ == truth[aligner.nodes_y_])
+    assert accuracy > 0.95
+    # Same graph up to relabelling: C is diagonal up to signs (eigenvalues here are distinct).
+    assert d.diagonal_dominance(aligner.C_) > 0.95
+    assert d.orthogonality_error(aligner.C_) < 0.01
+    assert np.allclose(np.abs(np.diag(aligner.C_)), 1, atol=0.05)
+    np.testing.assert_allclose(aligner.eigvals_x_, aligner.eigvals_y_, atol=1e-6)
+
+
+def test_unsupervised_fmap_needs_no_anchors():
+    _, _, xu, yu, truth, _, _ = isometric_pair(m=0)
+    aligner = FunctionalMapAligner().fit(xu[:0], yu[:0], xu, yu)
+    assert np.mean(aligner.correspondence_ == truth[aligner.nodes_y_]) > 0.95
+
+
+def test_unrelated_spaces_give_an_unstructured_map():
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((1000, 16)).astype(np.float32)
+    y = rng.standard_normal((1000, 16)).astype(np.float32)
+    aligner = FunctionalMapAligner().fit(x[:50], y[:50], x[50:], y[50:])
+    assert d.diagonal_dominance(aligner.C_) < 0.3
+    assert d.orthogonality_error_scale_free(aligner.C_) > 0.1
+
+
+@pytest.mark.parametrize("ambient", ["orthogonal", "linear", "spectral"])
+def test_held_out_items_are_aligned_in_every_ambient_mode(ambient):
+    _, _, _, _, _, x, y = isometric_pair(n=1500)
+    shuffled = 10 + np.random.default_rng(9).permutation(1190)  # Y's unpaired items in another order
+    aligner = FunctionalMapAligner(ambient=ambient).fit(x[:10], y[:10], x[10:1200], y[shuffled])
+    held_out_x, held_out_y = x[1200:], y[1200:]  # never seen in fit
+    accuracy = top1_accuracy(aligner.transform_x(held_out_x), aligner.transform_y(held_out_y))
+    assert accuracy > (0.9 if ambient != "spectral" else 0.5)

@@ -1,0 +1,36 @@
+import numpy as np
+import scipy.sparse as sp
+
+from alignbench_plugins.geometry.graphs import knn, knn_graph, laplacian_eigenbasis, largest_component
+
+
+def test_knn_is_exact_and_blocking_does_not_matter():
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((300, 8)).astype(np.float32)
+    idx_small, _ = knn(x, x, 5, exclude_self=True, block_size=7)
+    idx_big, sims = knn(x, x, 5, exclude_self=True, block_size=1000)
+    np.testing.assert_array_equal(idx_small, idx_big)
+    xn = x / np.linalg.norm(x, axis=1, keepdims=True)
+    full = xn @ xn.T
+    np.fill_diagonal(full, -np.inf)
+    np.testing.assert_array_equal(idx_big, np.argsort(-full, axis=1)[:, :5])
+    assert (np.diff(sims, axis=1) <= 0).all()
+
+
+def test_graph_is_symmetric_and_eigenbasis_matches_dense_solver():
+    rng = np.random.default_rng(1)
+    graph, _ = knn_graph(rng.standard_normal((400, 6)).astype(np.float32), 10)
+    assert abs(graph - graph.T).max() == 0
+    eigenvalues, vectors = laplacian_eigenbasis(graph, 20)
+    dense = graph.toarray()
+    deg = dense.sum(axis=1)
+    laplacian = np.eye(400) - dense / np.sqrt(np.outer(deg, deg))
+    np.testing.assert_allclose(eigenvalues, np.linalg.eigvalsh(laplacian)[:20], atol=1e-8)
+    assert abs(eigenvalues[0]) < 1e-8
+    np.testing.assert_allclose(vectors.T @ vectors, np.eye(20), atol=1e-8)
+    np.testing.assert_allclose(laplacian @ vectors, vectors * eigenvalues, atol=1e-6)
+
+
+def test_largest_component_drops_islands():
+    blocks = sp.block_diag([np.ones((5, 5)), np.ones((2, 2))]).tocsr()
+    assert largest_component(blocks).tolist() == [0, 1, 2, 3, 4]

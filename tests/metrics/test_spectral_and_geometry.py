@@ -1,0 +1,49 @@
+import numpy as np
+
+from alignbench import AlignmentResult, PairedData
+from alignbench.testing import random_rotation, toy_result
+from alignbench_plugins.aligners.fmap import FunctionalMapAligner
+from alignbench_plugins.metrics.geometry import Geometry
+from alignbench_plugins.metrics.spectral import Spectral
+
+
+def paired(x, y, labels=None):
+    base = toy_result()
+    test = PairedData(x=x, y=y, text_item=np.arange(len(x)), labels=labels)
+    return test, base
+
+
+def test_ground_truth_map_of_an_isometry_is_diagonal():
+    rng = np.random.default_rng(0)
+    x = np.tanh(rng.standard_normal((800, 3)) @ rng.standard_normal((3, 16))).astype(np.float32)
+    y = (x @ random_rotation(16, 1)).astype(np.float32)
+    test, base = paired(x, y)
+    scores = Spectral().compute(AlignmentResult(test, x, y, base.anchors, base.aligner))
+    assert scores["spectral_distance"] < 1e-6
+    assert scores["gt_diagonal_dominance"] > 0.99 and scores["gt_orthogonality_error"] < 1e-3
+    assert "fmap_diagonal_dominance" not in scores  # the identity aligner has no functional map
+
+
+def test_fmap_diagnostics_are_reported_for_the_fitted_map():
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((600, 8)).astype(np.float32)
+    y = rng.standard_normal((600, 8)).astype(np.float32)
+    aligner = FunctionalMapAligner().fit(x[:40], y[:40], x[40:300], y[40:300])
+    test, base = paired(x[300:], y[300:])
+    scores = Spectral().compute(AlignmentResult(test, aligner.transform_x(test.x), aligner.transform_y(test.y),
+                                                base.anchors, aligner))
+    assert scores["gt_diagonal_dominance"] < 0.3  # unrelated spaces: the truth itself is unstructured
+    assert scores["fmap_diagonal_dominance"] < 0.3
+    assert set(Spectral.higher_is_better) >= set(scores)
+
+
+def test_geometry_of_a_perfect_alignment():
+    rng = np.random.default_rng(2)
+    labels = np.repeat(np.arange(4), 100)
+    x = (np.eye(4)[labels] @ rng.standard_normal((4, 10)) * 3 + rng.standard_normal((400, 10))).astype(np.float32)
+    y = (x @ random_rotation(10, 3)).astype(np.float32)
+    test, base = paired(x, y, labels)
+    scores = Geometry().compute(AlignmentResult(test, x, x, base.anchors, base.aligner))
+    assert scores["mutual_knn"] == 1.0 and abs(scores["linear_cka"] - 1) < 1e-6
+    assert scores["knn_jaccard_aligned"] == 1.0 and scores["mmd_aligned"] < 1e-12
+    assert scores["nmi_aligned"] > 0.9 and scores["silhouette_aligned"] > 0.3
