@@ -84,12 +84,17 @@ def list_plugins(kind: str | None) -> None:
 @click.option("--store", type=click.Path(dir_okay=False, path_type=Path), help=f"Results file [default: .alignbench/results.sqlite or ${STORE_ENV}].")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("leaderboards"), show_default=True,
               help="Directory for the leaderboards.")
+@click.option("--cache-dir", type=click.Path(file_okay=False, path_type=Path),
+              help="Embedding cache [default: ~/.cache/alignbench/embeddings or $ALIGNBENCH_CACHE].")
+@click.option("--no-cache", is_flag=True, help="Encode every time; keep no embeddings.")
 @one_line_errors
-def run(aligners, datasets, levels, seeds, metrics, params, anchor_strategy, image_encoder, text_encoder, store, out):
+def run(aligners, datasets, levels, seeds, metrics, params, anchor_strategy, image_encoder, text_encoder, store, out,
+        cache_dir, no_cache):
     """Run a sweep, store every cell, write and print the leaderboards.
 
     Finished cells are skipped, so an interrupted sweep resumes where it stopped.
     """
+    from .cache import EmbeddingCache
     from .leaderboard import boards, headline_table, write_leaderboards
     from .plugins import load_registry
     from .runner import Runner, Sweep
@@ -121,7 +126,8 @@ def run(aligners, datasets, levels, seeds, metrics, params, anchor_strategy, ima
     )
     store_path = store or default_store()
     with ResultStore(store_path) as results:
-        runner = Runner(registry, results)
+        runner = Runner(registry, results, cache=None if no_cache else EmbeddingCache(cache_dir),
+                        on_encode=EncodeProgress())
         cells = runner.plan(sweep)
         try:
             with click.progressbar(length=len(cells), label="cells", file=sys.stderr,
@@ -145,6 +151,22 @@ def run(aligners, datasets, levels, seeds, metrics, params, anchor_strategy, ima
         click.echo(f"\nwrote {', '.join(str(p) for p in written if p.suffix == '.md')}", err=True)
     if summary.failed:
         sys.exit(1)
+
+
+class EncodeProgress:
+    """One progress bar per encoding job, on stderr."""
+
+    def __init__(self):
+        self.bars: dict[str, Any] = {}
+
+    def __call__(self, label: str, done: int, total: int) -> None:
+        if label not in self.bars:
+            self.bars[label] = click.progressbar(length=total, label=f"encoding {label}", file=sys.stderr)
+            self.bars[label].__enter__()
+        bar = self.bars[label]
+        bar.update(done - bar.pos)
+        if done >= total:
+            bar.__exit__(None, None, None)
 
 
 def assign_params(assignments: tuple[str, ...], chosen: dict[str, list[str]]) -> dict[str, dict[str, dict]]:
@@ -184,6 +206,46 @@ def leaderboard(store, out, datasets):
         raise AlignbenchError(f"the store at {store_path} has no results" + (f" for {', '.join(datasets)}" if datasets else "") + ".")
     for path in written:
         click.echo(path)
+
+
+@cli.group()
+def cache() -> None:
+    """Inspect and prune the embedding cache."""
+
+
+@cache.command("ls")
+@click.option("--cache-dir", type=click.Path(file_okay=False, path_type=Path))
+def cache_ls(cache_dir):
+    """Every cached embedding matrix: key, encoder, dataset split and side, shape, size."""
+    from .cache import EmbeddingCache
+
+    store = EmbeddingCache(cache_dir)
+    rows = []
+    for entry in store.entries():
+        meta = entry.meta
+        dataset = meta.get("dataset", {})
+        rows.append((entry.key[:12], meta.get("encoder", {}).get("name", "?"),
+                     f"{dataset.get('dataset', '?')} {dataset.get('split', '?')} {dataset.get('side', '?')}",
+                     "x".join(map(str, meta.get("shape", []))), f"{entry.size_bytes / 2**20:.1f} MiB",
+                     meta.get("created", "?")))
+    click.echo(f"{store.directory}: {len(rows)} entries")
+    if rows:
+        click.echo(tabulate(rows, headers=["key", "encoder", "data", "shape", "size", "created"]))
+
+
+@cache.command("rm")
+@click.argument("keys", nargs=-1)
+@click.option("--all", "everything", is_flag=True, help="Remove every entry.")
+@click.option("--cache-dir", type=click.Path(file_okay=False, path_type=Path))
+@one_line_errors
+def cache_rm(keys, everything, cache_dir):
+    """Remove the entries whose key starts with KEYS (as `alignbench cache ls` shows them), or --all."""
+    from .cache import EmbeddingCache
+
+    if not keys and not everything:
+        raise AlignbenchError("name the entries to remove (key prefixes from `alignbench cache ls`) or pass --all.")
+    removed = EmbeddingCache(cache_dir).remove(None if everything else list(keys))
+    click.echo(f"removed {removed} entries")
 
 
 @cli.command()

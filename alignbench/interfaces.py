@@ -146,6 +146,14 @@ class Encoder(Component, ABC):
     def encode(self, items: Sequence[Any]) -> np.ndarray:
         """``(len(items), dim)`` float32 embeddings."""
 
+    def identity(self) -> dict[str, Any]:
+        """Everything that changes the numbers ``encode`` returns: the embedding cache's key.
+
+        Subclasses add the weights' identity (a path with its size and time, a package version) and
+        the versions of the libraries that compute the features.
+        """
+        return {"class": f"{type(self).__module__}.{type(self).__qualname__}", "params": self.get_params()}
+
 
 # --------------------------------------------------------------------------------------- aligners
 
@@ -163,6 +171,8 @@ class Aligner(Component, ABC):
 
     min_anchors: ClassVar[int] = 1
     uses_unpaired: ClassVar[bool] = False
+    # Conformance checks this aligner is expected to fail, each with the reason (see alignbench.testing).
+    expected_failures: ClassVar[dict[str, str]] = {}
 
     def fit(
         self,

@@ -19,6 +19,7 @@ from typing import Any, Callable, Iterator
 
 import numpy as np
 
+from .cache import EmbeddingCache, items_digest
 from .errors import AlignbenchError, InvalidParameterError
 from .interfaces import Aligner, AlignmentResult, Anchors, Dataset, DatasetSplits, Encoder, Metric, PairedData
 from .protocols import PROTOCOLS, gallery_with_anchors, paper_splits
@@ -96,9 +97,14 @@ def environment() -> dict[str, str]:
 class Runner:
     """Runs a Sweep against a Registry, writing each cell to a ResultStore as it finishes."""
 
-    def __init__(self, registry: Registry, store: ResultStore):
+    def __init__(self, registry: Registry, store: ResultStore, *, cache: EmbeddingCache | None = None,
+                 on_encode: Callable[[str, int, int], None] | None = None):
+        """``cache``: where embeddings of raw datasets are kept (None: encode every time).
+        ``on_encode(label, done, total)`` reports encoding progress."""
         self.registry = registry
         self.store = store
+        self.cache = cache
+        self.on_encode = on_encode
         self._loaded: tuple[str, DatasetSplits] | None = None  # one dataset in memory at a time
 
     # ------------------------------------------------------------------ planning
@@ -184,11 +190,11 @@ class Runner:
         key = config_key({"dataset": config["dataset"], "encoders": config["encoders"], "protocol": protocol})
         if self._loaded is None or self._loaded[0] != key:
             dataset: Dataset = self.registry.create("dataset", config["dataset"]["name"], config["dataset"]["params"])
-            splits = self._embed(dataset.load(), config["encoders"])
+            splits = self._embed(dataset.load(), config["dataset"], config["encoders"])
             self._loaded = (key, paper_splits(splits) if protocol == "paper" else splits)
         return self._loaded[1]
 
-    def _embed(self, splits: DatasetSplits, encoders: dict[str, Any]) -> DatasetSplits:
+    def _embed(self, splits: DatasetSplits, dataset: dict[str, Any], encoders: dict[str, Any]) -> DatasetSplits:
         if splits.train.is_embedded and splits.test.is_embedded:
             return splits
         x_modality, y_modality = splits.modalities
@@ -201,13 +207,30 @@ class Runner:
         ex: Encoder = self.registry.create("encoder", encoders[x_modality]["name"], encoders[x_modality]["params"])
         ey: Encoder = self.registry.create("encoder", encoders[y_modality]["name"], encoders[y_modality]["params"])
 
-        def encode(split: PairedData) -> PairedData:
-            return PairedData(
-                x=ex.encode(split.x), y=ey.encode(split.y), text_item=split.text_item,
-                item_ids=split.item_ids, latent=split.latent, labels=split.labels,
+        def embed(encoder: Encoder, described: dict[str, Any], items, split: str, side: str, ids_hash: str | None):
+            label = f"{dataset['name']} {split} {side} ({described['name']})"
+            progress = (lambda done, total: self.on_encode(label, done, total)) if self.on_encode else None
+            if self.cache is None or ids_hash is None:
+                if ids_hash is None and self.cache is not None:
+                    log.warning("%s has no item ids; its embeddings are not cached", label)
+                return encoder.encode(items)
+            identity = {"name": described["name"], "source": described["source"], **encoder.identity()}
+            return self.cache.get_or_encode(
+                encoder.encode, items, encoder_identity=identity,
+                dataset_identity={"dataset": dataset["name"], "split": split, "side": side},
+                ids_hash=ids_hash, progress=progress,
             )
 
-        return DatasetSplits(encode(splits.train), encode(splits.test), splits.modalities)
+        def encode(split: PairedData, name: str) -> PairedData:
+            x_ids = items_digest(split.item_ids) if split.item_ids is not None else None
+            y_ids = items_digest(split.y) if all(isinstance(t, str) for t in split.y) else None
+            return PairedData(
+                x=embed(ex, encoders[x_modality], split.x, name, x_modality, x_ids),
+                y=embed(ey, encoders[y_modality], split.y, name, y_modality, y_ids),
+                text_item=split.text_item, item_ids=split.item_ids, latent=split.latent, labels=split.labels,
+            )
+
+        return DatasetSplits(encode(splits.train, "train"), encode(splits.test, "test"), splits.modalities)
 
     def _run_cell(self, cell: Cell, splits: DatasetSplits, anchors: Anchors | None) -> tuple[str, str]:
         config = cell.config

@@ -1,8 +1,13 @@
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
+
+# No test may reach a model hub: loading must work from local files alone, as in CI.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 import pytest
 
@@ -20,6 +25,12 @@ from alignbench.store import ResultStore  # noqa: E402
 def registry():
     """Installed plugins (the built-ins come through their entry points) plus the test plugin."""
     return load_registry(extra=[counting_plugin])
+
+
+@pytest.fixture(autouse=True)
+def _private_cache(tmp_path, monkeypatch):
+    """Every test gets its own embedding cache directory."""
+    monkeypatch.setenv("ALIGNBENCH_CACHE", str(tmp_path / "embedding-cache"))
 
 
 @pytest.fixture

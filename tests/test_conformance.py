@@ -1,16 +1,35 @@
 """Every built-in plugin passes the conformance suite that third parties run."""
 
+from pathlib import Path
+
 import pytest
 
 from alignbench.plugins import load_registry
 from alignbench.testing import aligner_checks, check_aligner, dataset_checks, metric_checks, run_checks
 
 REGISTRY = load_registry()
-BUILTIN = [s for s in REGISTRY.specs() if s.source.startswith("alignbench ")]
+BUILTIN = [s for s in REGISTRY.specs() if s.source.startswith("alignbench ") and s.kind != "encoder"]
+
+
+def _embeddings_file() -> str:
+    """Datasets that read files get small ones written here (encoders are tested in tests/encoders)."""
+    import tempfile
+
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    path = Path(tempfile.mkdtemp()) / "pairs.npz"
+    x = rng.standard_normal((60, 8)).astype(np.float32)
+    np.savez(path, x=x, y=np.repeat(x, 2, axis=0) + 0.1, text_item=np.repeat(np.arange(60), 2))
+    return str(path)
+
+
+PARAMS = {"embeddings": {"path": _embeddings_file()}}
 
 
 def _checks(kind, make_checks):
-    return [c for s in BUILTIN if s.kind == kind for c in make_checks(REGISTRY.create(kind, s.name))]
+    return [c for s in BUILTIN if s.kind == kind
+            for c in make_checks(REGISTRY.create(kind, s.name, PARAMS.get(s.name, {})))]
 
 
 ALIGNER_CHECKS = _checks("aligner", aligner_checks) + aligner_checks(

@@ -13,5 +13,7 @@ def alignbench_register_aligners(register):
              description="Relative representations: cosine similarity to the anchors (Moschella et al. 2023)")
     register("fmap", "alignbench_plugins.aligners.fmap:FunctionalMapAligner",
              description="Functional maps between kNN-graph Laplacian eigenbases (seed 000), mapped to the ambient space")
+    register("identity", "alignbench_plugins.aligners.identity:IdentityAligner",
+             description="No alignment: for encoders trained into one space (CLIP), the jointly trained reference")
     register("nullspace", "alignbench_plugins.aligners.nullspace:NullSpaceAligner",
              description="Perfect-alignment null space of the stacked anchors (seed 002); whitened = CCA")

@@ -9,3 +9,5 @@ def alignbench_register_datasets(register):
              description="Two-Gaussian latent linearly projected into two modalities (seed 002)")
     register("synthetic-correlated", "alignbench_plugins.datasets.synthetic_correlated:SyntheticCorrelated",
              description="Shared latent + modality-specific signal, several captions per item (seed 001)")
+    register("embeddings", "alignbench_plugins.datasets.embeddings:Embeddings",
+             description="Your own paired embeddings (.npz, .safetensors or .npy files)")

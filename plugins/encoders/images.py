@@ -1,0 +1,45 @@
+"""Image inputs: PIL images, arrays (H x W grayscale or H x W x 3 uint8) or file paths."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+def to_rgb(item: Any):
+    """A PIL RGB image from any supported item (paths are opened lazily, one at a time)."""
+    from PIL import Image
+
+    if isinstance(item, (str, Path)):
+        with Image.open(item) as image:
+            return image.convert("RGB")
+    if isinstance(item, np.ndarray):
+        array = item
+        if array.dtype != np.uint8:
+            array = np.clip(array * (255.0 if array.max() <= 1.0 else 1.0), 0, 255).astype(np.uint8)
+        return Image.fromarray(array).convert("RGB")
+    return item.convert("RGB")
+
+
+def imagenet_tensor(items: list, size: int = 224, resize: int = 256):
+    """Resize the shorter side to ``resize``, centre-crop ``size``, scale to [0, 1], ImageNet-normalize:
+    ``(n, 3, size, size)`` float32."""
+    import torch
+    from PIL import Image
+
+    out = np.empty((len(items), 3, size, size), dtype=np.float32)
+    for i, item in enumerate(items):
+        image = to_rgb(item)
+        w, h = image.size
+        scale = resize / min(w, h)
+        image = image.resize((max(size, round(w * scale)), max(size, round(h * scale))), Image.BICUBIC)
+        w, h = image.size
+        left, top = (w - size) // 2, (h - size) // 2
+        array = np.asarray(image.crop((left, top, left + size, top + size)), dtype=np.float32) / 255.0
+        out[i] = ((array - IMAGENET_MEAN) / IMAGENET_STD).transpose(2, 0, 1)
+    return torch.from_numpy(out)

