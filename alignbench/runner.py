@@ -122,10 +122,10 @@ class Runner:
         if not sweep.seeds:
             raise InvalidParameterError("no seeds given; pass e.g. --seeds 0,1,2.")
         metrics = [self._describe("metric", n, p) for n, p in sweep.metrics]
-        encoders = {m: self._describe("encoder", n, p) for m, (n, p) in sorted(sweep.encoders.items())}
         cells = []
         for dataset_name, dataset_params in sweep.datasets:
             dataset = self._describe("dataset", dataset_name, dataset_params)
+            encoders = self._encoders_for(dataset_name, sweep.encoders)
             for aligner_name, aligner_params in sweep.aligners:
                 aligner = self._describe("aligner", aligner_name, aligner_params)
                 for seed in sweep.seeds:
@@ -143,6 +143,15 @@ class Runner:
                             config["protocol"] = sweep.protocol
                         cells.append(Cell(dataset_name, aligner_name, int(level), int(seed), config))
         return cells
+
+    def _encoders_for(self, dataset: str, chosen: dict[str, tuple[str, Params]]) -> dict[str, Any]:
+        """The encoders a dataset's cells use: none for embedded datasets (so they never enter its
+        cells' keys), the chosen ones or the dataset's defaults for raw ones."""
+        dataset_cls = self.registry.load("dataset", dataset)
+        if not dataset_cls.raw:
+            return {}
+        encoders = {m: (n, {}) for m, n in dataset_cls.default_encoders.items()} | dict(chosen)
+        return {m: self._describe("encoder", n, p) for m, (n, p) in sorted(encoders.items())}
 
     def _describe(self, kind: str, name: str, params: Params) -> dict[str, Any]:
         spec = self.registry.get(kind, name)

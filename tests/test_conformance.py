@@ -24,7 +24,24 @@ def _embeddings_file() -> str:
     return str(path)
 
 
-PARAMS = {"embeddings": {"path": _embeddings_file()}}
+def _caption_fixtures() -> dict:
+    import tempfile
+
+    from caption_fixtures import fashion_idx, karpathy_coco, karpathy_flickr
+
+    root = Path(tempfile.mkdtemp())
+    return {
+        "coco": {"data_dir": str(karpathy_coco(root / "coco"))},
+        "flickr30k": {"data_dir": str(karpathy_flickr(root / "f30k", "flickr30k", "flickr30k-images"))},
+        "flickr8k": {"data_dir": str(karpathy_flickr(root / "f8k", "flickr8k", "Flicker8k_Dataset"))},
+        "fashion-mnist": {"data_dir": str(fashion_idx(root / "fm")), "n_train": 20, "n_test": 10},
+    }
+
+
+FAST_OT = {"epochs": 40, "dim": 8}  # the training loop's length is not what conformance checks
+PARAMS = {"embeddings": {"path": _embeddings_file()}, **_caption_fixtures(), "gw-procrustes": {"n_samples": 200},
+          **{name: FAST_OT for name in ("ot-riemannian", "ot-riemannian-contrastive", "ot-riemannian-ot",
+                                        "ot-riemannian-riem")}}
 
 
 def _checks(kind, make_checks):

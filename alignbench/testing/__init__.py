@@ -15,7 +15,6 @@ AssertionError with what went wrong; a suite that ran no check is itself a failu
 
 from __future__ import annotations
 
-import copy
 from dataclasses import dataclass
 from typing import Callable
 

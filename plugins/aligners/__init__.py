@@ -13,6 +13,16 @@ def alignbench_register_aligners(register):
              description="Relative representations: cosine similarity to the anchors (Moschella et al. 2023)")
     register("fmap", "alignbench_plugins.aligners.fmap:FunctionalMapAligner",
              description="Functional maps between kNN-graph Laplacian eigenbases (seed 000), mapped to the ambient space")
+    register("gw-procrustes", "alignbench_plugins.aligners.gromov:GromovWassersteinAligner",
+             description="Gromov-Wasserstein matching then Wasserstein-Procrustes: needs no anchors")
+    register("ot-riemannian", "alignbench_plugins.aligners.ot_riemannian:OTRiemannianAligner",
+             description="InfoNCE + entropic OT + log-Euclidean covariance loss on linear maps (seed 001)")
+    register("ot-riemannian-contrastive", "alignbench_plugins.aligners.ot_riemannian:ContrastiveOnly",
+             description="Ablation: ot-riemannian with the contrastive loss only")
+    register("ot-riemannian-ot", "alignbench_plugins.aligners.ot_riemannian:OTOnly",
+             description="Ablation: ot-riemannian with contrastive + OT")
+    register("ot-riemannian-riem", "alignbench_plugins.aligners.ot_riemannian:RiemannianOnly",
+             description="Ablation: ot-riemannian with contrastive + Riemannian")
     register("identity", "alignbench_plugins.aligners.identity:IdentityAligner",
              description="No alignment: for encoders trained into one space (CLIP), the jointly trained reference")
     register("nullspace", "alignbench_plugins.aligners.nullspace:NullSpaceAligner",

@@ -100,15 +100,18 @@ class FunctionalMapAligner(Aligner):
         if self.ambient == "spectral":
             self._keep_for_nystrom(items_x, items_y, phi[:, :k], psi[:, :k])
             return
-        pairs = np.arange(len(t))
+        pairs = np.setdiff1d(np.arange(len(t)), anchor_y)  # matched Y nodes that are not anchors
         if self.correspondences == "mutual":
-            # Keep a Y node's match only when that X node's nearest Y node is it (cycle-consistent),
-            # plus the anchors: wrong matches would otherwise drown the known pairs.
+            # Keep a Y node's match only when that X node's nearest Y node is it (cycle-consistent):
+            # wrong matches would otherwise drown the known pairs.
             back = nearest_rows(phi[:, :k], psi[:, :k] @ c)
-            pairs = np.union1d(np.flatnonzero(back[t] == np.arange(len(t))), anchor_y)
+            pairs = pairs[back[t[pairs]] == pairs]
         self.n_correspondences_ = len(pairs)
+        # Every anchor pair counts, also those outside the graphs' largest components.
+        x_pairs = np.concatenate([xa, items_x[self.correspondence_[pairs]]])
+        y_pairs = np.concatenate([ya, items_y[self.nodes_y_[pairs]]])
         inner = ProcrustesAligner() if self.ambient == "orthogonal" else LeastSquaresAligner(alpha=1e-3)
-        self.ambient_ = inner.fit(items_x[self.correspondence_[pairs]], items_y[self.nodes_y_[pairs]], items_x, items_y)
+        self.ambient_ = inner.fit(x_pairs, y_pairs, items_x, items_y)
 
     def _side(self, items: np.ndarray):
         graph, _ = knn_graph(items, self.n_neighbors)

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
+
+from alignbench.arrays import l2_normalize
 
 
 def pca_basis(x: np.ndarray, dim: int) -> np.ndarray:
@@ -41,3 +45,47 @@ def rms_norm(x: np.ndarray) -> float:
 def stack_available(anchors: np.ndarray, unpaired: np.ndarray | None) -> np.ndarray:
     """All items of one side the aligner may use for unsupervised statistics (means, PCA)."""
     return anchors if unpaired is None or len(unpaired) == 0 else np.concatenate([anchors, unpaired])
+
+
+@dataclass(frozen=True)
+class SideTransform:
+    """Per-side preparation learned from the items one side sees (no pairs needed): optional L2
+    normalization, centring, scaling to unit RMS norm, and a basis to the common dimension."""
+
+    normalize: bool
+    mean: np.ndarray
+    scale: float
+    basis: np.ndarray
+
+    def __call__(self, z: np.ndarray) -> np.ndarray:
+        z = np.asarray(z, dtype=np.float64)
+        if self.normalize:
+            z = l2_normalize(z)
+        return (z - self.mean) / self.scale @ self.basis
+
+
+def fit_side(items: np.ndarray, dim: int, *, reduce: str = "pca", normalize: bool = True, center: bool = True,
+             scale: bool = True) -> SideTransform:
+    """Learn a :class:`SideTransform` to ``dim`` dimensions (``reduce="pca"``) or zero-padded to ``dim``
+    (``reduce="pad"``)."""
+    items = np.asarray(items, dtype=np.float64)
+    if normalize:
+        items = l2_normalize(items)
+    mean = items.mean(axis=0) if center else np.zeros(items.shape[1])
+    centred = items - mean
+    factor = rms_norm(centred) if scale else 1.0
+    basis = pca_basis(centred, dim) if reduce == "pca" else np.eye(items.shape[1], dim)
+    return SideTransform(normalize, mean, factor, basis)
+
+
+def common_dimension(dx: int, dy: int, dim: int | None, reduce: str) -> int:
+    if reduce == "pca":
+        return min(dim or min(dx, dy), dx, dy)
+    return max(dx, dy)
+
+
+def orthogonal_map(x: np.ndarray, y: np.ndarray, weights: np.ndarray | None = None) -> np.ndarray:
+    """``R = U V^T`` from ``svd(X^T W Y)``: the rotation taking rows of ``x`` closest to those of ``y``."""
+    cross = x.T @ (y if weights is None else weights[:, None] * y)
+    u, _, vt = np.linalg.svd(cross)
+    return u @ vt

@@ -4,12 +4,9 @@ from __future__ import annotations
 
 from typing import Literal
 
-import numpy as np
-
 from alignbench import Aligner
-from alignbench.arrays import l2_normalize
 
-from .preprocessing import pca_basis, rms_norm, stack_available
+from .preprocessing import common_dimension, fit_side, orthogonal_map, stack_available
 
 
 class ProcrustesAligner(Aligner):
@@ -41,40 +38,14 @@ class ProcrustesAligner(Aligner):
         self.scale = scale
 
     def _fit(self, xa, ya, xu, yu):
-        dx, dy = xa.shape[1], ya.shape[1]
-        if self.reduce == "pca":
-            dim = min(self.dim or min(dx, dy), dx, dy)
-        else:
-            dim = max(dx, dy)
-        self.mean_x_, self.scale_x_, self.basis_x_ = self._side(stack_available(xa, xu), dim)
-        self.mean_y_, self.scale_y_, self.basis_y_ = self._side(stack_available(ya, yu), dim)
-        cross = self._prepare(xa, self.mean_x_, self.scale_x_, self.basis_x_).T @ self._prepare(
-            ya, self.mean_y_, self.scale_y_, self.basis_y_
-        )
-        u, _, vt = np.linalg.svd(cross)
-        self.rotation_ = u @ vt
-
-    def _side(self, items: np.ndarray, dim: int) -> tuple[np.ndarray, float, np.ndarray]:
-        items = items.astype(np.float64)
-        if self.normalize:
-            items = l2_normalize(items)
-        mean = items.mean(axis=0) if self.center else np.zeros(items.shape[1])
-        centred = items - mean
-        scale = rms_norm(centred) if self.scale else 1.0
-        if self.reduce == "pca":
-            basis = pca_basis(centred, dim)
-        else:
-            basis = np.eye(items.shape[1], dim)  # zero-padding to the larger dimension
-        return mean, scale, basis
-
-    def _prepare(self, z, mean, scale, basis):
-        z = z.astype(np.float64)
-        if self.normalize:
-            z = l2_normalize(z)
-        return (z - mean) / scale @ basis
+        dim = common_dimension(xa.shape[1], ya.shape[1], self.dim, self.reduce)
+        options = dict(reduce=self.reduce, normalize=self.normalize, center=self.center, scale=self.scale)
+        self.side_x_ = fit_side(stack_available(xa, xu), dim, **options)
+        self.side_y_ = fit_side(stack_available(ya, yu), dim, **options)
+        self.rotation_ = orthogonal_map(self.side_x_(xa), self.side_y_(ya))
 
     def _transform_x(self, x):
-        return self._prepare(x, self.mean_x_, self.scale_x_, self.basis_x_) @ self.rotation_
+        return self.side_x_(x) @ self.rotation_
 
     def _transform_y(self, y):
-        return self._prepare(y, self.mean_y_, self.scale_y_, self.basis_y_)
+        return self.side_y_(y)

@@ -11,3 +11,13 @@ def alignbench_register_datasets(register):
              description="Shared latent + modality-specific signal, several captions per item (seed 001)")
     register("embeddings", "alignbench_plugins.datasets.embeddings:Embeddings",
              description="Your own paired embeddings (.npz, .safetensors or .npy files)")
+    register("coco", "alignbench_plugins.datasets.karpathy:COCO",
+             description="MS-COCO captions: Karpathy split (5k test) or official 2017 annotations")
+    register("flickr30k", "alignbench_plugins.datasets.karpathy:Flickr30k",
+             description="Flickr30k captions (Karpathy split, 1k test)")
+    register("flickr8k", "alignbench_plugins.datasets.karpathy:Flickr8k",
+             description="Flickr8k captions (Karpathy split or the original token file)")
+    register("fashion-mnist", "alignbench_plugins.datasets.fashion_mnist:FashionMNIST",
+             description="Fashion-MNIST images with 5 template captions each: real data that runs offline")
+    register("skimage-photos", "alignbench_plugins.datasets.skimage_photos:SkimagePhotos",
+             description="scikit-image's bundled photos with their docstring captions (smoke test)")

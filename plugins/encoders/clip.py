@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from typing import Literal
 
-import numpy as np
 
 from alignbench import Encoder
 
 from .images import to_rgb
-from .runtime import EncoderUnavailableError, batches, path_fingerprint, require, resolve_device, resolve_dtype, versions
+from .runtime import EncoderUnavailableError, encode_in_batches, path_fingerprint, require, resolve_device, resolve_dtype, versions
 
 DEFAULT_MODEL = "openai/clip-vit-base-patch32"
 
@@ -56,16 +55,9 @@ class _CLIPTower(Encoder):
         return self._model
 
     def encode(self, items):
-        torch = require("torch")
         model = self.model
-        out = []
-        with torch.inference_mode():
-            for batch in batches(list(items), self.batch_size):
-                features = self._features(model, batch)
-                if self.normalize:
-                    features = torch.nn.functional.normalize(features, dim=1)
-                out.append(features.float().cpu().numpy())
-        return np.concatenate(out) if out else np.zeros((0, self.dim), np.float32)
+        return encode_in_batches(items, self.batch_size, lambda batch: self._features(model, batch), self.normalize,
+                                 self.dim)
 
 
 def _tensor(output):

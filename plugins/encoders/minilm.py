@@ -8,7 +8,7 @@ import numpy as np
 
 from alignbench import Encoder
 
-from .runtime import EncoderUnavailableError, path_fingerprint, require, resolve_device, resolve_dtype, versions
+from .runtime import EncoderUnavailableError, importable, path_fingerprint, require, resolve_device, resolve_dtype, versions
 
 HUB_ID = "sentence-transformers/all-MiniLM-L6-v2"
 
@@ -47,6 +47,9 @@ class MiniLMEncoder(Encoder):
     @property
     def dim(self) -> int:
         return 384
+
+    def available(self) -> bool:
+        return importable("torch", "sentence_transformers") and (self.weights is not None or packaged_weights() is not None)
 
     def _source(self) -> str:
         return self.weights or packaged_weights() or HUB_ID

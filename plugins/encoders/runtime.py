@@ -23,6 +23,12 @@ def require(module: str, extra: str = "encoders"):
         ) from None
 
 
+def importable(*modules: str) -> bool:
+    import importlib.util
+
+    return all(importlib.util.find_spec(m) is not None for m in modules)
+
+
 def resolve_device(device: str) -> Any:
     """``auto`` picks cuda, then mps, then cpu."""
     torch = require("torch")
@@ -70,3 +76,18 @@ def path_fingerprint(path: str | Path) -> dict[str, Any]:
 def batches(items: list, size: int):
     for start in range(0, len(items), size):
         yield items[start:start + size]
+
+
+def encode_in_batches(items, batch_size: int, features, normalize: bool, dim: int):
+    """Run ``features(batch) -> tensor`` over batches under ``inference_mode``: ``(n, dim)`` float32."""
+    import numpy as np
+
+    torch = require("torch")
+    out = []
+    with torch.inference_mode():
+        for batch in batches(list(items), batch_size):
+            result = features(batch)
+            if normalize:
+                result = torch.nn.functional.normalize(result, dim=1)
+            out.append(result.float().cpu().numpy())
+    return np.concatenate(out) if out else np.zeros((0, dim), np.float32)

@@ -13,3 +13,5 @@ def alignbench_register_metrics(register):
              description="Functional-map diagnostics: spectral distance, diagonal dominance, orthogonality, commutativity")
     register("geometry", "alignbench_plugins.metrics.geometry:Geometry",
              description="Mutual kNN, linear CKA, kNN-graph mismatch, MMD, silhouette and NMI")
+    register("class-retrieval", "alignbench_plugins.metrics.retrieval:ClassRetrieval",
+             description="Class-level retrieval: a hit is any item or caption of the query's class")

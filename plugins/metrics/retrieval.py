@@ -9,7 +9,8 @@ and images, never averaged captions.
   captions.
 
 Ranks are counted, not sorted: the rank of a relevant text is the number of non-relevant texts
-scoring strictly higher (ties resolve in the relevant item's favour). mAP for image -> text is
+scoring at least as high. Ties count against the relevant item, so that an aligner that collapses
+everything onto one point scores 0, not 1. mAP for image -> text is
 ``AP(q) = 1/|R_q| sum_j j / pos_j`` over the query's relevant texts in score order; for
 text -> image there is one relevant image and AP equals the reciprocal rank.
 """
@@ -29,8 +30,8 @@ def retrieval_ranks(zx: np.ndarray, zy: np.ndarray, text_item: np.ndarray, block
 
     zx: ``(n_items, k)``; zy: ``(n_texts, k)``; text_item: ``(n_texts,)``.
     Returns ``(i2t, t2i)``: ``i2t[t]`` counts the texts not of item ``text_item[t]`` that item
-    scores above text ``t``; ``t2i[t]`` counts the items other than ``text_item[t]`` that score above
-    it against text ``t``. Memory is ``O(block_size * n_texts)``.
+    scores at least as high as text ``t``; ``t2i[t]`` counts the items other than ``text_item[t]``
+    that score at least as high against text ``t``. Memory is ``O(block_size * n_texts)``.
     """
     n_items = zx.shape[0]
     relevant_score = np.einsum("ij,ij->i", zx[text_item], zy)  # (n_texts,)
@@ -48,7 +49,7 @@ def retrieval_ranks(zx: np.ndarray, zy: np.ndarray, text_item: np.ndarray, block
         rows = np.arange(stop - start)
         own = (text_item >= start) & (text_item < stop)
         own_rows, own_cols = text_item[own] - start, np.flatnonzero(own)
-        beats = scores > relevant_score[None, :]
+        beats = scores >= relevant_score[None, :]
         beats[own_rows, own_cols] = False  # an item never outranks itself
         t2i += beats.sum(axis=0)
         scores[own_rows, own_cols] = -np.inf  # only non-relevant texts compete in image -> text
@@ -58,7 +59,7 @@ def retrieval_ranks(zx: np.ndarray, zy: np.ndarray, text_item: np.ndarray, block
             if not present.any():
                 continue
             threshold = relevant_score[np.where(present, texts, 0)]
-            above = (scores[rows[present]] > threshold[present, None]).sum(axis=1)
+            above = (scores[rows[present]] >= threshold[present, None]).sum(axis=1)
             i2t[texts[present]] = above
     return i2t, t2i
 
@@ -68,7 +69,7 @@ class Retrieval(Metric):
 
     name = "retrieval"
     description = "Caption-level cross-modal retrieval"
-    version = "1"  # paper_i2t is a parameter, so it is in every result's key
+    version = "2"  # 2: ties count against the relevant item. paper_i2t is a parameter, so it is in every key
     higher_is_better = {"i2t_R@": True, "t2i_R@": True, "mean_R@1": True, "i2t_mAP": True, "t2i_mAP": True,
                         "i2t_MRR": True, "t2i_MRR": True, "i2t_median_rank": False, "t2i_median_rank": False}
 
@@ -117,3 +118,60 @@ def retrieval_scores(i2t_above: np.ndarray, t2i_above: np.ndarray, text_item: np
     scores["i2t_median_rank"] = float(np.median(best_rank))
     scores["t2i_median_rank"] = float(np.median(t2i_rank))
     return scores
+
+
+def label_ranks(zx: np.ndarray, zy: np.ndarray, item_labels: np.ndarray, text_labels: np.ndarray,
+                block_size: int = 256):
+    """Ranks when any item or text of the same class counts as relevant.
+
+    Returns ``(i2t, t2i)``: for each item, the number of other-class texts scoring at least as high
+    as its best same-class text; for each text, the number of other-class items scoring at least as
+    high as its best same-class item.
+    """
+    n_items = zx.shape[0]
+    best_item = np.full(len(zy), -np.inf, dtype=np.float32)  # pass 1: each text's best same-class item
+    for start in range(0, n_items, block_size):
+        scores = zx[start:start + block_size] @ zy.T
+        same = item_labels[start:start + block_size, None] == text_labels[None, :]
+        best_item = np.maximum(best_item, np.where(same, scores, -np.inf).max(axis=0))
+    i2t = np.zeros(n_items, dtype=np.int64)
+    t2i = np.zeros(len(zy), dtype=np.int64)
+    for start in range(0, n_items, block_size):  # pass 2: count the other-class competitors
+        scores = zx[start:start + block_size] @ zy.T
+        same = item_labels[start:start + block_size, None] == text_labels[None, :]
+        best_text = np.where(same, scores, -np.inf).max(axis=1)
+        i2t[start:start + block_size] = ((scores >= best_text[:, None]) & ~same).sum(axis=1)
+        t2i += ((scores >= best_item[None, :]) & ~same).sum(axis=0)
+    return i2t, t2i
+
+
+class ClassRetrieval(Metric):
+    """Retrieval where a hit is anything of the query's class (needs dataset labels).
+
+    ``class_i2t_R@K``: an image hits if a caption of any same-class image is in its top K;
+    ``class_t2i_R@K``: a caption hits if a same-class image is in its top K. For datasets whose
+    captions describe the class rather than the instance (fashion-mnist), these are the numbers
+    to read; ``class_mean_R@1`` is their headline.
+    """
+
+    name = "class-retrieval"
+    description = "Class-level cross-modal retrieval"
+    version = "2"  # 2: ties count against the relevant class
+    higher_is_better = {"class_i2t_R@": True, "class_t2i_R@": True, "class_mean_R@1": True}
+
+    def __init__(self, ks: tuple[int, ...] = (1, 5, 10), block_size: int = 256):
+        self.ks = ks
+        self.block_size = block_size
+
+    def compute(self, result: AlignmentResult) -> dict[str, float]:
+        labels = result.test.labels
+        if labels is None:
+            return {}
+        zx, zy = l2_normalize(result.zx.astype(np.float32)), l2_normalize(result.zy.astype(np.float32))
+        i2t, t2i = label_ranks(zx, zy, labels, labels[result.test.text_item], self.block_size)
+        scores = {}
+        for k in self.ks:
+            scores[f"class_i2t_R@{k}"] = float(np.mean(i2t < k))
+            scores[f"class_t2i_R@{k}"] = float(np.mean(t2i < k))
+        scores["class_mean_R@1"] = float((np.mean(i2t < 1) + np.mean(t2i < 1)) / 2)
+        return scores

@@ -18,7 +18,7 @@ def reference_scores(zx, zy, text_item, ks=(1, 5, 10)):
         positions = np.flatnonzero(relevant) + 1
         best.append(positions[0])
         aps.append(np.mean(np.arange(1, len(positions) + 1) / positions))
-    t2i = np.array([1 + np.sum(np.delete(s[:, t], text_item[t]) > s[text_item[t], t]) for t in range(len(zy))])
+    t2i = np.array([1 + np.sum(np.delete(s[:, t], text_item[t]) >= s[text_item[t], t]) for t in range(len(zy))])
     best = np.array(best)
     out = {f"i2t_R@{k}": np.mean(best <= k) for k in ks} | {f"t2i_R@{k}": np.mean(t2i <= k) for k in ks}
     out |= {"i2t_mAP": np.mean(aps), "t2i_mAP": np.mean(1 / t2i), "i2t_MRR": np.mean(1 / best),
@@ -90,3 +90,10 @@ def test_ranks_on_a_hand_worked_example():
     assert scores["t2i_mAP"] == pytest.approx((1 / 2 + 1 + 1 / 2) / 3)
     # AP item 0: texts at positions 1 and 3 -> (1/1 + 2/3) / 2; item 1: position 2 -> 1/2.
     assert scores["i2t_mAP"] == pytest.approx(((1 + 2 / 3) / 2 + 0.5) / 2)
+
+
+def test_a_collapsed_alignment_scores_zero_not_one():
+    zx = np.ones((50, 4), dtype=np.float32)
+    zy = np.ones((100, 4), dtype=np.float32)
+    scores = Retrieval().compute(result_for(zx, zy, np.repeat(np.arange(50), 2)))
+    assert scores["i2t_R@1"] == 0.0 and scores["t2i_R@1"] == 0.0 and scores["t2i_median_rank"] == 50.0

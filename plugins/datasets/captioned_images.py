@@ -1,0 +1,69 @@
+"""Shared by the image-caption datasets: items from file lists, missing files counted, not fatal."""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from alignbench import PairedData
+from alignbench.errors import DatasetNotFoundError
+
+log = logging.getLogger(__name__)
+
+
+def data_root(explicit: str | None, env: str, layout: str, name: str) -> Path:
+    """The dataset's root directory: the parameter, else ``$env``; otherwise an error showing the layout."""
+    root = explicit or os.environ.get(env)
+    if not root:
+        raise DatasetNotFoundError(
+            f"{name}: no data directory given. Pass --param {name}.data_dir=/path or set {env}.\n{layout}")
+    path = Path(root).expanduser()
+    if not path.is_dir():
+        raise DatasetNotFoundError(f"{name}: {path} is not a directory.\n{layout}")
+    return path
+
+
+def require_file(path: Path, name: str, layout: str) -> Path:
+    if not path.is_file():
+        raise DatasetNotFoundError(f"{name}: {path} is missing.\n{layout}")
+    return path
+
+
+def find_image_dir(root: Path, candidates: Sequence[str], name: str, layout: str) -> Path:
+    for candidate in candidates:
+        if (root / candidate).is_dir():
+            return root / candidate
+    raise DatasetNotFoundError(
+        f"{name}: no image folder in {root} (looked for {', '.join(candidates)}).\n{layout}")
+
+
+def captioned_split(records: list[tuple[str, Path, list[str]]], source: str, name: str, layout: str) -> PairedData:
+    """PairedData from ``(item_id, image_path, captions)`` records, dropping (and counting) the
+    records whose image is not on disk or that have no caption."""
+    present = [r for r in records if r[1].is_file() and r[2]]
+    missing = len(records) - len(present)
+    if missing:
+        log.warning("%s: %d of %d images listed in %s are missing or uncaptioned; they are skipped",
+                    name, missing, len(records), source)
+    if not present:
+        raise DatasetNotFoundError(
+            f"{name}: none of the {len(records)} images listed in {source} were found.\n{layout}")
+    text_item = np.concatenate([np.full(len(captions), i) for i, (_, _, captions) in enumerate(present)])
+    return PairedData(
+        x=[str(path) for _, path, _ in present],
+        y=[caption.strip() for _, _, captions in present for caption in captions],
+        text_item=text_item,
+        item_ids=tuple(item_id for item_id, _, _ in present),
+    )
+
+
+def subsample(records: list, limit: int | None, seed: int) -> list:
+    """A seeded, order-preserving subset of at most ``limit`` records (all when None)."""
+    if limit is None or limit >= len(records):
+        return records
+    keep = np.sort(np.random.default_rng(seed).permutation(len(records))[:limit])
+    return [records[i] for i in keep]

@@ -1,0 +1,171 @@
+"""MS-COCO and Flickr captions, from the Karpathy split files or the official annotation files.
+
+The Karpathy split is what everyone reports (COCO: 5,000 test images with 25,010 captions; Flickr30k:
+1,000 test images). Every caption is kept: some COCO images have 6 or 7, and retrieval counts an
+image as found when any of its captions is (so extra captions make image->text slightly easier, as
+in every published number).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Literal
+
+from alignbench import Dataset, DatasetSplits
+from alignbench.errors import DatasetNotFoundError
+
+from .captioned_images import captioned_split, data_root, find_image_dir, require_file, subsample
+
+COCO_LAYOUT = """\
+Expected layout (either form) under the COCO root:
+  Karpathy split:  dataset_coco.json  +  train2014/  val2014/   (image folders named by each entry's filepath)
+  Official:        annotations/captions_train2017.json  annotations/captions_val2017.json  +  train2017/  val2017/
+Images and annotations: cocodataset.org (2014 or 2017 images, captions annotations);
+the Karpathy split file: dataset_coco.json from Karpathy's NeuralTalk release (caption_datasets.zip)."""
+
+FLICKR_LAYOUT = """\
+Expected layout under the {name} root:
+  dataset_{name}.json  (Karpathy split, from caption_datasets.zip)  +  the image folder ({folders})
+{extra}"""
+
+
+def karpathy_records(path: Path, image_root: Path, splits: set[str], use_filepath: bool):
+    """``(item_id, image_path, captions)`` for the images of the given Karpathy splits."""
+    try:
+        entries = json.loads(path.read_text())["images"]
+    except (json.JSONDecodeError, KeyError, TypeError) as exc:
+        raise DatasetNotFoundError(f"{path} is not a Karpathy split file ({exc}): it needs an 'images' list.") from None
+    records = []
+    for entry in entries:
+        if entry.get("split") not in splits:
+            continue
+        relative = Path(entry.get("filepath", "")) / entry["filename"] if use_filepath else Path(entry["filename"])
+        captions = [s.get("raw") or " ".join(s.get("tokens", [])) for s in entry.get("sentences", [])]
+        records.append((str(relative), image_root / relative, captions))
+    return records
+
+
+def official_coco_records(annotations: Path, image_dir: Path):
+    try:
+        data = json.loads(annotations.read_text())
+        images = {image["id"]: image["file_name"] for image in data["images"]}
+        captions: dict[int, list[str]] = {}
+        for annotation in data["annotations"]:
+            captions.setdefault(annotation["image_id"], []).append(annotation["caption"])
+    except (json.JSONDecodeError, KeyError, TypeError) as exc:
+        raise DatasetNotFoundError(f"{annotations} is not a COCO captions file ({exc}).") from None
+    return [(f"{image_dir.name}/{name}", image_dir / name, captions.get(image_id, []))
+            for image_id, name in sorted(images.items())]
+
+
+class COCO(Dataset):
+    """MS-COCO captions. ``annotations="auto"`` uses the Karpathy split when ``dataset_coco.json`` is
+    there (train + restval as the anchor pool, the 5k test split held out), else the official 2017
+    files (train2017 as the anchor pool, val2017 held out). ``max_train_items`` caps the anchor pool
+    (a seeded subset: encoding all 113k images on a CPU takes hours); ``max_test_items`` the test set.
+    """
+
+    name = "coco"
+    description = "MS-COCO captions (Karpathy or official 2017 split)"
+    raw = True
+
+    def __init__(self, data_dir: str | None = None, annotations: Literal["auto", "karpathy", "official"] = "auto",
+                 max_train_items: int | None = 5000, max_test_items: int | None = None, seed: int = 0):
+        self.data_dir = data_dir
+        self.annotations = annotations
+        self.max_train_items = max_train_items
+        self.max_test_items = max_test_items
+        self.seed = seed
+
+    def load(self) -> DatasetSplits:
+        root = data_root(self.data_dir, "ALIGNBENCH_COCO_DIR", COCO_LAYOUT, self.name)
+        form = self.annotations
+        if form == "auto":
+            form = "karpathy" if (root / "dataset_coco.json").is_file() else "official"
+        if form == "karpathy":
+            split_file = require_file(root / "dataset_coco.json", self.name, COCO_LAYOUT)
+            train = karpathy_records(split_file, root, {"train", "restval"}, use_filepath=True)
+            test = karpathy_records(split_file, root, {"test"}, use_filepath=True)
+            sources = (split_file, split_file)
+        else:
+            sources = tuple(require_file(root / "annotations" / f"captions_{s}2017.json", self.name, COCO_LAYOUT)
+                            for s in ("train", "val"))
+            train = official_coco_records(sources[0], find_image_dir(root, ["train2017"], self.name, COCO_LAYOUT))
+            test = official_coco_records(sources[1], find_image_dir(root, ["val2017"], self.name, COCO_LAYOUT))
+        return DatasetSplits(
+            train=captioned_split(subsample(train, self.max_train_items, self.seed), str(sources[0]), self.name, COCO_LAYOUT),
+            test=captioned_split(subsample(test, self.max_test_items, self.seed), str(sources[1]), self.name, COCO_LAYOUT),
+        )
+
+
+class _Flickr(Dataset):
+    raw = True
+    image_folders: tuple[str, ...] = ()
+    env = ""
+
+    def __init__(self, data_dir: str | None = None, max_train_items: int | None = 5000,
+                 max_test_items: int | None = None, seed: int = 0):
+        self.data_dir = data_dir
+        self.max_train_items = max_train_items
+        self.max_test_items = max_test_items
+        self.seed = seed
+
+    def layout(self) -> str:
+        return FLICKR_LAYOUT.format(name=self.name, folders=" or ".join(self.image_folders), extra=self.extra_layout)
+
+    extra_layout = ""
+
+    def load(self) -> DatasetSplits:
+        root = data_root(self.data_dir, self.env, self.layout(), self.name)
+        split_file = root / f"dataset_{self.name}.json"
+        images = find_image_dir(root, self.image_folders, self.name, self.layout())
+        if split_file.is_file():
+            train = karpathy_records(split_file, images, {"train", "restval"}, use_filepath=False)
+            test = karpathy_records(split_file, images, {"test"}, use_filepath=False)
+            sources = (str(split_file), str(split_file))
+        else:
+            train, test, sources = self.fallback_records(root, images)
+        return DatasetSplits(
+            train=captioned_split(subsample(train, self.max_train_items, self.seed), sources[0], self.name, self.layout()),
+            test=captioned_split(subsample(test, self.max_test_items, self.seed), sources[1], self.name, self.layout()),
+        )
+
+    def fallback_records(self, root: Path, images: Path):
+        """Records from another layout when the Karpathy file is absent; by default there is none."""
+        raise DatasetNotFoundError(f"{self.name}: {root / f'dataset_{self.name}.json'} is missing.\n{self.layout()}")
+
+
+class Flickr30k(_Flickr):
+    """Flickr30k from the Karpathy split (29k train, 1k val, 1k test images; 5 captions each)."""
+
+    name = "flickr30k"
+    description = "Flickr30k captions (Karpathy split)"
+    image_folders = ("flickr30k-images", "images", "Images")
+    env = "ALIGNBENCH_FLICKR30K_DIR"
+
+
+class Flickr8k(_Flickr):
+    """Flickr8k from the Karpathy split, or from the original ``Flickr8k.token.txt`` with the
+    ``Flickr_8k.trainImages.txt`` / ``Flickr_8k.testImages.txt`` lists."""
+
+    name = "flickr8k"
+    description = "Flickr8k captions (Karpathy split or the original token file)"
+    image_folders = ("Flicker8k_Dataset", "Flickr8k_Dataset", "images", "Images")
+    env = "ALIGNBENCH_FLICKR8K_DIR"
+    extra_layout = ("or the original release: Flickr8k.token.txt + Flickr_8k.trainImages.txt + "
+                    "Flickr_8k.testImages.txt + the image folder")
+
+    def fallback_records(self, root: Path, images: Path):
+        tokens = require_file(root / "Flickr8k.token.txt", self.name, self.layout())
+        captions: dict[str, list[str]] = {}
+        for line in tokens.read_text().splitlines():
+            if "\t" in line:
+                key, caption = line.split("\t", 1)
+                captions.setdefault(key.split("#")[0], []).append(caption)
+
+        def listed(filename: str):
+            names = require_file(root / filename, self.name, self.layout()).read_text().split()
+            return [(name, images / name, captions.get(name, [])) for name in names]
+
+        return listed("Flickr_8k.trainImages.txt"), listed("Flickr_8k.testImages.txt"), (str(tokens), str(tokens))

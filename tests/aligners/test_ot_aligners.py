@@ -1,0 +1,80 @@
+import warnings
+
+import numpy as np
+import pytest
+
+from alignbench.testing import random_rotation, top1_accuracy
+
+pytest.importorskip("ot")
+torch = pytest.importorskip("torch")
+
+from alignbench import AlignmentResult  # noqa: E402
+from alignbench.runner import unpaired_items  # noqa: E402
+from alignbench.supervision import draw_anchors  # noqa: E402
+from alignbench_plugins.aligners.gromov import GromovWassersteinAligner  # noqa: E402
+from alignbench_plugins.aligners.lstsq import LeastSquaresAligner  # noqa: E402
+from alignbench_plugins.aligners.ot_riemannian import (  # noqa: E402
+    OTRiemannianAligner, log_euclidean_distance, patch_log_euclidean)
+from alignbench_plugins.datasets.synthetic_correlated import SyntheticCorrelated  # noqa: E402
+from alignbench_plugins.metrics.retrieval import Retrieval  # noqa: E402
+
+
+def test_gw_procrustes_recovers_a_planted_orthogonal_map_without_anchors():
+    rng = np.random.default_rng(0)
+    n, d = 500, 8
+    centres = 2 * rng.standard_normal((6, d))
+    x = (rng.standard_normal((n, d)) * np.linspace(3, 0.5, d) + centres[rng.integers(0, 6, n)]).astype(np.float32)
+    y = (x @ random_rotation(d, 1)).astype(np.float32)
+    shuffled = y[rng.permutation(n)]
+    aligner = GromovWassersteinAligner(n_samples=n).fit(x[:0], y[:0], x, shuffled)
+    zx, zy = aligner.transform_x(x), aligner.transform_y(y)
+    assert np.linalg.norm(zx - zy) / np.linalg.norm(zy) < 1e-4  # the map itself, not just the ranking
+    assert aligner.coupling_peakedness_ > 0.99  # GW found a permutation, not a blur
+    # On independent subsamples of the two sides the matches are only near neighbours: close, not exact.
+    sampled = GromovWassersteinAligner(n_samples=300).fit(x[:0], y[:0], x, shuffled)
+    zx, zy = sampled.transform_x(x), sampled.transform_y(y)
+    assert np.linalg.norm(zx - zy) / np.linalg.norm(zy) < 0.15 and top1_accuracy(zx, zy) > 0.95
+
+
+def covariance(patches):
+    centred = patches - patches.mean(dim=1, keepdim=True)
+    return centred.transpose(1, 2) @ centred / (patches.shape[1] - 1)
+
+
+def test_riemannian_term_is_zero_for_identical_neighbourhoods_and_grows_with_distortion():
+    torch.manual_seed(0)
+    patches = torch.randn(6, 9, 16, dtype=torch.float64)
+    assert patch_log_euclidean(patches, patches).abs().max() < 1e-9
+    rotated = patches @ torch.linalg.qr(torch.randn(16, 16, dtype=torch.float64))[0]
+    distances = [float(patch_log_euclidean(patches, patches * (1 + s)).mean()) for s in (0.1, 0.5, 1.0)]
+    assert 0 < distances[0] < distances[1] < distances[2]
+    # The k x k computation equals the d x d definition.
+    torch.testing.assert_close(patch_log_euclidean(patches, rotated),
+                               log_euclidean_distance(covariance(patches), covariance(rotated)))
+
+
+def test_ot_riemannian_beats_the_least_squares_floor_with_few_anchors():
+    splits = SyntheticCorrelated(n_items=1000).load()
+    anchors = draw_anchors(splits.train, [10], seed=0)[10]
+    xu, yu = unpaired_items(splits.train, anchors, 0)
+
+    def score(aligner):
+        aligner.fit(anchors.x, anchors.y, xu, yu)
+        result = AlignmentResult(splits.test, aligner.transform_x(splits.test.x), aligner.transform_y(splits.test.y),
+                                 anchors, aligner)
+        return Retrieval().compute(result)["mean_R@1"]
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ot_riemannian = score(OTRiemannianAligner(epochs=100))
+    floor = score(LeastSquaresAligner())
+    assert ot_riemannian > 1.5 * floor, (ot_riemannian, floor)
+
+
+def test_ot_riemannian_is_deterministic_under_a_seed():
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((80, 6)).astype(np.float32)
+    y = (x @ random_rotation(6, 2)).astype(np.float32)
+    first = OTRiemannianAligner(dim=4, epochs=10).fit(x[:20], y[:20], x[20:], y[20:][::-1])
+    second = OTRiemannianAligner(dim=4, epochs=10).fit(x[:20], y[:20], x[20:], y[20:][::-1])
+    np.testing.assert_array_equal(first.transform_x(x), second.transform_x(x))

@@ -1,0 +1,30 @@
+"""Optimal-transport aligners at N = 5,000 pairs of 384-d embeddings (100 anchors, the rest unpaired)."""
+
+import warnings
+
+import numpy as np
+import pytest
+
+pytest.importorskip("ot")
+pytest.importorskip("torch")
+
+from alignbench_plugins.aligners.gromov import GromovWassersteinAligner  # noqa: E402
+from alignbench_plugins.aligners.ot_riemannian import ContrastiveOnly, OTRiemannianAligner  # noqa: E402
+
+
+def spaces(n=5000, dim=384, seed=0):
+    rng = np.random.default_rng(seed)
+    latent = rng.standard_normal((n, 32))
+    x = latent @ rng.standard_normal((32, dim)) + rng.standard_normal((n, dim))
+    y = latent @ rng.standard_normal((32, dim)) + rng.standard_normal((n, dim))
+    return x.astype(np.float32), y.astype(np.float32)
+
+
+@pytest.mark.benchmark(group="OT aligners, fit at N = 5,000 (384-d), 150 steps")
+@pytest.mark.parametrize("aligner", [OTRiemannianAligner, ContrastiveOnly, GromovWassersteinAligner],
+                         ids=lambda c: c.name)
+def test_fit_5000(benchmark, aligner):
+    x, y = spaces()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        benchmark.pedantic(lambda: aligner().fit(x[:100], y[:100], x[100:], y[100:][::-1]), rounds=1, iterations=1)

@@ -1,0 +1,99 @@
+import logging
+
+import numpy as np
+import pytest
+
+from alignbench.errors import DatasetNotFoundError
+from alignbench_plugins.datasets.fashion_mnist import TEMPLATES, FashionMNIST
+from alignbench_plugins.datasets.karpathy import COCO, Flickr8k, Flickr30k
+from alignbench_plugins.datasets.skimage_photos import SkimagePhotos
+from caption_fixtures import (fashion_idx, flickr8k_original, karpathy_coco, karpathy_flickr, official_coco)
+
+
+def test_coco_karpathy_split(tmp_path):
+    splits = COCO(data_dir=str(karpathy_coco(tmp_path))).load()
+    assert splits.train.n_items == 10 and splits.test.n_items == 6  # train + restval; test
+    assert splits.train.item_ids[0] == "train2014/COCO_train2014_000000000000.jpg"
+    assert np.bincount(splits.train.text_item)[0] == 7  # all captions are kept, 7 here
+    assert splits.train.n_texts == 7 + 9 * 5
+    assert splits.test.y[0] == "Picture 12, caption 0."
+    assert all(path.endswith(".jpg") for path in splits.test.x)
+
+
+def test_coco_official_2017_files(tmp_path):
+    splits = COCO(data_dir=str(official_coco(tmp_path))).load()
+    assert (splits.train.n_items, splits.test.n_items) == (6, 4)
+    assert splits.test.item_ids[0] == "val2017/000000000006.jpg" and splits.test.n_texts == 20
+
+
+def test_coco_caps_the_anchor_pool_with_a_seeded_subset(tmp_path):
+    root = str(karpathy_coco(tmp_path))
+    first = COCO(data_dir=root, max_train_items=4).load().train.item_ids
+    assert len(first) == 4 and first == COCO(data_dir=root, max_train_items=4).load().train.item_ids
+    assert first != COCO(data_dir=root, max_train_items=4, seed=1).load().train.item_ids
+
+
+def test_missing_images_are_counted_and_skipped(tmp_path, caplog):
+    root = karpathy_coco(tmp_path, missing={13, 14})
+    with caplog.at_level(logging.WARNING):
+        splits = COCO(data_dir=str(root)).load()
+    assert splits.test.n_items == 4
+    assert "2 of 6 images listed in" in caplog.text and "dataset_coco.json" in caplog.text
+
+
+def test_missing_data_names_the_expected_layout(tmp_path, monkeypatch):
+    monkeypatch.delenv("ALIGNBENCH_COCO_DIR", raising=False)
+    with pytest.raises(DatasetNotFoundError, match=r"(?s)no data directory.*dataset_coco.json.*captions_train2017"):
+        COCO().load()
+    with pytest.raises(DatasetNotFoundError, match=r"(?s)captions_train2017.json is missing.*Karpathy split"):
+        COCO(data_dir=str(tmp_path)).load()
+    (tmp_path / "dataset_coco.json").write_text("{}")
+    with pytest.raises(DatasetNotFoundError, match="not a Karpathy split file"):
+        COCO(data_dir=str(tmp_path)).load()
+
+
+def test_flickr30k_karpathy_split(tmp_path):
+    splits = Flickr30k(data_dir=str(karpathy_flickr(tmp_path, "flickr30k", "flickr30k-images"))).load()
+    assert (splits.train.n_items, splits.test.n_items) == (6, 4)
+    assert splits.test.n_texts == 20
+
+
+def test_flickr8k_karpathy_and_original_token_file(tmp_path):
+    karpathy = Flickr8k(data_dir=str(karpathy_flickr(tmp_path / "k", "flickr8k", "Flicker8k_Dataset"))).load()
+    assert karpathy.test.n_items == 4
+    original = Flickr8k(data_dir=str(flickr8k_original(tmp_path / "o"))).load()
+    assert (original.train.n_items, original.test.n_items) == (5, 3)
+    assert original.train.y[:2] == ["Picture 0, caption 0.", "Picture 0, caption 1."]
+
+
+def test_fashion_mnist_reader_on_generated_idx_files(tmp_path):
+    splits = FashionMNIST(data_dir=str(fashion_idx(tmp_path)), n_train=12, n_test=None).load()
+    assert (splits.train.n_items, splits.test.n_items) == (12, 20)
+    assert splits.test.n_texts == 5 * 20 and len(TEMPLATES) == 5
+    index = int(splits.test.item_ids[7].split("-")[1])
+    assert splits.test.x[7].shape == (28, 28) and splits.test.x[7][0, 0] == index % 256
+    assert splits.test.labels[7] == index % 10
+    assert "ankle boot" in splits.test.y[5 * 9] or splits.test.labels[9] != 9
+
+
+def test_fashion_mnist_missing_files_say_how_to_get_them(tmp_path):
+    dataset = FashionMNIST(data_dir=str(tmp_path))
+    assert not dataset.available()
+    with pytest.raises(DatasetNotFoundError, match="apt-get install dataset-fashion-mnist"):
+        dataset.load()
+
+
+@pytest.mark.skipif(not FashionMNIST().available(), reason="the dataset-fashion-mnist Debian package is not installed")
+def test_fashion_mnist_real_data():
+    splits = FashionMNIST().load()
+    assert (splits.train.n_items, splits.test.n_items) == (1000, 1000)
+    assert set(np.unique(splits.train.labels)) == set(range(10))
+    assert splits.train.x[0].shape == (28, 28) and splits.train.x[0].dtype == np.uint8
+
+
+def test_skimage_photos_are_captioned_by_their_docstrings():
+    pytest.importorskip("skimage")
+    splits = SkimagePhotos().load()
+    captions = dict(zip(splits.train.item_ids + splits.test.item_ids, splits.train.y + splits.test.y))
+    assert len(captions) == 23
+    assert captions["chelsea"] == "Chelsea the cat." and captions["coffee"] == "Coffee cup."
