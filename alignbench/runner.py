@@ -259,7 +259,7 @@ class Runner:
             except AlignbenchError as exc:
                 status, message = "failed", str(exc)
             except Exception as exc:  # noqa: BLE001 - a broken plugin fails its cell, not the sweep
-                log.exception("cell %s failed", cell.key)
+                log.debug("cell %s failed", cell.key, exc_info=True)
                 status, message = "failed", f"{type(exc).__name__}: {exc}"
         recorded = dict(config)
         if anchors is not None:

@@ -14,7 +14,7 @@ from typing import Literal
 import numpy as np
 import scipy.sparse as sp
 from scipy.sparse.csgraph import connected_components
-from scipy.sparse.linalg import eigsh
+from scipy.sparse.linalg import ArpackNoConvergence, eigsh
 
 from alignbench.arrays import l2_normalize
 
@@ -86,9 +86,18 @@ def laplacian_eigenbasis(graph: sp.spmatrix, n: int, seed: int = 0) -> tuple[np.
         raise ValueError("the graph has isolated nodes; restrict it to its largest component first")
     scale = sp.diags(1.0 / np.sqrt(degrees))
     adjacency = (scale @ graph @ scale).tocsr()
-    n = min(n, graph.shape[0] - 1)
-    v0 = np.random.default_rng(seed).standard_normal(graph.shape[0])
-    mu, vectors = eigsh(adjacency, k=n, which="LA", v0=v0, tol=1e-8)
+    nodes = graph.shape[0]
+    n = min(n, nodes - 1)
+    v0 = np.random.default_rng(seed).standard_normal(nodes)
+    try:
+        mu, vectors = eigsh(adjacency, k=n, which="LA", v0=v0, tol=1e-8, ncv=min(nodes, max(4 * n, 40)))
+    except ArpackNoConvergence:
+        # Near-degenerate spectra (graphs of many duplicate points) can stall ARPACK; dense eigh is
+        # exact and affordable at the sizes where that happens in practice.
+        if nodes > 8000:
+            raise
+        mu, vectors = np.linalg.eigh(adjacency.toarray())
+        mu, vectors = mu[-n:], vectors[:, -n:]
     order = np.argsort(-mu)
     eigenvalues = np.clip(1.0 - mu[order], 0.0, 2.0)
     vectors = vectors[:, order]
