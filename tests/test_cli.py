@@ -38,8 +38,9 @@ def test_leaderboard_command_rewrites_from_the_store(invoke, tmp_path):
 
 
 @pytest.mark.parametrize("args, message", [
-    (["run", "--aligner", "fmapp"], "unknown aligner 'fmapp'. Did you mean 'fmap'? Known aligners: fmap, lstsq, nullspace"),
-    (["run", "--dataset", "coco"], "unknown dataset 'coco'"),
+    (["run", "--aligner", "fmapp"], "unknown aligner 'fmapp'. Did you mean 'fmap'? Known aligners: fmap, gw-procrustes, identity, lstsq"),
+    (["run", "--dataset", "cocoo"], "unknown dataset 'cocoo'. Did you mean 'coco'?"),
+    (["run", "--dataset", "coco"], "coco: no data directory given. Pass --param coco.data_dir=/path"),
     (["run", "--anchors", "ten"], "--anchors must be comma-separated integers"),
     (["run", "--param", "procrustes.dimm=3"], "no parameter 'dimm'. Did you mean 'dim'?"),
     (["run", "--param", "ot.k=3"], "names 'ot', which is not in this sweep"),
