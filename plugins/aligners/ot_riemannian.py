@@ -198,14 +198,10 @@ class OTRiemannianAligner(Aligner):
         return layer
 
     def _project(self, x):
-        import torch
-
-        return torch.nn.functional.normalize(self.model_x_(x), dim=1)
+        return project(self.model_x_, x)
 
     def _project_y(self, y):
-        import torch
-
-        return torch.nn.functional.normalize(self.model_y_(y), dim=1)
+        return project(self.model_y_, y)
 
     def _neighbourhoods(self, anchors_x: np.ndarray):
         """k nearest anchors of every training anchor, found in x space (shared by both sides)."""
@@ -245,18 +241,25 @@ class OTRiemannianAligner(Aligner):
         return patch_log_euclidean(self.model_x_(ax)[patch], self.model_y_(ay)[patch], self.eps).mean()
 
     def _transform_x(self, x):
-        import torch
-
-        with torch.no_grad():
-            z = torch.as_tensor(self.side_x_(x).astype(np.float32), device=next(self.model_x_.parameters()).device)
-            return self._project(z).cpu().numpy()
+        return _apply(self.model_x_, self.side_x_(x))
 
     def _transform_y(self, y):
-        import torch
+        return _apply(self.model_y_, self.side_y_(y))
 
-        with torch.no_grad():
-            z = torch.as_tensor(self.side_y_(y).astype(np.float32), device=next(self.model_y_.parameters()).device)
-            return self._project_y(z).cpu().numpy()
+
+def project(model, z):
+    """L2-normalized projection: the shared space in which both sides are compared."""
+    import torch
+
+    return torch.nn.functional.normalize(model(z), dim=1)
+
+
+def _apply(model, prepared: np.ndarray) -> np.ndarray:
+    import torch
+
+    with torch.no_grad():
+        z = torch.as_tensor(prepared.astype(np.float32), device=next(model.parameters()).device)
+        return project(model, z).cpu().numpy()
 
 
 class ContrastiveOnly(OTRiemannianAligner):

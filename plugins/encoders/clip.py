@@ -8,7 +8,7 @@ from typing import Literal
 from alignbench import Encoder
 
 from .images import to_rgb
-from .runtime import EncoderUnavailableError, encode_in_batches, path_fingerprint, require, resolve_device, resolve_dtype, versions
+from .runtime import EncoderUnavailableError, encode_in_batches, path_fingerprint, place, require, versions
 
 DEFAULT_MODEL = "openai/clip-vit-base-patch32"
 
@@ -49,9 +49,7 @@ class _CLIPTower(Encoder):
                     f"ships them: pass --param {self.name}.weights=/path/to/dir (CLIPModel and CLIPProcessor "
                     f"saved with save_pretrained), or run where the Hugging Face hub is reachable."
                 ) from None
-            self._device = resolve_device(self.device)
-            self._dtype = resolve_dtype(self.precision, self._device)
-            self._model = model.to(self._device, self._dtype).eval()
+            self._model, self._device, self._dtype = place(model, self.device, self.precision)
         return self._model
 
     def encode(self, items):

@@ -8,7 +8,7 @@ from typing import Literal
 from alignbench import Encoder
 
 from .images import to_rgb
-from .runtime import EncoderUnavailableError, encode_in_batches, path_fingerprint, require, resolve_device, resolve_dtype, versions
+from .runtime import EncoderUnavailableError, encode_in_batches, path_fingerprint, place, require, versions
 
 HUB_IDS = {"small": "facebook/dinov2-small", "base": "facebook/dinov2-base",
            "large": "facebook/dinov2-large", "giant": "facebook/dinov2-giant"}
@@ -70,9 +70,7 @@ class DINOv2Encoder(Encoder):
                 self._processor = transformers.BitImageProcessor(
                     size={"shortest_edge": 256}, crop_size={"height": 224, "width": 224}, do_center_crop=True,
                     image_mean=[0.485, 0.456, 0.406], image_std=[0.229, 0.224, 0.225])
-            self._device = resolve_device(self.device)
-            self._dtype = resolve_dtype(self.precision, self._device)
-            self._model = model.to(self._device, self._dtype).eval()
+            self._model, self._device, self._dtype = place(model, self.device, self.precision)
         return self._model
 
     def encode(self, items):

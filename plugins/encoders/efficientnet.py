@@ -9,7 +9,7 @@ import numpy as np
 from alignbench import Encoder
 
 from .images import imagenet_tensor
-from .runtime import EncoderUnavailableError, importable, encode_in_batches, path_fingerprint, require, resolve_device, resolve_dtype, versions
+from .runtime import EncoderUnavailableError, importable, encode_in_batches, path_fingerprint, place, require, versions
 
 
 def packaged_weights() -> str | None:
@@ -69,9 +69,8 @@ class EfficientNetLite0Encoder(Encoder):
                     "or pass --param efficientnet-lite0.weights=/path/to/state_dict.pth")
             model = EfficientNet.from_name("efficientnet-lite0")
             model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
-            self._device = resolve_device(self.device)
-            self._dtype = resolve_dtype(self.precision, self._device)
-            self._model = model.to(self._device, self._dtype, memory_format=torch.channels_last).eval()
+            self._model, self._device, self._dtype = place(model, self.device, self.precision,
+                                                           memory_format=torch.channels_last)
         return self._model
 
     def encode(self, items):

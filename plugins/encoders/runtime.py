@@ -54,6 +54,13 @@ def resolve_dtype(precision: str, device: Any) -> Any:
     return {"fp16": torch.float16, "bf16": torch.bfloat16}[precision]
 
 
+def place(model, device: str, precision: str, **to_options):
+    """Move a model to the chosen device and precision in eval mode: ``(model, device, dtype)``."""
+    resolved = resolve_device(device)
+    dtype = resolve_dtype(precision, resolved)
+    return model.to(resolved, dtype, **to_options).eval(), resolved, dtype
+
+
 def versions(packages: Iterable[str]) -> dict[str, str]:
     out = {}
     for package in packages:
