@@ -11,6 +11,7 @@ from .interfaces import (
     Encoder,
     Metric,
     PairedData,
+    Perturbation,
 )
 
 __version__ = "0.1.0"
@@ -25,5 +26,6 @@ __all__ = [
     "Encoder",
     "Metric",
     "PairedData",
+    "Perturbation",
     "hookimpl",
 ]

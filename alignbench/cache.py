@@ -46,6 +46,11 @@ def items_digest(item_ids: Sequence[str]) -> str:
     return h.hexdigest()
 
 
+def texts_digest(texts: Sequence) -> str | None:
+    """Hash of raw texts, which are their own identity; None when the items are not all strings."""
+    return items_digest(texts) if all(isinstance(t, str) for t in texts) else None
+
+
 @dataclass(frozen=True)
 class CacheEntry:
     key: str

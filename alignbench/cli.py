@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import copy
 import functools
 import os
 import sys
@@ -22,6 +24,13 @@ DEFAULT_LEVELS = [0, 5, 10, 25, 100, 500]
 DEFAULT_SEEDS = [0, 1, 2]
 DEFAULT_METRICS = ["retrieval", "class-retrieval", "alignment-error"]
 STORE_ENV = "ALIGNBENCH_STORE"
+# The robustness suite's default sweep: seed 001's masking experiment (each modality dropped) and
+# embedding noise on every dataset; input corruptions on datasets of raw items.
+ROBUSTNESS_ALIGNERS = ["lstsq", "procrustes", "fmap", "gw-procrustes", "ot-riemannian", "ot-riemannian-contrastive"]
+ROBUSTNESS_PERTURBATIONS = ["drop:image", "drop:text", "embedding-noise:image"]
+ROBUSTNESS_INPUT_PERTURBATIONS = ["image-noise", "image-blur", "word-dropout", "synonyms"]
+ROBUSTNESS_FRACTIONS = [20, 40, 50, 60, 80]
+ROBUSTNESS_LEVELS = [100]
 
 
 def default_store() -> Path:
@@ -56,7 +65,7 @@ def cli() -> None:
 
 
 @cli.command("list")
-@click.option("--kind", type=click.Choice(["aligner", "dataset", "encoder", "metric"]), help="Only this kind.")
+@click.option("--kind", type=click.Choice(["aligner", "dataset", "encoder", "metric", "perturbation"]), help="Only this kind.")
 @one_line_errors
 def list_plugins(kind: str | None) -> None:
     """Every plugin component: kind, name, where it came from, what it does."""
@@ -71,25 +80,39 @@ def list_plugins(kind: str | None) -> None:
             click.echo(f"  {failure.source} ({failure.stage}): {failure.error}", err=True)
 
 
+def shared_sweep_options(command):
+    """Options that `run` and `robustness` share."""
+    options = [
+        click.option("--aligner", "aligners", multiple=True, help="Aligner name (repeatable). Default: the built-ins."),
+        click.option("--dataset", "datasets", multiple=True,
+                     help="Dataset name (repeatable). Default: the synthetic sets and installed real ones."),
+        click.option("--seeds", default=",".join(map(str, DEFAULT_SEEDS)), show_default=True,
+                     help="Seeds, comma-separated; each draws its own anchors."),
+        click.option("--metric", "metrics", multiple=True,
+                     help=f"Metric name (repeatable). Default: {', '.join(DEFAULT_METRICS)}."),
+        click.option("--param", "params", multiple=True, metavar="NAME.KEY=VALUE",
+                     help="A component parameter, VALUE as JSON: procrustes.dim=64, synthetic-gmm.noise=0.1 (repeatable)."),
+        click.option("--anchor-strategy", default="random", show_default=True,
+                     type=click.Choice(["random", "kmeans", "fps"])),
+        click.option("--image-encoder", help="Encoder for datasets that hold raw images."),
+        click.option("--text-encoder", help="Encoder for datasets that hold raw texts."),
+        click.option("--store", type=click.Path(dir_okay=False, path_type=Path),
+                     help=f"Results file [default: .alignbench/results.sqlite or ${STORE_ENV}]."),
+        click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("leaderboards"),
+                     show_default=True, help="Directory for the tables."),
+        click.option("--cache-dir", type=click.Path(file_okay=False, path_type=Path),
+                     help="Embedding cache [default: ~/.cache/alignbench/embeddings or $ALIGNBENCH_CACHE]."),
+        click.option("--no-cache", is_flag=True, help="Encode every time; keep no embeddings."),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
 @cli.command()
-@click.option("--aligner", "aligners", multiple=True, help="Aligner name (repeatable). Default: the built-ins.")
-@click.option("--dataset", "datasets", multiple=True, help="Dataset name (repeatable). Default: the synthetic sets.")
 @click.option("--anchors", "levels", default=",".join(map(str, DEFAULT_LEVELS)), show_default=True,
               help="Supervision levels: numbers of anchor pairs, comma-separated (0 = unsupervised).")
-@click.option("--seeds", default=",".join(map(str, DEFAULT_SEEDS)), show_default=True,
-              help="Seeds, comma-separated; each draws its own anchors.")
-@click.option("--metric", "metrics", multiple=True, help=f"Metric name (repeatable). Default: {', '.join(DEFAULT_METRICS)}.")
-@click.option("--param", "params", multiple=True, metavar="NAME.KEY=VALUE",
-              help="A component parameter, VALUE as JSON: procrustes.dim=64, synthetic-gmm.noise=0.1 (repeatable).")
-@click.option("--anchor-strategy", default="random", show_default=True, type=click.Choice(["random", "kmeans", "fps"]))
-@click.option("--image-encoder", help="Encoder for datasets that hold raw images.")
-@click.option("--text-encoder", help="Encoder for datasets that hold raw texts.")
-@click.option("--store", type=click.Path(dir_okay=False, path_type=Path), help=f"Results file [default: .alignbench/results.sqlite or ${STORE_ENV}].")
-@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("leaderboards"), show_default=True,
-              help="Directory for the leaderboards.")
-@click.option("--cache-dir", type=click.Path(file_okay=False, path_type=Path),
-              help="Embedding cache [default: ~/.cache/alignbench/embeddings or $ALIGNBENCH_CACHE].")
-@click.option("--no-cache", is_flag=True, help="Encode every time; keep no embeddings.")
+@shared_sweep_options
 @one_line_errors
 def run(aligners, datasets, levels, seeds, metrics, params, anchor_strategy, image_encoder, text_encoder, store, out,
         cache_dir, no_cache):
@@ -97,54 +120,13 @@ def run(aligners, datasets, levels, seeds, metrics, params, anchor_strategy, ima
 
     Finished cells are skipped, so an interrupted sweep resumes where it stopped.
     """
-    from .cache import EmbeddingCache
     from .leaderboard import boards, headline_table, write_leaderboards
-    from .plugins import load_registry
-    from .runner import Runner, Sweep
-    from .store import ResultStore
 
-    registry = load_registry()
-    for failure in registry.failures:
-        click.echo(f"warning: plugin {failure.source} failed to load ({failure.stage}): {failure.error}", err=True)
-    chosen = {
-        "aligner": list(aligners) or DEFAULT_ALIGNERS,
-        "dataset": list(datasets) or DEFAULT_DATASETS + available_real_datasets(registry),
-        "metric": list(metrics) or DEFAULT_METRICS,
-        "encoder": [e for e in (image_encoder, text_encoder) if e],
-    }
-    assigned = assign_params(params, chosen)
-    encoders = {}
-    if image_encoder:
-        encoders["image"] = (image_encoder, assigned["encoder"].get(image_encoder, {}))
-    if text_encoder:
-        encoders["text"] = (text_encoder, assigned["encoder"].get(text_encoder, {}))
-    sweep = Sweep(
-        aligners=[(n, assigned["aligner"].get(n, {})) for n in chosen["aligner"]],
-        datasets=[(n, assigned["dataset"].get(n, {})) for n in chosen["dataset"]],
-        levels=int_list(levels, "--anchors"),
-        seeds=int_list(seeds, "--seeds"),
-        metrics=[(n, assigned["metric"].get(n, {})) for n in chosen["metric"]],
-        anchor_strategy=anchor_strategy,
-        encoders=encoders,
-    )
-    store_path = store or default_store()
-    with ResultStore(store_path) as results:
-        runner = Runner(registry, results, cache=None if no_cache else EmbeddingCache(cache_dir),
-                        on_encode=EncodeProgress())
-        cells = runner.plan(sweep)
-        try:
-            with click.progressbar(length=len(cells), label="cells", file=sys.stderr,
-                                   item_show_func=lambda c: c and f"{c.dataset} {c.aligner} m={c.anchors} s={c.seed}") as bar:
-                summary = runner.run(sweep, on_cell=lambda cell, status: bar.update(1, cell))
-        except KeyboardInterrupt:
-            click.echo(f"\ninterrupted: {len(results)} finished cells are saved in {store_path}; "
-                       f"run the same command again to resume.", err=True)
-            sys.exit(130)
-        click.echo(f"{summary.ran} cells run, {summary.skipped} already done, {summary.not_applicable} n/a, "
-                   f"{len(summary.failed)} failed; results in {store_path}", err=True)
-        for cell, message in summary.failed:
-            click.echo(f"  failed: {cell.dataset} {cell.aligner} anchors={cell.anchors} seed={cell.seed}: {message}",
-                       err=True)
+    registry = loaded_registry()
+    sweep = make_sweep(registry, aligners or DEFAULT_ALIGNERS, datasets, levels, seeds, metrics, params,
+                       anchor_strategy, image_encoder, text_encoder)
+    with open_store(store) as (results, store_path):
+        summary = execute(registry, results, store_path, [sweep], cache_dir, no_cache)
         names = [n for n, _ in sweep.datasets]
         written = write_leaderboards(results, out, datasets=names)
         for board in boards(results.records()):
@@ -154,6 +136,140 @@ def run(aligners, datasets, levels, seeds, metrics, params, anchor_strategy, ima
         click.echo(f"\nwrote {', '.join(str(p) for p in written if p.suffix == '.md')}", err=True)
     if summary.failed:
         sys.exit(1)
+
+
+@cli.command()
+@click.option("--perturbation", "perturbations", multiple=True, metavar="NAME[:MODALITY]",
+              help="Perturbation (repeatable), e.g. drop:text, embedding-noise:image, synonyms. Default: "
+                   f"{', '.join(ROBUSTNESS_PERTURBATIONS)}, and for datasets of raw items "
+                   f"{', '.join(ROBUSTNESS_INPUT_PERTURBATIONS)}.")
+@click.option("--fractions", default=",".join(map(str, ROBUSTNESS_FRACTIONS)), show_default=True,
+              help="Damage fractions, percent of one modality's train rows, comma-separated.")
+@click.option("--anchors", "levels", default=",".join(map(str, ROBUSTNESS_LEVELS)), show_default=True,
+              help="Supervision levels, comma-separated.")
+@shared_sweep_options
+@one_line_errors
+def robustness(perturbations, fractions, levels, aligners, datasets, seeds, metrics, params, anchor_strategy,
+               image_encoder, text_encoder, store, out, cache_dir, no_cache):
+    """The robustness suite: damage part of one modality's train data (drop rows, corrupt raw images or
+    captions, add embedding noise), retrain, and report retrieval and its drop against the clean run.
+
+    Writes leaderboards/<dataset>-robustness.md/.csv/.json, with a verdict on seed 001's claim where
+    ot-riemannian and its contrastive-only ablation both ran.
+    """
+    from .robustness_board import write_robustness
+
+    registry = loaded_registry()
+    base = make_sweep(registry, aligners or ROBUSTNESS_ALIGNERS, datasets, levels, seeds, metrics, params,
+                      anchor_strategy, image_encoder, text_encoder, perturbations or ROBUSTNESS_PERTURBATIONS)
+    base.fractions = int_list(fractions, "--fractions")
+    sweeps = []
+    for dataset in base.datasets:  # one sweep per dataset: the default input corruptions need raw items
+        sweep = copy.deepcopy(base)
+        sweep.datasets = [dataset]
+        if not perturbations and registry.load("dataset", dataset[0]).raw:
+            extra = make_sweep(registry, [], [dataset[0]], levels, seeds, (), params, anchor_strategy, image_encoder,
+                               text_encoder, ROBUSTNESS_INPUT_PERTURBATIONS)
+            sweep.perturbations += extra.perturbations
+        sweeps.append(sweep)
+    with open_store(store) as (results, store_path):
+        summary = execute(registry, results, store_path, sweeps, cache_dir, no_cache)
+        written = write_robustness(results, out, datasets=[n for n, _ in base.datasets])
+    for path in written:
+        if path.suffix == ".md":
+            click.echo(path.read_text())
+            click.echo(f"wrote {path}", err=True)
+    if summary.failed:
+        sys.exit(1)
+
+
+def loaded_registry():
+    from .plugins import load_registry
+
+    registry = load_registry()
+    for failure in registry.failures:
+        click.echo(f"warning: plugin {failure.source} failed to load ({failure.stage}): {failure.error}", err=True)
+    return registry
+
+
+def make_sweep(registry, aligners, datasets, levels, seeds, metrics, params, anchor_strategy, image_encoder,
+               text_encoder, perturbations=()):
+    """A Sweep from the command-line options; ``--param`` assignments routed to the named components.
+    ``perturbations``: ``NAME`` or ``NAME:MODALITY`` strings."""
+    from .runner import Sweep
+
+    damage = [parse_perturbation(text) for text in perturbations]
+    chosen = {
+        "aligner": list(aligners),
+        "dataset": list(datasets) or DEFAULT_DATASETS + available_real_datasets(registry),
+        "metric": list(metrics) or DEFAULT_METRICS,
+        "encoder": [e for e in (image_encoder, text_encoder) if e],
+        "perturbation": [name for name, _ in damage],
+    }
+    assigned = assign_params(params, chosen)
+    encoders = {m: (e, assigned["encoder"].get(e, {})) for m, e in (("image", image_encoder), ("text", text_encoder))
+                if e}
+    return Sweep(
+        aligners=[(n, assigned["aligner"].get(n, {})) for n in chosen["aligner"]],
+        datasets=[(n, assigned["dataset"].get(n, {})) for n in chosen["dataset"]],
+        levels=int_list(levels, "--anchors"),
+        seeds=int_list(seeds, "--seeds"),
+        metrics=[(n, assigned["metric"].get(n, {})) for n in chosen["metric"]],
+        anchor_strategy=anchor_strategy,
+        encoders=encoders,
+        perturbations=[(name, {**assigned["perturbation"].get(name, {}), **extra}) for name, extra in damage],
+    )
+
+
+def parse_perturbation(text: str) -> tuple[str, dict]:
+    name, _, modality = text.partition(":")
+    if not name:
+        raise InvalidParameterError(f"--perturbation {text!r}: write NAME or NAME:MODALITY, e.g. drop:text.")
+    return name, ({"modality": modality} if modality else {})
+
+
+@contextlib.contextmanager
+def open_store(store: Path | None):
+    from .store import ResultStore
+
+    store_path = store or default_store()
+    with ResultStore(store_path) as results:
+        yield results, store_path
+
+
+def execute(registry, results, store_path: Path, sweeps: list, cache_dir: Path | None, no_cache: bool):
+    """Run sweeps with a progress bar over all their cells; Ctrl-C keeps every finished cell."""
+    from .cache import EmbeddingCache
+    from .runner import RunSummary, Runner
+
+    runner = Runner(registry, results, cache=None if no_cache else EmbeddingCache(cache_dir), on_encode=EncodeProgress())
+    total = sum(len(runner.plan(sweep)) for sweep in sweeps)
+    summary = RunSummary()
+    try:
+        with click.progressbar(length=total, label="cells", file=sys.stderr, item_show_func=describe_cell) as bar:
+            for sweep in sweeps:
+                done = runner.run(sweep, on_cell=lambda cell, status: bar.update(1, cell))
+                summary.ran += done.ran
+                summary.skipped += done.skipped
+                summary.not_applicable += done.not_applicable
+                summary.failed += done.failed
+    except KeyboardInterrupt:
+        click.echo(f"\ninterrupted: {len(results)} finished cells are saved in {store_path}; "
+                   f"run the same command again to resume.", err=True)
+        sys.exit(130)
+    click.echo(f"{summary.ran} cells run, {summary.skipped} already done, {summary.not_applicable} n/a, "
+               f"{len(summary.failed)} failed; results in {store_path}", err=True)
+    for cell, message in summary.failed:
+        damage = f" {cell.perturbation}" if cell.perturbation else ""
+        click.echo(f"  failed: {cell.dataset} {cell.aligner} anchors={cell.anchors} seed={cell.seed}{damage}: {message}",
+                   err=True)
+    return summary
+
+
+def describe_cell(cell) -> str | None:
+    if cell is None:
+        return None
+    return f"{cell.dataset} {cell.aligner} m={cell.anchors} s={cell.seed}" + (f" {cell.perturbation}" if cell.perturbation else "")
 
 
 def available_real_datasets(registry) -> list[str]:

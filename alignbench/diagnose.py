@@ -82,7 +82,7 @@ def draw(registry: Registry, runner: Runner, sweep: Sweep, frame: pd.DataFrame, 
     """Refit fmap at the largest level (first seed) to draw its map beside the ground truth."""
     [cell] = [c for c in runner.plan(sweep) if c.aligner == "fmap" and c.seed == sweep.seeds[0]
               and c.anchors == max(sweep.levels)]
-    splits = runner._splits(cell.config)
+    splits = runner.splits_for(cell.config)
     level = min(max(sweep.levels), splits.train.n_items)
     anchors = draw_anchors(splits.train, [level], sweep.seeds[0], sweep.anchor_strategy)[level]
     xu, yu = unpaired_items(splits.train, anchors, sweep.seeds[0])

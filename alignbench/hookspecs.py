@@ -40,3 +40,8 @@ def alignbench_register_encoders(register):
 @hookspec
 def alignbench_register_metrics(register):
     """Register Metric classes: ``register(name, "module:Class", description=...)``."""
+
+
+@hookspec
+def alignbench_register_perturbations(register):
+    """Register Perturbation classes (robustness suite): ``register(name, "module:Class", description=...)``."""

@@ -245,6 +245,42 @@ class Aligner(Component, ABC):
     def _transform_y(self, y: np.ndarray) -> np.ndarray: ...
 
 
+# --------------------------------------------------------------------------------------- perturbations
+
+
+class Perturbation(Component, ABC):
+    """Damages one modality of the train split, the data an aligner learns from (robustness suite).
+
+    The runner picks which rows to damage (a seeded, nested fraction of the modality's rows that the
+    perturbation can change) and asks the perturbation for their damaged versions. ``stage`` says where:
+
+    - ``"drop"``: the rows are removed; their pairs are lost, the other side's rows stay as unpaired data.
+    - ``"input"``: raw items are corrupted before encoding (``corrupt_item``); raw datasets only.
+    - ``"embedding"``: embeddings are corrupted (``corrupt_embeddings``); any dataset.
+
+    ``modality`` (a constructor parameter) names the damaged side: "image" (x) or "text" (y).
+    ``modalities`` lists the ones the perturbation can damage (empty: any).
+    """
+
+    stage: ClassVar[str] = "embedding"
+    modalities: ClassVar[tuple[str, ...]] = ()
+    modality: str
+
+    def can_change(self, item: Any) -> bool:
+        """Whether ``corrupt_item`` changes this raw item (a caption with no listed word cannot be
+        rewritten by synonyms); only rows that can change are picked."""
+        return True
+
+    def corrupt_item(self, item: Any, rng: np.random.Generator) -> Any:
+        """The damaged version of one raw item (input stage). ``rng`` is seeded per item, so the
+        damage of an item does not depend on which other items are damaged."""
+        raise NotImplementedError(f"{type(self).__name__} does not corrupt raw items")
+
+    def corrupt_embeddings(self, e: np.ndarray, rows: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """A copy of ``e`` with ``rows`` damaged (embedding stage)."""
+        raise NotImplementedError(f"{type(self).__name__} does not corrupt embeddings")
+
+
 # --------------------------------------------------------------------------------------- metrics
 
 

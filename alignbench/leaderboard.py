@@ -38,11 +38,15 @@ class Board:
         return hashlib.sha256(json.dumps(self.setting, sort_keys=True).encode()).hexdigest()[:8]
 
 
-def boards(records: list[CellRecord]) -> list[Board]:
+def boards(records: list[CellRecord], split_keys: tuple[str, ...] = SPLIT_KEYS) -> list[Board]:
+    """The records grouped by dataset and setting. Cells of the robustness suite (damaged train data)
+    are left out unless ``perturbation`` is one of the ``split_keys``."""
     groups: dict[tuple[str, str], list[CellRecord]] = {}
     settings: dict[tuple[str, str], dict] = {}
     for record in records:
-        setting = {k: v for k, v in record.config.items() if k not in SPLIT_KEYS}
+        if "perturbation" in record.config and "perturbation" not in split_keys:
+            continue
+        setting = {k: v for k, v in record.config.items() if k not in split_keys}
         key = (record.dataset, json.dumps(setting, sort_keys=True))
         groups.setdefault(key, []).append(record)
         settings[key] = setting

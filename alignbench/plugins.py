@@ -28,6 +28,7 @@ HOOK_KINDS = {
     "alignbench_register_datasets": "dataset",
     "alignbench_register_encoders": "encoder",
     "alignbench_register_metrics": "metric",
+    "alignbench_register_perturbations": "perturbation",
 }
 
 

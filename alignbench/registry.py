@@ -14,7 +14,7 @@ from typing import Any, Callable
 
 from .errors import DuplicatePluginError, PluginLoadError, UnknownPluginError
 
-KINDS = ("aligner", "dataset", "encoder", "metric")
+KINDS = ("aligner", "dataset", "encoder", "metric", "perturbation")
 
 
 @dataclass(frozen=True)

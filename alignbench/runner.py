@@ -19,11 +19,13 @@ from typing import Any, Callable, Iterator
 
 import numpy as np
 
-from .cache import EmbeddingCache, items_digest
+from .cache import EmbeddingCache, items_digest, texts_digest
 from .errors import AlignbenchError, InvalidParameterError
 from .interfaces import Aligner, AlignmentResult, Anchors, Dataset, DatasetSplits, Encoder, Metric, PairedData
 from .protocols import PROTOCOLS, gallery_with_anchors, paper_splits
 from .registry import Registry
+from .robustness import (CorruptedItems, Damage, apply_damage, check_fraction, check_perturbation, damaged_rows,
+                         side_of, surviving_anchors)
 from .store import CellRecord, ResultStore
 from .supervision import STRATEGIES, draw_anchors
 
@@ -44,6 +46,10 @@ class Sweep:
     anchor_strategy: str = "random"
     encoders: dict[str, tuple[str, Params]] = field(default_factory=dict)
     protocol: str = "standard"
+    # Robustness suite: each perturbation at each damage fraction (percent of one modality's train rows),
+    # beside the clean cells.
+    perturbations: list[tuple[str, Params]] = field(default_factory=list)
+    fractions: list[int] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -53,6 +59,7 @@ class Cell:
     anchors: int
     seed: int
     config: dict[str, Any]
+    perturbation: str = ""  # "name(modality) p%" for a damaged cell, "" for a clean one
 
     @property
     def key(self) -> str:
@@ -105,7 +112,9 @@ class Runner:
         self.store = store
         self.cache = cache
         self.on_encode = on_encode
-        self._loaded: tuple[str, DatasetSplits] | None = None  # one dataset in memory at a time
+        # One dataset in memory at a time: its key, embedded splits, raw splits, corrupted embeddings.
+        self._loaded: tuple[str, DatasetSplits, DatasetSplits] | None = None
+        self._corrupted: dict[str, tuple[np.ndarray, np.ndarray]] = {}
 
     # ------------------------------------------------------------------ planning
     def plan(self, sweep: Sweep) -> list[Cell]:
@@ -122,6 +131,7 @@ class Runner:
         if not sweep.seeds:
             raise InvalidParameterError("no seeds given; pass e.g. --seeds 0,1,2.")
         metrics = [self._describe("metric", n, p) for n, p in sweep.metrics]
+        damages = self._plan_damage(sweep)
         cells = []
         for dataset_name, dataset_params in sweep.datasets:
             dataset = self._describe("dataset", dataset_name, dataset_params)
@@ -142,7 +152,26 @@ class Runner:
                         if sweep.protocol != "standard":  # keeps standard cells' keys unchanged
                             config["protocol"] = sweep.protocol
                         cells.append(Cell(dataset_name, aligner_name, int(level), int(seed), config))
+                        for damage in damages:  # clean cells keep their keys: damaged ones add a field
+                            label = f"{damage['name']}({damage['params']['modality']}) {damage['fraction']}%"
+                            cells.append(Cell(dataset_name, aligner_name, int(level), int(seed),
+                                              {**config, "perturbation": damage}, label))
         return cells
+
+    def _plan_damage(self, sweep: Sweep) -> list[dict[str, Any]]:
+        if sweep.perturbations and sweep.protocol != "standard":
+            raise InvalidParameterError("the robustness suite runs under the standard protocol only.")
+        if sweep.perturbations and not sweep.fractions:
+            raise InvalidParameterError("perturbations need damage fractions, e.g. --fractions 20,40,60,80.")
+        for percent in sweep.fractions:
+            check_fraction(percent)
+        damages = []
+        for name, params in sweep.perturbations:
+            described = self._describe("perturbation", name, params)
+            check_perturbation(self.registry.create("perturbation", name, params))
+            described["stage"] = self.registry.load("perturbation", name).stage
+            damages += [{**described, "fraction": int(p)} for p in sorted(set(sweep.fractions))]
+        return damages
 
     def _encoders_for(self, dataset: str, chosen: dict[str, tuple[str, Params]]) -> dict[str, Any]:
         """The encoders a dataset's cells use: none for embedded datasets (so they never enter its
@@ -178,7 +207,7 @@ class Runner:
             else:
                 todo.append(cell)
         for (dataset_key, seed), group in _group_by_dataset_and_seed(todo):
-            splits = self._splits(group[0].config)
+            splits = self.splits_for(group[0].config)
             levels = sorted({c.anchors for c in group if c.anchors <= splits.train.n_items})
             anchors = draw_anchors(splits.train, levels, seed, sweep.anchor_strategy) if levels else {}
             for cell in group:
@@ -193,53 +222,88 @@ class Runner:
                     on_cell(cell, status)
         return summary
 
-    def _splits(self, config: dict[str, Any]) -> DatasetSplits:
+    def splits_for(self, config: dict[str, Any]) -> DatasetSplits:
         """Load (and encode, where the dataset has raw items) one dataset; memoized per config."""
         protocol = config.get("protocol", "standard")
         key = config_key({"dataset": config["dataset"], "encoders": config["encoders"], "protocol": protocol})
         if self._loaded is None or self._loaded[0] != key:
             dataset: Dataset = self.registry.create("dataset", config["dataset"]["name"], config["dataset"]["params"])
-            splits = self._embed(dataset.load(), config["dataset"], config["encoders"])
-            self._loaded = (key, paper_splits(splits) if protocol == "paper" else splits)
+            raw = dataset.load()
+            splits = self._embed(raw, config["dataset"], config["encoders"])
+            self._loaded = (key, paper_splits(splits) if protocol == "paper" else splits, raw)
+            self._corrupted = {}
         return self._loaded[1]
 
     def _embed(self, splits: DatasetSplits, dataset: dict[str, Any], encoders: dict[str, Any]) -> DatasetSplits:
         if splits.train.is_embedded and splits.test.is_embedded:
             return splits
         x_modality, y_modality = splits.modalities
-        missing = [m for m in (x_modality, y_modality) if m not in encoders]
-        if missing:
-            raise InvalidParameterError(
-                f"this dataset holds raw {' and '.join(missing)} items; choose encoders with "
-                f"--{missing[0]}-encoder NAME (see `alignbench list`)."
-            )
-        ex: Encoder = self.registry.create("encoder", encoders[x_modality]["name"], encoders[x_modality]["params"])
-        ey: Encoder = self.registry.create("encoder", encoders[y_modality]["name"], encoders[y_modality]["params"])
-
-        def embed(encoder: Encoder, described: dict[str, Any], items, split: str, side: str, ids_hash: str | None):
-            label = f"{dataset['name']} {split} {side} ({described['name']})"
-            progress = (lambda done, total: self.on_encode(label, done, total)) if self.on_encode else None
-            if self.cache is None or ids_hash is None:
-                if ids_hash is None and self.cache is not None:
-                    log.warning("%s has no item ids; its embeddings are not cached", label)
-                return encoder.encode(items)
-            identity = {"name": described["name"], "source": described["source"], **encoder.identity()}
-            return self.cache.get_or_encode(
-                encoder.encode, items, encoder_identity=identity,
-                dataset_identity={"dataset": dataset["name"], "split": split, "side": side},
-                ids_hash=ids_hash, progress=progress,
-            )
 
         def encode(split: PairedData, name: str) -> PairedData:
             x_ids = items_digest(split.item_ids) if split.item_ids is not None else None
-            y_ids = items_digest(split.y) if all(isinstance(t, str) for t in split.y) else None
             return PairedData(
-                x=embed(ex, encoders[x_modality], split.x, name, x_modality, x_ids),
-                y=embed(ey, encoders[y_modality], split.y, name, y_modality, y_ids),
+                x=self._encode(split.x, dataset, encoders, x_modality, name, x_ids),
+                y=self._encode(split.y, dataset, encoders, y_modality, name, texts_digest(split.y)),
                 text_item=split.text_item, item_ids=split.item_ids, latent=split.latent, labels=split.labels,
             )
 
         return DatasetSplits(encode(splits.train, "train"), encode(splits.test, "test"), splits.modalities)
+
+    def _encode(self, items, dataset: dict[str, Any], encoders: dict[str, Any], modality: str, split: str,
+                ids_hash: str | None, damage: dict[str, Any] | None = None) -> np.ndarray:
+        """Embeddings of one side of one split, through the cache when the items have identities.
+        ``damage``: the perturbation that corrupted these items (part of the cache key)."""
+        if modality not in encoders:
+            raise InvalidParameterError(
+                f"this dataset holds raw {modality} items; choose an encoder with --{modality}-encoder NAME "
+                f"(see `alignbench list`)."
+            )
+        described = encoders[modality]
+        encoder: Encoder = self.registry.create("encoder", described["name"], described["params"])
+        label = f"{dataset['name']} {split} {modality} ({described['name']})"
+        if damage is not None:
+            label += f", {damage['name']}"
+        progress = (lambda done, total: self.on_encode(label, done, total)) if self.on_encode else None
+        if self.cache is None or ids_hash is None:
+            if ids_hash is None and self.cache is not None:
+                log.warning("%s has no item ids; its embeddings are not cached", label)
+            return encoder.encode(items)
+        identity = {"name": described["name"], "source": described["source"], **encoder.identity()}
+        dataset_identity = {"dataset": dataset["name"], "split": split, "side": modality}
+        if damage is not None:
+            dataset_identity["perturbation"] = {k: damage[k] for k in ("name", "params", "source")}
+        return self.cache.get_or_encode(
+            encoder.encode, items, encoder_identity=identity, dataset_identity=dataset_identity,
+            ids_hash=ids_hash, progress=progress,
+        )
+
+    def damage(self, cell: Cell, splits: DatasetSplits) -> Damage | str:
+        """The damaged train split a perturbed cell learns from, or why the cell is n/a."""
+        config = cell.config
+        damage = config["perturbation"]
+        perturbation = self.registry.create("perturbation", damage["name"], damage["params"])
+        side = side_of(perturbation, splits.modalities)
+        train = splits.train
+        corrupted = None
+        changeable = np.ones(train.n_items if side == "x" else train.n_texts, dtype=bool)
+        if damage["stage"] == "input":
+            if not self.registry.load("dataset", cell.dataset).raw:
+                return f"{damage['name']} corrupts raw {perturbation.modality} items; this dataset holds embeddings"
+            raw = self._loaded[2].train
+            raw_side = raw.x if side == "x" else raw.y
+            memo = config_key({k: damage[k] for k in ("name", "params", "source")})
+            if memo not in self._corrupted:
+                items = CorruptedItems(raw_side, perturbation, perturbation.seed)
+                changeable = np.array([perturbation.can_change(item) for item in raw_side], dtype=bool)
+                ids = (texts_digest(items) if side == "y" else
+                       items_digest(raw.item_ids) if raw.item_ids is not None else None)
+                embedded = self._encode(items, config["dataset"], config["encoders"], perturbation.modality, "train",
+                                        ids, damage)
+                self._corrupted[memo] = (changeable, embedded)
+            changeable, corrupted = self._corrupted[memo]
+        label = f"{damage['name']} on {train.n_items if side == 'x' else train.n_texts} {perturbation.modality} rows"
+        rows = damaged_rows(changeable, damage["fraction"], cell.seed, label)
+        return apply_damage(train, perturbation, side, rows, cell.seed, corrupted)
 
     def _run_cell(self, cell: Cell, splits: DatasetSplits, anchors: Anchors | None) -> tuple[str, str]:
         config = cell.config
@@ -255,7 +319,18 @@ class Runner:
             message = f"{cell.aligner} needs at least {aligner_cls.min_anchors} anchors"
         else:
             try:
-                metrics, timings = self._evaluate(cell, splits, anchors)
+                damage = self.damage(cell, splits) if "perturbation" in config else None
+                if isinstance(damage, str):
+                    status, message = "n/a", damage
+                else:
+                    if damage is not None:
+                        anchors = surviving_anchors(anchors, damage)
+                    if len(anchors.items) < aligner_cls.min_anchors:
+                        status = "n/a"
+                        message = (f"{len(anchors.items)} of {cell.anchors} anchor pairs survive the damage; "
+                                   f"{cell.aligner} needs at least {aligner_cls.min_anchors}")
+                    else:
+                        metrics, timings = self._evaluate(cell, splits, anchors, damage)
             except AlignbenchError as exc:
                 status, message = "failed", str(exc)
             except Exception as exc:  # noqa: BLE001 - a broken plugin fails its cell, not the sweep
@@ -273,13 +348,17 @@ class Runner:
         )
         return status, message
 
-    def _evaluate(self, cell: Cell, splits: DatasetSplits, anchors: Anchors) -> tuple[dict[str, float], dict[str, float]]:
+    def _evaluate(self, cell: Cell, splits: DatasetSplits, anchors: Anchors,
+                  damage: Damage | None = None) -> tuple[dict[str, float], dict[str, float]]:
         config = cell.config
         aligner: Aligner = self.registry.create("aligner", cell.aligner, config["aligner"]["params"])
         timings = {}
         xu = yu = None
         if aligner.uses_unpaired:
-            xu, yu = unpaired_items(splits.train, anchors, cell.seed)
+            if damage is None:
+                xu, yu = unpaired_items(splits.train, anchors, cell.seed)
+            else:
+                xu, yu = unpaired_items(damage.train, anchors, cell.seed, damage.kept_items, damage.kept_texts)
         started = time.perf_counter()
         aligner.fit(anchors.x, anchors.y, xu, yu)
         timings["fit_s"] = time.perf_counter() - started
@@ -302,14 +381,18 @@ class Runner:
         return metrics, timings
 
 
-def unpaired_items(train: PairedData, anchors: Anchors, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """The train items and texts that are not anchors, each side shuffled on its own so that row
-    order carries no pairing."""
+def unpaired_items(train: PairedData, anchors: Anchors, seed: int, kept_items: np.ndarray | None = None,
+                   kept_texts: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """The train items and texts that are not anchors (nor the other texts of an anchor item), each
+    side shuffled on its own so that row order carries no pairing. ``kept_*``: the rows left after a
+    drop perturbation (default: all)."""
     rng = np.random.default_rng(np.random.SeedSequence([seed, 1]))
     is_anchor = np.zeros(train.n_items, dtype=bool)
     is_anchor[anchors.items] = True
-    items = np.flatnonzero(~is_anchor)
-    texts = np.flatnonzero(~is_anchor[train.text_item])
+    kept_items = np.ones(train.n_items, dtype=bool) if kept_items is None else kept_items
+    kept_texts = np.ones(train.n_texts, dtype=bool) if kept_texts is None else kept_texts
+    items = np.flatnonzero(~is_anchor & kept_items)
+    texts = np.flatnonzero(~is_anchor[train.text_item] & kept_texts)
     return train.x[rng.permutation(items)], train.y[rng.permutation(texts)]
 
 

@@ -5,7 +5,8 @@ from pathlib import Path
 import pytest
 
 from alignbench.plugins import load_registry
-from alignbench.testing import aligner_checks, check_aligner, dataset_checks, metric_checks, run_checks
+from alignbench.testing import (aligner_checks, check_aligner, dataset_checks, metric_checks, perturbation_checks,
+                                run_checks)
 
 REGISTRY = load_registry()
 BUILTIN = [s for s in REGISTRY.specs() if s.source.startswith("alignbench ") and s.kind != "encoder"]
@@ -54,12 +55,15 @@ ALIGNER_CHECKS = _checks("aligner", aligner_checks) + aligner_checks(
 ) + aligner_checks(REGISTRY.create("aligner", "nullspace", {"whiten": False}))
 DATASET_CHECKS = _checks("dataset", dataset_checks)
 METRIC_CHECKS = _checks("metric", metric_checks)
+PERTURBATION_CHECKS = _checks("perturbation", perturbation_checks) + perturbation_checks(
+    REGISTRY.create("perturbation", "embedding-noise", {"modality": "text", "snr_db": 20.0}))
 
 
 def test_the_suite_collected_checks_for_every_builtin():
     kinds = {s.kind for s in BUILTIN}
-    assert {"aligner", "dataset", "metric"} <= kinds
+    assert {"aligner", "dataset", "metric", "perturbation"} <= kinds
     assert len(ALIGNER_CHECKS) >= 13 * 4 and len(DATASET_CHECKS) >= 4 * 2 and len(METRIC_CHECKS) >= 4 * 2
+    assert len(PERTURBATION_CHECKS) >= 2 * 6 + 3 * 4
 
 
 @pytest.mark.parametrize("check", ALIGNER_CHECKS, ids=lambda c: c.id)
@@ -75,6 +79,22 @@ def test_dataset(check):
 @pytest.mark.parametrize("check", METRIC_CHECKS, ids=lambda c: c.id)
 def test_metric(check):
     check()
+
+
+@pytest.mark.parametrize("check", PERTURBATION_CHECKS, ids=lambda c: c.id)
+def test_perturbation(check):
+    check()
+
+
+def test_the_perturbation_checks_catch_a_corruption_that_changes_nothing():
+    from alignbench_plugins.perturbations.text import WordDropout
+
+    class Lazy(WordDropout):
+        def corrupt_item(self, item, rng):
+            return item
+
+    with pytest.raises(AssertionError, match="changeable but came back unchanged"):
+        run_checks(perturbation_checks(Lazy()))
 
 
 def test_an_empty_suite_fails_instead_of_passing():

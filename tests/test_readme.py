@@ -16,3 +16,17 @@ def test_readme_leaderboard_excerpt_matches_the_committed_leaderboard():
     board = (REPO / "leaderboards" / "synthetic-correlated.md").read_text()
     table = board.split("columns are anchor pairs\n\n", 1)[1].split("\n\n", 1)[0]
     assert table in readme
+
+
+def test_every_hook_and_builtin_plugin_is_documented():
+    from alignbench import hookspecs
+    from alignbench.plugins import load_registry
+
+    readme = (REPO / "README.md").read_text()
+    hooks = [name for name in vars(hookspecs) if name.startswith("alignbench_register_")]
+    assert len(hooks) == 5
+    listed = readme.split("alignbench_register_{", 1)[1].split("}", 1)[0].split(",")
+    assert sorted("alignbench_register_" + kind for kind in listed) == sorted(hooks)
+    undocumented = [s.name for s in load_registry().specs() if s.source.startswith("alignbench ")
+                    and f"`{s.name}`" not in readme]
+    assert not undocumented, f"README's plugin table lacks {undocumented}"

@@ -21,12 +21,12 @@ from typing import Callable
 import numpy as np
 
 from ..errors import InvalidInputError, NotFittedError
-from ..interfaces import Aligner, AlignmentResult, Anchors, Dataset, Metric, PairedData
+from ..interfaces import Aligner, AlignmentResult, Anchors, Dataset, Metric, PairedData, Perturbation
 from .toy import random_rotation, rotated_pair, top1_accuracy
 
 __all__ = [
-    "Check", "aligner_checks", "dataset_checks", "metric_checks",
-    "check_aligner", "check_dataset", "check_metric", "run_checks", "random_rotation", "rotated_pair", "top1_accuracy",
+    "Check", "aligner_checks", "dataset_checks", "metric_checks", "perturbation_checks",
+    "check_aligner", "check_dataset", "check_metric", "check_perturbation", "run_checks", "random_rotation", "rotated_pair", "top1_accuracy",
 ]
 
 
@@ -291,3 +291,81 @@ def metric_checks(metric: Metric) -> list[Check]:
 
 def check_metric(metric: Metric) -> int:
     return run_checks(metric_checks(metric))
+
+
+# --------------------------------------------------------------------------------------- perturbations
+
+SAMPLE_CAPTIONS = ["A man riding a bike down the street.", "Two dogs playing in the grass near a tree.",
+                   "a small kitchen with a white table", "A woman holding an umbrella on a rainy day."]
+
+
+def sample_items(modality: str) -> list:
+    """A few raw items of a modality: textured 8-bit images (grey and colour) or captions."""
+    if modality == "text":
+        return list(SAMPLE_CAPTIONS)
+    rng = np.random.default_rng(0)
+    return [rng.integers(0, 256, size=(28, 28), dtype=np.uint8), rng.integers(0, 256, size=(32, 24, 3), dtype=np.uint8)]
+
+
+def perturbation_checks(perturbation: Perturbation, items: list | None = None) -> list[Check]:
+    """Conformance checks for one configured perturbation. ``items``: raw items its modality holds
+    (default: small images or captions)."""
+    from ..robustness import STAGES, item_rng
+
+    stage = type(perturbation).stage
+
+    def check_declares_stage_and_modality():
+        assert stage in STAGES, f"stage {stage!r} is not one of {STAGES}"
+        assert isinstance(getattr(perturbation, "modality", None), str), "needs a modality parameter"
+        allowed = type(perturbation).modalities
+        assert not allowed or perturbation.modality in allowed, f"modality {perturbation.modality!r} not in {allowed}"
+
+    def check_params_round_trip():
+        assert _fresh(perturbation).get_params() == perturbation.get_params(), "get_params does not round-trip"
+
+    checks = [check_declares_stage_and_modality, check_params_round_trip]
+    if stage == "input":
+        raw = items if items is not None else sample_items(perturbation.modality)
+
+        def check_has_a_content_seed():
+            assert isinstance(getattr(perturbation, "seed", None), int), "input-stage perturbations take a seed"
+
+        def check_changes_every_changeable_item():
+            changeable = [item for item in raw if perturbation.can_change(item)]
+            assert changeable, "can_change refused every sample item"
+            for i, item in enumerate(changeable):
+                out = perturbation.corrupt_item(item, item_rng(0, i))
+                assert type(out) is type(item), f"returned {type(out).__name__} for {type(item).__name__}"
+                same = np.array_equal(out, item) if isinstance(item, np.ndarray) else out == item
+                assert not same, f"item {i} is changeable but came back unchanged"
+
+        def check_deterministic_under_a_seed():
+            for i, item in enumerate(raw):
+                if perturbation.can_change(item):
+                    a = perturbation.corrupt_item(item, item_rng(3, i))
+                    b = _fresh(perturbation).corrupt_item(item, item_rng(3, i))
+                    assert np.array_equal(a, b) if isinstance(a, np.ndarray) else a == b, "same seed, other result"
+
+        checks += [check_has_a_content_seed, check_changes_every_changeable_item, check_deterministic_under_a_seed]
+    elif stage == "embedding":
+        e = np.random.default_rng(1).standard_normal((50, 8)).astype(np.float32)
+        rows = np.arange(0, 50, 3)
+
+        def check_changes_only_the_given_rows():
+            out = perturbation.corrupt_embeddings(e.copy(), rows, np.random.default_rng(0))
+            assert out.shape == e.shape and np.isfinite(out).all(), "bad shape or non-finite values"
+            changed = np.flatnonzero((out != e).any(axis=1))
+            assert np.array_equal(changed, rows), f"changed rows {changed.tolist()}, asked {rows.tolist()}"
+
+        def check_deterministic_under_a_seed():
+            a = perturbation.corrupt_embeddings(e.copy(), rows, np.random.default_rng(5))
+            b = _fresh(perturbation).corrupt_embeddings(e.copy(), rows, np.random.default_rng(5))
+            assert np.array_equal(a, b), "same seed, other result"
+
+        checks += [check_changes_only_the_given_rows, check_deterministic_under_a_seed]
+    label = _label(perturbation)
+    return [Check(f"{label}-{f.__name__}", f) for f in checks]
+
+
+def check_perturbation(perturbation: Perturbation, items: list | None = None) -> int:
+    return run_checks(perturbation_checks(perturbation, items))

@@ -1,0 +1,256 @@
+"""Robustness tables: retrieval when the train data is damaged, and its relative drop from the clean run.
+
+One file set per dataset (``<dataset>-robustness.md``, ``.csv``, ``.json``), written from the results
+store like the leaderboards and just as deterministic. A damaged cell is compared with the clean cell
+of the same setting, aligner, supervision level and seed; the table shows the mean over seeds and the
+relative drop ``(clean - damaged) / clean`` of those means.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from tabulate import tabulate
+
+from .leaderboard import EXTRA_HEADLINES, HEADLINE, SPLIT_KEYS, Board, aligner_labels, boards
+from .store import CellRecord, ResultStore
+
+CLEAN = "clean"
+# Seed 001's hypothesis: under 50% masking of one modality, geometric losses lose at most 10% of their
+# accuracy while the contrastive-only loss loses at least 30%.
+CLAIM_FRACTION = 50
+CLAIM_GEOMETRIC = ("ot-riemannian", "ot-riemannian-ot", "ot-riemannian-riem")
+CLAIM_CONTRASTIVE = ("ot-riemannian-contrastive",)
+CLAIM_GEOMETRIC_MAX_DROP = 0.10
+CLAIM_CONTRASTIVE_MIN_DROP = 0.30
+
+
+@dataclass(frozen=True)
+class RobustnessBoard:
+    """The damaged cells of one dataset under one setting, with their clean counterparts."""
+
+    board: Board
+    clean: tuple[CellRecord, ...]
+
+    @property
+    def dataset(self) -> str:
+        return self.board.dataset
+
+
+def perturbation_label(damage: dict) -> str:
+    return f"{damage['name']}({damage['params'].get('modality', '?')})"
+
+
+def robustness_boards(records: list[CellRecord]) -> list[RobustnessBoard]:
+    damaged = boards(records, split_keys=SPLIT_KEYS + ("perturbation",))
+    clean = [r for r in records if "perturbation" not in r.config]
+    out = []
+    for board in damaged:
+        mine = [r for r in board.records if "perturbation" in r.config]
+        if not mine:
+            continue
+        levels = {r.anchors for r in mine}
+        baseline = tuple(r for r in clean if r.dataset == board.dataset and r.anchors in levels
+                         and {k: v for k, v in r.config.items() if k not in SPLIT_KEYS} == board.setting)
+        out.append(RobustnessBoard(Board(board.dataset, board.setting, tuple(mine)), baseline))
+    return out
+
+
+def long_table(rboard: RobustnessBoard) -> pd.DataFrame:
+    """One row per cell, clean ones included: aligner, perturbation, fraction (%), anchors, seed,
+    status and every metric."""
+    everything = Board(rboard.dataset, rboard.board.setting, rboard.board.records + rboard.clean)
+    labels = aligner_labels(everything)
+    rows = []
+    for r in everything.records:
+        damage = r.config.get("perturbation")
+        rows.append({"aligner": labels[json.dumps(r.config["aligner"], sort_keys=True)],
+                     "perturbation": perturbation_label(damage) if damage else CLEAN,
+                     "fraction": damage["fraction"] if damage else 0,
+                     "anchors": r.anchors, "seed": r.seed, "status": r.status, **r.metrics})
+    frame = pd.DataFrame(rows)
+    return frame.sort_values(["aligner", "anchors", "perturbation", "fraction", "seed"], kind="stable") \
+        .reset_index(drop=True)
+
+
+def drop_table(frame: pd.DataFrame, metric: str) -> pd.DataFrame:
+    """Per aligner, anchors, perturbation and fraction: the mean of ``metric`` over seeds (finished
+    cells only), the clean mean and the relative drop. Rows without a clean run get no drop."""
+    ok = frame[(frame["status"] == "ok")]
+    if metric not in ok:
+        return pd.DataFrame(columns=["aligner", "anchors", "perturbation", "fraction", "seeds", "value", "clean",
+                                     "relative_drop"])
+    ok = ok[ok[metric].notna()]
+    means = ok.groupby(["aligner", "anchors", "perturbation", "fraction"], sort=True)[metric].agg(["mean", "size"])
+    means = means.reset_index().rename(columns={"mean": "value", "size": "seeds"})
+    clean = means[means["perturbation"] == CLEAN].set_index(["aligner", "anchors"])["value"]
+    damaged = means[means["perturbation"] != CLEAN].copy()
+    damaged["clean"] = [clean.get((a, m), np.nan) for a, m in zip(damaged["aligner"], damaged["anchors"])]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        damaged["relative_drop"] = np.where(damaged["clean"] > 0, 1 - damaged["value"] / damaged["clean"], np.nan)
+    return damaged.reset_index(drop=True)
+
+
+def wide_table(drops: pd.DataFrame, anchors: int) -> pd.DataFrame:
+    """Aligner x perturbation rows, one column per fraction: 'value (-drop%)', values in percent."""
+    at = drops[drops["anchors"] == anchors]
+    fractions = sorted(at["fraction"].unique())
+    rows = {}
+    for (aligner, perturbation), group in at.groupby(["aligner", "perturbation"], sort=True):
+        row = {CLEAN: _percent(group["clean"].iloc[0])}
+        by_fraction = group.set_index("fraction")
+        for fraction in fractions:
+            if fraction in by_fraction.index:
+                item = by_fraction.loc[fraction]
+                row[f"{fraction}%"] = f"{_percent(item['value'])} ({_signed(item['relative_drop'])})"
+            else:
+                row[f"{fraction}%"] = "n/a"
+        rows[(aligner, perturbation)] = row
+    out = pd.DataFrame.from_dict(rows, orient="index")
+    if not out.empty:
+        out.index = pd.MultiIndex.from_tuples(out.index, names=["aligner", "perturbation"])
+        out = out.reset_index()
+    return out
+
+
+def _encoders(encoders: dict) -> str:
+    return ", ".join(f"{modality}: `{e['name']}`" for modality, e in sorted(encoders.items())) or "none (embeddings)"
+
+
+def _percent(value: float) -> str:
+    return "n/a" if value is None or not np.isfinite(value) else f"{100 * value:.1f}"
+
+
+def _signed(drop: float) -> str:
+    if not np.isfinite(drop):
+        return "n/a"
+    change = round(-100 * drop)
+    return f"{change:+d}%" if change else "0%"
+
+
+@dataclass(frozen=True)
+class ClaimCheck:
+    """Seed 001's claim checked on one perturbation, supervision level and metric."""
+
+    perturbation: str
+    anchors: int
+    metric: str
+    geometric: dict[str, float]
+    contrastive: dict[str, float]
+
+    @property
+    def holds(self) -> bool:
+        return (all(d <= CLAIM_GEOMETRIC_MAX_DROP for d in self.geometric.values())
+                and all(d >= CLAIM_CONTRASTIVE_MIN_DROP for d in self.contrastive.values()))
+
+    def sentence(self) -> str:
+        parts = ", ".join(f"{a} {100 * d:.0f}%" for a, d in sorted({**self.geometric, **self.contrastive}.items()))
+        verdict = "holds" if self.holds else "does not hold"
+        return (f"{self.perturbation} at {CLAIM_FRACTION}%, {self.anchors} anchors, {self.metric}: relative drops "
+                f"{parts}. The claim (geometric <= {100 * CLAIM_GEOMETRIC_MAX_DROP:.0f}%, contrastive-only >= "
+                f"{100 * CLAIM_CONTRASTIVE_MIN_DROP:.0f}%) {verdict} here.")
+
+
+def check_claim(drops: pd.DataFrame, metric: str) -> list[ClaimCheck]:
+    """Every drop perturbation run at 50% where both a geometric and the contrastive-only variant ran."""
+    at = drops[(drops["fraction"] == CLAIM_FRACTION) & drops["perturbation"].str.startswith("drop(")
+               & drops["relative_drop"].notna()]
+    checks = []
+    for (perturbation, anchors), group in at.groupby(["perturbation", "anchors"], sort=True):
+        drop_of = dict(zip(group["aligner"], group["relative_drop"]))
+        geometric = {a: float(drop_of[a]) for a in CLAIM_GEOMETRIC if a in drop_of}
+        contrastive = {a: float(drop_of[a]) for a in CLAIM_CONTRASTIVE if a in drop_of}
+        if geometric and contrastive:
+            checks.append(ClaimCheck(perturbation, int(anchors), metric, geometric, contrastive))
+    return checks
+
+
+def headlines(frame: pd.DataFrame) -> list[str]:
+    return [m for m in (HEADLINE, *EXTRA_HEADLINES) if m in frame]
+
+
+def render_markdown(rboards: list[RobustnessBoard]) -> str:
+    dataset = rboards[0].dataset
+    lines = [f"# Robustness: {dataset}", "",
+             "Generated by `alignbench robustness` from the results store. Do not edit by hand.", "",
+             "A fraction of one modality's train rows (anchors and unpaired data alike) is damaged; the test split "
+             "stays clean. Each cell: mean over seeds in percent, and in brackets the relative change against the "
+             "clean run of the same aligner, anchors and seeds.", ""]
+    for rboard in rboards:
+        setting = rboard.board.setting
+        if len(rboards) > 1:
+            lines += [f"## Setting {rboard.board.setting_id}", ""]
+        frame = long_table(rboard)
+        seeds = sorted(frame["seed"].unique())
+        encoders = setting.get("encoders") or {}
+        lines += [
+            f"- dataset: `{setting['dataset']['name']}` {json.dumps(setting['dataset']['params'], sort_keys=True)}",
+            f"- encoders: {_encoders(encoders)}",
+            f"- anchors: {setting['anchor_strategy']} selection; seeds {', '.join(map(str, seeds))}",
+            "",
+        ]
+        for metric in headlines(frame):
+            drops = drop_table(frame, metric)
+            for anchors in sorted(drops["anchors"].unique()):
+                lines += [f"### {metric} (%), {anchors} anchor pairs", "",
+                          tabulate(wide_table(drops, anchors), headers="keys", tablefmt="github",
+                                   disable_numparse=True, showindex=False), ""]
+            checks = check_claim(drops, metric)
+            if checks:
+                lines += [f"### Seed 001's claim, on {metric}", ""] + [f"- {c.sentence()}" for c in checks] + [""]
+        lines += ["### Perturbation parameters", ""]
+        damages = {json.dumps({k: r.config["perturbation"][k] for k in ("name", "params", "source", "stage")},
+                              sort_keys=True) for r in rboard.board.records}
+        for text in sorted(damages):
+            damage = json.loads(text)
+            lines.append(f"- `{perturbation_label(damage)}` ({damage['stage']} stage): "
+                         f"{json.dumps(damage['params'], sort_keys=True)} ({damage['source']})")
+        lines += ["", "### Aligner parameters", ""]
+        labels = aligner_labels(Board(rboard.dataset, setting, rboard.board.records))
+        for config, label in sorted(labels.items(), key=lambda kv: kv[1]):
+            described = json.loads(config)
+            lines.append(f"- `{label}`: {json.dumps(described['params'], sort_keys=True)} ({described['source']})")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def write_robustness(store: ResultStore, out_dir: str | Path, datasets: list[str] | None = None) -> list[Path]:
+    """Write ``<dataset>-robustness.md/.csv/.json`` for each dataset with damaged cells in the store."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    by_dataset: dict[str, list[RobustnessBoard]] = {}
+    for rboard in robustness_boards(store.records()):
+        if datasets is None or rboard.dataset in datasets:
+            by_dataset.setdefault(rboard.dataset, []).append(rboard)
+    written = []
+    for dataset, rboards in sorted(by_dataset.items()):
+        md = out_dir / f"{dataset}-robustness.md"
+        md.write_text(render_markdown(rboards))
+        frames, summaries, claims = [], [], []
+        for rboard in rboards:
+            frame = long_table(rboard)
+            frame.insert(0, "setting", rboard.board.setting_id)
+            frames.append(frame)
+            for metric in headlines(frame):
+                drops = drop_table(frame, metric)
+                drops.insert(0, "metric", metric)
+                drops.insert(0, "setting", rboard.board.setting_id)
+                summaries.append(drops)
+                claims += [{"setting": rboard.board.setting_id, "perturbation": c.perturbation, "anchors": c.anchors,
+                            "metric": c.metric, "geometric": c.geometric, "contrastive": c.contrastive,
+                            "holds": c.holds} for c in check_claim(drops, metric)]
+        csv = out_dir / f"{dataset}-robustness.csv"
+        pd.concat(frames, ignore_index=True).to_csv(csv, index=False, float_format="%.6g")
+        js = out_dir / f"{dataset}-robustness.json"
+        summary = pd.concat(summaries, ignore_index=True)
+        payload = {"dataset": dataset,
+                   "settings": {r.board.setting_id: r.board.setting for r in rboards},
+                   "summary": json.loads(summary.to_json(orient="records", double_precision=6)),
+                   "claim_seed_001": json.loads(json.dumps(claims, sort_keys=True, default=float))}
+        js.write_text(json.dumps(payload, indent=1, sort_keys=True) + "\n")
+        written += [md, csv, js]
+    return written

@@ -1,0 +1,67 @@
+"""Corrupted photos: pixel noise and blur applied to raw images before they are encoded."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from scipy.ndimage import gaussian_filter
+
+from alignbench import Perturbation
+
+
+def pixels(item: Any) -> np.ndarray:
+    """An image item as a float array in [0, 1]: arrays keep their shape (H x W or H x W x 3); paths
+    and PIL images become H x W x 3."""
+    if isinstance(item, np.ndarray):
+        array = item.astype(np.float32)
+        return array / 255.0 if item.dtype == np.uint8 or array.max() > 1.0 else array
+    from alignbench_plugins.encoders.images import to_rgb
+
+    return np.asarray(to_rgb(item), dtype=np.float32) / 255.0
+
+
+def to_uint8(array: np.ndarray) -> np.ndarray:
+    return np.clip(np.rint(array * 255.0), 0, 255).astype(np.uint8)
+
+
+class ImageNoise(Perturbation):
+    """Adds Gaussian noise of standard deviation ``sigma`` (in units of the full intensity range) to
+    every pixel, then clips to [0, 1] and quantizes to 8 bits."""
+
+    name = "image-noise"
+    description = "Gaussian pixel noise"
+    stage = "input"
+    modalities = ("image",)
+
+    def __init__(self, sigma: float = 0.2, seed: int = 0, modality: str = "image"):
+        self.sigma = sigma
+        self.seed = seed
+        self.modality = modality
+
+    def corrupt_item(self, item: Any, rng: np.random.Generator) -> np.ndarray:
+        image = pixels(item)
+        return to_uint8(image + self.sigma * rng.standard_normal(image.shape, dtype=np.float32))
+
+
+class ImageBlur(Perturbation):
+    """Gaussian blur of standard deviation ``sigma`` pixels over the two spatial axes."""
+
+    name = "image-blur"
+    description = "Gaussian blur"
+    stage = "input"
+    modalities = ("image",)
+
+    def __init__(self, sigma: float = 1.5, seed: int = 0, modality: str = "image"):
+        self.sigma = sigma
+        self.seed = seed
+        self.modality = modality
+
+    def can_change(self, item: Any) -> bool:
+        # A flat image is its own blur.
+        return not (isinstance(item, np.ndarray) and item.min() == item.max())
+
+    def corrupt_item(self, item: Any, rng: np.random.Generator) -> np.ndarray:
+        image = pixels(item)
+        sigma = (self.sigma, self.sigma, 0) if image.ndim == 3 else self.sigma
+        return to_uint8(gaussian_filter(image, sigma=sigma, mode="nearest"))

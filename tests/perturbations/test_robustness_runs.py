@@ -1,0 +1,183 @@
+"""The runner sweeps perturbations like supervision levels; the robustness tables read the results."""
+
+import json
+import re
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from alignbench.cache import EmbeddingCache
+from alignbench.cli import cli
+from alignbench.errors import InvalidParameterError
+from alignbench.robustness_board import check_claim, drop_table, long_table, robustness_boards, write_robustness
+from alignbench.runner import Runner, Sweep
+from alignbench.store import CellRecord, ResultStore
+from counting_plugin import ToyImageEncoder
+
+SMALL = ("synthetic-correlated", {"n_items": 200, "dim_x": 16, "dim_y": 16, "latent_dim": 4, "specific_dim": 4})
+RAW_TOY = ("raw-toy", {"n_items": 60})
+TOY_ENCODERS = {"image": ("toy-image", {}), "text": ("toy-text", {})}
+
+
+def sweep(perturbations, fractions=(50,), dataset=SMALL, aligners=("lstsq",), levels=(20,), seeds=(0,), **extra):
+    return Sweep(aligners=[(a, {}) for a in aligners], datasets=[dataset], levels=list(levels), seeds=list(seeds),
+                 perturbations=list(perturbations), fractions=list(fractions), **extra)
+
+
+def test_damaged_cells_sit_beside_clean_ones_whose_keys_do_not_change(registry, store):
+    runner = Runner(registry, store)
+    clean = {c.key for c in runner.plan(sweep([]))}
+    cells = runner.plan(sweep([("drop", {"modality": "text"}), ("embedding-noise", {})], fractions=(20, 60)))
+    assert len(cells) == 1 + 2 * 2
+    assert clean == {c.key for c in cells if not c.perturbation}
+    assert sorted(c.perturbation for c in cells if c.perturbation) == [
+        "drop(text) 20%", "drop(text) 60%", "embedding-noise(image) 20%", "embedding-noise(image) 60%"]
+
+    summary = runner.run(sweep([("drop", {"modality": "text"})], fractions=(20, 60)))
+    assert summary.ran == 3 and not summary.failed
+    damaged = [r for r in store.records() if "perturbation" in r.config]
+    assert {r.config["perturbation"]["fraction"] for r in damaged} == {20, 60}
+    assert all(r.config["perturbation"]["stage"] == "drop" for r in damaged)
+    again = runner.run(sweep([("drop", {"modality": "text"})], fractions=(20, 60)))
+    assert (again.ran, again.skipped) == (0, 3)
+
+
+def test_bad_perturbation_settings_fail_before_any_work(registry, store):
+    runner = Runner(registry, store)
+    with pytest.raises(InvalidParameterError, match="need damage fractions"):
+        runner.plan(sweep([("drop", {})], fractions=()))
+    with pytest.raises(InvalidParameterError, match="between 1 and 99"):
+        runner.plan(sweep([("drop", {})], fractions=(0,)))
+    with pytest.raises(InvalidParameterError, match="damages image items, not 'text'"):
+        runner.plan(sweep([("image-noise", {"modality": "text"})]))
+    with pytest.raises(InvalidParameterError, match="standard protocol"):
+        runner.plan(sweep([("drop", {})], protocol="paper"))
+    assert len(store) == 0
+
+
+def test_raw_corruptions_are_not_applicable_to_a_dataset_of_embeddings(registry, store):
+    Runner(registry, store).run(sweep([("synonyms", {})]))
+    record = [r for r in store.records() if "perturbation" in r.config][0]
+    assert record.status == "n/a" and "holds embeddings" in record.message
+
+
+def test_raw_corruption_is_encoded_once_cached_apart_and_damages_exactly_the_fraction(registry, tmp_path):
+    cache = EmbeddingCache(tmp_path / "cache")
+    damaged_sweep = sweep([("image-noise", {})], fractions=(25, 50), dataset=RAW_TOY, levels=(10,), seeds=(0, 1),
+                          encoders=TOY_ENCODERS)
+    with ResultStore(tmp_path / "a.sqlite") as store:
+        runner = Runner(registry, store, cache=cache)
+        cells = [c for c in runner.plan(damaged_sweep) if c.perturbation]
+        splits = runner.splits_for(cells[0].config)
+        for cell in cells:
+            damage = runner.damage(cell, splits)
+            changed = np.flatnonzero((damage.train.x != splits.train.x).any(axis=1))
+            np.testing.assert_array_equal(changed, damage.rows)
+            assert len(changed) == round(cell.config["perturbation"]["fraction"] / 100 * 60)
+            np.testing.assert_array_equal(damage.train.y, splits.train.y)
+    entries = [e.meta["dataset"] for e in cache.entries()]
+    assert sum("perturbation" in d for d in entries) == 1  # one corrupted copy of the train images
+    calls = ToyImageEncoder.calls
+    with ResultStore(tmp_path / "b.sqlite") as store:
+        summary = Runner(registry, store, cache=cache).run(damaged_sweep)
+    assert summary.ran == 6 and not summary.failed
+    assert ToyImageEncoder.calls == calls, "cached embeddings were encoded again"
+
+
+def test_an_aligner_left_without_anchors_is_not_applicable(registry, store):
+    Runner(registry, store).run(sweep([("drop", {"modality": "image"})], fractions=(99,), levels=(2,)))
+    record = [r for r in store.records() if "perturbation" in r.config][0]
+    assert record.status == "n/a" and "0 of 2 anchor pairs survive" in record.message
+
+
+def record(aligner, seed, value, fraction=None, perturbation="drop", modality="text", anchors=100):
+    config = {"dataset": {"name": "toy", "params": {}}, "encoders": {}, "anchors": anchors, "seed": seed,
+              "aligner": {"name": aligner, "params": {}, "source": "test"}, "anchor_strategy": "random",
+              "metrics": [{"name": "retrieval", "params": {}, "source": "test", "version": "2"}]}
+    if fraction is not None:
+        config["perturbation"] = {"name": perturbation, "params": {"modality": modality}, "source": "test",
+                                  "stage": "drop", "fraction": fraction}
+    key = f"{aligner}-{seed}-{fraction}-{perturbation}-{modality}-{anchors}"
+    return CellRecord(key=key, dataset="toy", aligner=aligner, anchors=anchors, seed=seed, status="ok", config=config,
+                      metrics={"mean_R@1": value}, timings={}, environment={}, message="", finished_at="")
+
+
+@pytest.fixture
+def known_store(tmp_path):
+    """Clean and damaged results with known means: ot-riemannian 0.70 -> 0.665 at 50% (-5%),
+    its contrastive-only ablation 0.50 -> 0.30 (-40%), lstsq 0.40 -> 0.10 at 80% (-75%)."""
+    with ResultStore(tmp_path / "known.sqlite") as store:
+        for seed, (a, b) in enumerate([(0.8, 0.6), (0.6, 0.4)]):
+            store.put(record("ot-riemannian", seed, [0.8, 0.6][seed]))
+            store.put(record("ot-riemannian", seed, [0.7, 0.63][seed], fraction=50))
+            store.put(record("ot-riemannian-contrastive", seed, [0.6, 0.4][seed]))
+            store.put(record("ot-riemannian-contrastive", seed, [0.35, 0.25][seed], fraction=50))
+            store.put(record("lstsq", seed, 0.4))
+            store.put(record("lstsq", seed, 0.1, fraction=80))
+        yield store
+
+
+def test_relative_drops_against_the_clean_run_are_computed_from_the_seed_means(known_store):
+    (rboard,) = robustness_boards(known_store.records())
+    drops = drop_table(long_table(rboard), "mean_R@1").set_index(["aligner", "fraction"])
+    assert drops.loc[("ot-riemannian", 50), "clean"] == pytest.approx(0.70)
+    assert drops.loc[("ot-riemannian", 50), "relative_drop"] == pytest.approx(0.05)
+    assert drops.loc[("ot-riemannian-contrastive", 50), "relative_drop"] == pytest.approx(0.40)
+    assert drops.loc[("lstsq", 80), "relative_drop"] == pytest.approx(0.75)
+    (check,) = check_claim(drops.reset_index(), "mean_R@1")
+    assert check.holds and check.perturbation == "drop(text)"
+    assert "ot-riemannian 5%" in check.sentence() and "holds here" in check.sentence()
+
+
+def test_the_claim_fails_when_the_geometric_loss_drops_too_much(known_store):
+    for seed in (0, 1):
+        known_store.put(record("ot-riemannian", seed, 0.5, fraction=50))  # replaces: 0.70 -> 0.50 (-29%)
+    (rboard,) = robustness_boards(known_store.records())
+    (check,) = check_claim(drop_table(long_table(rboard), "mean_R@1"), "mean_R@1")
+    assert not check.holds and "does not hold" in check.sentence()
+
+
+def test_robustness_files_are_deterministic_and_hold_the_table(known_store, tmp_path):
+    first = write_robustness(known_store, tmp_path / "a")
+    second = write_robustness(known_store, tmp_path / "b")
+    assert [p.name for p in first] == ["toy-robustness.md", "toy-robustness.csv", "toy-robustness.json"]
+    for a, b in zip(first, second):
+        assert a.read_bytes() == b.read_bytes()
+    markdown = first[0].read_text()
+    assert "| ot-riemannian-contrastive | drop(text)     | 50.0    | 30.0 (-40%) |" in markdown
+    assert "holds here" in markdown
+    payload = json.loads(first[2].read_text())
+    assert payload["claim_seed_001"][0]["holds"] is True
+    assert {round(row["relative_drop"], 6) for row in payload["summary"]} == {0.05, 0.4, 0.75}
+
+
+def test_the_main_leaderboard_leaves_damaged_cells_out(known_store, tmp_path):
+    from alignbench.leaderboard import boards
+
+    (board,) = boards(known_store.records())
+    assert all("perturbation" not in r.config for r in board.records) and len(board.records) == 6
+
+
+def test_robustness_command_runs_a_small_suite(tmp_path):
+    args = ["robustness", "--dataset", "synthetic-gmm", "--aligner", "lstsq", "--perturbation", "drop:text",
+            "--perturbation", "embedding-noise", "--fractions", "20,60", "--anchors", "10", "--seeds", "0",
+            "--store", str(tmp_path / "s.sqlite"), "--out", str(tmp_path)]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    assert re.search(r"\| lstsq +\| drop\(text\) +\| [\d.]+ +\| [\d.]+ \([+-]?\d+%\) +\| [\d.]+ \(", result.output)
+    assert (tmp_path / "synthetic-gmm-robustness.csv").exists()
+    assert not (tmp_path / "synthetic-gmm.md").exists()
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--perturbation", "dropp"], "unknown perturbation 'dropp'. Did you mean 'drop'?"),
+    (["--perturbation", ":text"], "write NAME or NAME:MODALITY"),
+    (["--fractions", "20,x"], "--fractions must be comma-separated integers"),
+    (["--perturbation", "drop:audio"], "damages 'audio' but this dataset's modalities are image and text"),
+])
+def test_robustness_command_errors_name_the_fix(tmp_path, args, message):
+    result = CliRunner().invoke(cli, ["robustness", "--dataset", "synthetic-gmm", "--aligner", "lstsq", "--seeds", "0",
+                                      "--store", str(tmp_path / "s.sqlite"), "--out", str(tmp_path), *args])
+    assert result.exit_code != 0
+    assert message in result.output
