@@ -400,10 +400,14 @@ def cache_rm(keys, everything, cache_dir):
 @click.option("--store", type=click.Path(dir_okay=False, path_type=Path), help="Results file.")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("leaderboards"), show_default=True,
               help="Directory for the figures.")
+@click.option("--cache-dir", type=click.Path(file_okay=False, path_type=Path),
+              help="Embedding cache [default: ~/.cache/alignbench/embeddings or $ALIGNBENCH_CACHE].")
+@click.option("--no-cache", is_flag=True, help="Encode every time; keep no embeddings.")
 @one_line_errors
-def diagnose(dataset, levels, seeds, params, protocol, image_encoder, text_encoder, store, out):
+def diagnose(dataset, levels, seeds, params, protocol, image_encoder, text_encoder, store, out, cache_dir, no_cache):
     """The seed-000 experiment: fmap, procrustes and relative over the supervision levels, with the
     spectral diagnostics (spectral distance, diagonal dominance, orthogonality error) beside retrieval."""
+    from .cache import EmbeddingCache
     from .diagnose import diagnose as run_diagnosis
     from .plugins import load_registry
     from .store import ResultStore
@@ -416,7 +420,8 @@ def diagnose(dataset, levels, seeds, params, protocol, image_encoder, text_encod
     with ResultStore(store or default_store()) as results:
         report = run_diagnosis(registry, results, (dataset, assigned["dataset"].get(dataset, {})),
                                levels=int_list(levels, "--anchors"), seeds=int_list(seeds, "--seeds"),
-                               protocols=protocols, encoders=encoders, out=out)
+                               protocols=protocols, encoders=encoders, out=out,
+                               cache=None if no_cache else EmbeddingCache(cache_dir), on_encode=EncodeProgress())
     for name, table in report.retrieval.items():
         click.echo(f"\n{dataset} — mean R@1 (%), {name} protocol; columns are anchor pairs")
         click.echo(tabulate(table, headers="keys", tablefmt="github", disable_numparse=True))

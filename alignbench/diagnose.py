@@ -9,6 +9,7 @@ from pathlib import Path
 import pandas as pd
 
 from . import figures
+from .cache import EmbeddingCache
 from .leaderboard import boards, headline_table, long_table
 from .registry import Registry
 from .runner import Runner, Sweep, unpaired_items
@@ -40,13 +41,15 @@ def sweep_for(dataset: tuple[str, dict], levels, seeds, protocol: str, encoders)
 
 
 def diagnose(registry: Registry, store: ResultStore, dataset: tuple[str, dict], *, levels=LEVELS, seeds=(0,),
-             protocols=("standard",), encoders=None, out: Path | None = None, on_cell=None) -> Diagnosis:
+             protocols=("standard",), encoders=None, out: Path | None = None, on_cell=None,
+             cache: EmbeddingCache | None = None, on_encode=None) -> Diagnosis:
+    """``cache``: the embedding cache for datasets of raw items (None: encode every time)."""
     report = Diagnosis()
     encoders = encoders or {}
     standard_board = None
+    runner = Runner(registry, store, cache=cache, on_encode=on_encode)  # one runner: the data is loaded once
     for protocol in protocols:
         sweep = sweep_for(dataset, levels, seeds, protocol, encoders)
-        runner = Runner(registry, store)
         runner.run(sweep, on_cell=on_cell)
         keys = {cell.key for cell in runner.plan(sweep)}
         [board] = boards([r for r in store.records(dataset=dataset[0]) if r.key in keys])

@@ -47,3 +47,22 @@ def test_paper_image_recall_reads_the_top_ceil_k_over_5(registry, store):
     [record] = store.records(status="ok")
     assert record.metrics["i2t_R@1"] == record.metrics["i2t_R@5"]  # the paper's R@1 = R@5 artefact
     assert record.config["protocol"] == "paper"
+
+
+def test_diagnose_encodes_raw_data_once_through_the_embedding_cache(registry, tmp_path):
+    from alignbench.cache import EmbeddingCache
+    from alignbench.diagnose import diagnose
+    from alignbench.store import ResultStore
+    from counting_plugin import ToyImageEncoder
+
+    cache = EmbeddingCache(tmp_path / "cache")
+    encoders = {"image": ("toy-image", {}), "text": ("toy-text", {})}
+    with ResultStore(tmp_path / "s.sqlite") as store:
+        diagnose(registry, store, ("raw-toy", {"n_items": 60}), levels=[5], protocols=("standard", "paper"),
+                 encoders=encoders, cache=cache)
+    calls = ToyImageEncoder.calls
+    assert len(cache.entries()) == 4  # train and test, each side
+    with ResultStore(tmp_path / "other.sqlite") as store:
+        report = diagnose(registry, store, ("raw-toy", {"n_items": 60}), levels=[5], encoders=encoders, cache=cache)
+    assert ToyImageEncoder.calls == calls, "a second diagnosis encoded the images again"
+    assert "fmap, 5 anchors" in report.diagnostics.index

@@ -222,7 +222,8 @@ class OTRiemannianAligner(Aligner):
         bx = torch.randperm(len(ux), generator=generator)[: self.batch_size].to(device)
         by = torch.randperm(len(uy), generator=generator)[: self.batch_size].to(device)
         zx, zy = self._project(ux[bx]), self._project_y(uy[by])
-        cost = ((zx[:, None, :] - zy[None, :, :]) ** 2).sum(-1)
+        # Squared distance between unit vectors, without the (batch, batch, dim) difference tensor.
+        cost = (2.0 - 2.0 * zx @ zy.T).clamp_min(0.0)
         a = torch.full((len(zx),), 1.0 / len(zx), device=device)
         b = torch.full((len(zy),), 1.0 / len(zy), device=device)
         # The gradient of the entropic OT cost with respect to the cost matrix is the optimal plan
