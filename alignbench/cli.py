@@ -26,7 +26,8 @@ DEFAULT_METRICS = ["retrieval", "class-retrieval", "alignment-error"]
 STORE_ENV = "ALIGNBENCH_STORE"
 # The robustness suite's default sweep: seed 001's masking experiment (each modality dropped) and
 # embedding noise on every dataset; input corruptions on datasets of raw items.
-ROBUSTNESS_ALIGNERS = ["lstsq", "procrustes", "fmap", "gw-procrustes", "ot-riemannian", "ot-riemannian-contrastive"]
+ROBUSTNESS_ALIGNERS = ["lstsq", "procrustes", "fmap", "gw-procrustes", "ot-riemannian", "ot-riemannian-contrastive",
+                       "ot-riemannian-ot", "ot-riemannian-riem"]
 ROBUSTNESS_PERTURBATIONS = ["drop:image", "drop:text", "embedding-noise:image"]
 ROBUSTNESS_INPUT_PERTURBATIONS = ["image-noise", "image-blur", "word-dropout", "synonyms"]
 ROBUSTNESS_FRACTIONS = [20, 40, 50, 60, 80]
@@ -83,7 +84,9 @@ def list_plugins(kind: str | None) -> None:
 def shared_sweep_options(command):
     """Options that `run` and `robustness` share."""
     options = [
-        click.option("--aligner", "aligners", multiple=True, help="Aligner name (repeatable). Default: the built-ins."),
+        click.option("--aligner", "aligners", multiple=True,
+                     help=f"Aligner name (repeatable). Default for run: {', '.join(DEFAULT_ALIGNERS)}; for robustness: "
+                          f"{', '.join(ROBUSTNESS_ALIGNERS)}."),
         click.option("--dataset", "datasets", multiple=True,
                      help="Dataset name (repeatable). Default: the synthetic sets and installed real ones."),
         click.option("--seeds", default=",".join(map(str, DEFAULT_SEEDS)), show_default=True,
@@ -424,6 +427,9 @@ def diagnose(dataset, levels, seeds, params, protocol, image_encoder, text_encod
                                cache=None if no_cache else EmbeddingCache(cache_dir), on_encode=EncodeProgress())
     for name, table in report.retrieval.items():
         click.echo(f"\n{dataset} — mean R@1 (%), {name} protocol; columns are anchor pairs")
+        click.echo(tabulate(table, headers="keys", tablefmt="github", disable_numparse=True))
+    for name, table in report.class_retrieval.items():
+        click.echo(f"\n{dataset} — class-level mean R@1 (%), {name} protocol; columns are anchor pairs")
         click.echo(tabulate(table, headers="keys", tablefmt="github", disable_numparse=True))
     click.echo(f"\n{dataset} — spectral diagnostics (standard protocol, mean over seeds)")
     click.echo(tabulate(report.diagnostics, headers="keys", tablefmt="github", floatfmt=".4g"))

@@ -17,6 +17,7 @@ from .store import ResultStore
 from .supervision import draw_anchors
 
 ALIGNERS = ["fmap", "procrustes", "relative"]
+CLASS_HEADLINE = "class_mean_R@1"
 LEVELS = [0, 5, 10, 20, 50, 100, 500]
 DIAGNOSTICS = {
     "spectral distance": "spectral_distance",
@@ -30,6 +31,8 @@ DIAGNOSTICS = {
 @dataclass
 class Diagnosis:
     retrieval: dict[str, pd.DataFrame] = field(default_factory=dict)  # protocol -> headline table
+    # protocol -> class-level headline table, for datasets with labels (where captions name a class)
+    class_retrieval: dict[str, pd.DataFrame] = field(default_factory=dict)
     diagnostics: pd.DataFrame | None = None
     figures: list[Path] = field(default_factory=list)
 
@@ -37,7 +40,7 @@ class Diagnosis:
 def sweep_for(dataset: tuple[str, dict], levels, seeds, protocol: str, encoders) -> Sweep:
     retrieval = ("retrieval", {"paper_i2t": True} if protocol == "paper" else {})
     return Sweep(aligners=[(a, {}) for a in ALIGNERS], datasets=[dataset], levels=list(levels), seeds=list(seeds),
-                 metrics=[retrieval, ("spectral", {})], encoders=encoders, protocol=protocol)
+                 metrics=[retrieval, ("class-retrieval", {}), ("spectral", {})], encoders=encoders, protocol=protocol)
 
 
 def diagnose(registry: Registry, store: ResultStore, dataset: tuple[str, dict], *, levels=LEVELS, seeds=(0,),
@@ -54,6 +57,8 @@ def diagnose(registry: Registry, store: ResultStore, dataset: tuple[str, dict], 
         keys = {cell.key for cell in runner.plan(sweep)}
         [board] = boards([r for r in store.records(dataset=dataset[0]) if r.key in keys])
         report.retrieval[protocol] = headline_table(board)
+        if any(CLASS_HEADLINE in r.metrics for r in board.records):
+            report.class_retrieval[protocol] = headline_table(board, CLASS_HEADLINE)
         if protocol == "standard" or standard_board is None:
             standard_board = board
     report.diagnostics = diagnostics_table(long_table(standard_board))

@@ -166,12 +166,17 @@ def render_markdown(board_list: list[Board], metric: str = HEADLINE) -> str:
             "### Aligner parameters",
             "",
         ]
-        labels = aligner_labels(board)
-        for config, label in sorted(labels.items(), key=lambda kv: kv[1]):
-            described = json.loads(config)
-            lines.append(f"- `{label}`: {json.dumps(described['params'], sort_keys=True)} ({described['source']})")
-        lines.append("")
+        lines += aligner_parameter_lines(board) + [""]
     return "\n".join(lines)
+
+
+def aligner_parameter_lines(board: Board) -> list[str]:
+    """One Markdown bullet per aligner configuration: its label, parameters and source."""
+    lines = []
+    for config, label in sorted(aligner_labels(board).items(), key=lambda kv: kv[1]):
+        described = json.loads(config)
+        lines.append(f"- `{label}`: {json.dumps(described['params'], sort_keys=True)} ({described['source']})")
+    return lines
 
 
 def _encoders(setting: dict) -> str:
@@ -187,26 +192,34 @@ def write_leaderboards(store: ResultStore, out_dir: str | Path, datasets: list[s
     """Write ``<dataset>.md/.csv/.json`` for each dataset in the store (or those named)."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    by_dataset: dict[str, list[Board]] = {}
-    for board in boards(store.records()):
-        if datasets is None or board.dataset in datasets:
-            by_dataset.setdefault(board.dataset, []).append(board)
     written = []
-    for dataset, board_list in sorted(by_dataset.items()):
-        md = out_dir / f"{dataset}.md"
-        md.write_text(render_markdown(board_list, metric))
+    for dataset, board_list in by_dataset(boards(store.records()), datasets):
         frames = []
         for board in board_list:
             frame = long_table(board)
             frame.insert(0, "setting", board.setting_id)
             frames.append(frame)
         frame = pd.concat(frames, ignore_index=True)
-        csv = out_dir / f"{dataset}.csv"
-        frame.to_csv(csv, index=False, float_format="%.6g")
-        js = out_dir / f"{dataset}.json"
         payload = {"dataset": dataset, "headline": metric,
                    "settings": {b.setting_id: b.setting for b in board_list},
                    "cells": json.loads(frame.to_json(orient="records", double_precision=6))}
-        js.write_text(json.dumps(payload, indent=1, sort_keys=True) + "\n")
-        written += [md, csv, js]
+        written += write_files(out_dir / dataset, render_markdown(board_list, metric), frame, payload)
     return written
+
+
+def by_dataset(board_list: list, datasets: list[str] | None) -> list[tuple[str, list]]:
+    """Boards (anything with a ``dataset``) grouped by dataset, sorted; only the named datasets if given."""
+    groups: dict[str, list] = {}
+    for board in board_list:
+        if datasets is None or board.dataset in datasets:
+            groups.setdefault(board.dataset, []).append(board)
+    return sorted(groups.items())
+
+
+def write_files(stem: Path, markdown: str, frame: pd.DataFrame, payload: dict) -> list[Path]:
+    """``stem.md``, ``stem.csv`` (6 significant digits) and ``stem.json`` (sorted keys): byte-stable."""
+    md, csv, js = (stem.with_name(stem.name + suffix) for suffix in (".md", ".csv", ".json"))
+    md.write_text(markdown)
+    frame.to_csv(csv, index=False, float_format="%.6g")
+    js.write_text(json.dumps(payload, indent=1, sort_keys=True) + "\n")
+    return [md, csv, js]

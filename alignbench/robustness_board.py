@@ -16,7 +16,8 @@ import numpy as np
 import pandas as pd
 from tabulate import tabulate
 
-from .leaderboard import EXTRA_HEADLINES, HEADLINE, SPLIT_KEYS, Board, aligner_labels, boards
+from .leaderboard import (EXTRA_HEADLINES, HEADLINE, SPLIT_KEYS, Board, aligner_labels, aligner_parameter_lines,
+                          boards, by_dataset, write_files)
 from .store import CellRecord, ResultStore
 
 CLEAN = "clean"
@@ -209,12 +210,7 @@ def render_markdown(rboards: list[RobustnessBoard]) -> str:
             damage = json.loads(text)
             lines.append(f"- `{perturbation_label(damage)}` ({damage['stage']} stage): "
                          f"{json.dumps(damage['params'], sort_keys=True)} ({damage['source']})")
-        lines += ["", "### Aligner parameters", ""]
-        labels = aligner_labels(Board(rboard.dataset, setting, rboard.board.records))
-        for config, label in sorted(labels.items(), key=lambda kv: kv[1]):
-            described = json.loads(config)
-            lines.append(f"- `{label}`: {json.dumps(described['params'], sort_keys=True)} ({described['source']})")
-        lines.append("")
+        lines += ["", "### Aligner parameters", ""] + aligner_parameter_lines(rboard.board) + [""]
     return "\n".join(lines)
 
 
@@ -222,14 +218,8 @@ def write_robustness(store: ResultStore, out_dir: str | Path, datasets: list[str
     """Write ``<dataset>-robustness.md/.csv/.json`` for each dataset with damaged cells in the store."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    by_dataset: dict[str, list[RobustnessBoard]] = {}
-    for rboard in robustness_boards(store.records()):
-        if datasets is None or rboard.dataset in datasets:
-            by_dataset.setdefault(rboard.dataset, []).append(rboard)
     written = []
-    for dataset, rboards in sorted(by_dataset.items()):
-        md = out_dir / f"{dataset}-robustness.md"
-        md.write_text(render_markdown(rboards))
+    for dataset, rboards in by_dataset(robustness_boards(store.records()), datasets):
         frames, summaries, claims = [], [], []
         for rboard in rboards:
             frame = long_table(rboard)
@@ -243,14 +233,11 @@ def write_robustness(store: ResultStore, out_dir: str | Path, datasets: list[str
                 claims += [{"setting": rboard.board.setting_id, "perturbation": c.perturbation, "anchors": c.anchors,
                             "metric": c.metric, "geometric": c.geometric, "contrastive": c.contrastive,
                             "holds": c.holds} for c in check_claim(drops, metric)]
-        csv = out_dir / f"{dataset}-robustness.csv"
-        pd.concat(frames, ignore_index=True).to_csv(csv, index=False, float_format="%.6g")
-        js = out_dir / f"{dataset}-robustness.json"
         summary = pd.concat(summaries, ignore_index=True)
         payload = {"dataset": dataset,
                    "settings": {r.board.setting_id: r.board.setting for r in rboards},
                    "summary": json.loads(summary.to_json(orient="records", double_precision=6)),
                    "claim_seed_001": json.loads(json.dumps(claims, sort_keys=True, default=float))}
-        js.write_text(json.dumps(payload, indent=1, sort_keys=True) + "\n")
-        written += [md, csv, js]
+        written += write_files(out_dir / f"{dataset}-robustness", render_markdown(rboards),
+                               pd.concat(frames, ignore_index=True), payload)
     return written

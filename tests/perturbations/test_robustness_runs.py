@@ -181,3 +181,10 @@ def test_robustness_command_errors_name_the_fix(tmp_path, args, message):
                                       "--store", str(tmp_path / "s.sqlite"), "--out", str(tmp_path), *args])
     assert result.exit_code != 0
     assert message in result.output
+
+
+def test_list_shows_the_perturbations():
+    result = CliRunner().invoke(cli, ["list", "--kind", "perturbation"])
+    assert result.exit_code == 0, result.output
+    for name in ("drop", "embedding-noise", "image-noise", "image-blur", "word-dropout", "synonyms"):
+        assert re.search(rf"^perturbation +{name} +alignbench ", result.output, re.M), name
