@@ -30,32 +30,89 @@ def log_euclidean_distance(sx, sy, eps: float = 1e-3):
     return ((logm(sx) - logm(sy)) ** 2).sum(dim=(-1, -2))
 
 
+def _log_gain(values, eps: float):
+    """``f(l) = log(1 + l / eps) / l`` and ``f'(l)``, with their limits at 0 (``1 / eps``, ``-1 / (2 eps^2)``)."""
+    import torch
+
+    small = values.abs() < 1e-4 * eps
+    safe = torch.where(small, torch.ones_like(values), values)
+    log = torch.log1p(safe / eps)
+    f = torch.where(small, (1 - values / (2 * eps)) / eps, log / safe)
+    df = torch.where(small, torch.full_like(values, -0.5 / eps ** 2) + 2 * values / (3 * eps ** 3),
+                     (safe / (eps + safe) - log) / safe ** 2)
+    return f, df
+
+
+def _log_energy(values, eps: float):
+    """``g(l) = log(1 + l / eps)^2`` and ``g'(l)``: ``sum_i g(l_i)`` is ``||log(S + eps I) - log(eps) I||_F^2``."""
+    import torch
+
+    log = torch.log1p(values / eps)
+    return log ** 2, 2 * log / (eps + values)
+
+
+def spectral_function(gram, function, eps: float):
+    """``U diag(f(L)) U^T`` for symmetric PSD ``gram = U L U^T`` ``(b, k, k)``, differentiable where
+    eigenvalues repeat.
+
+    torch's eigh gradient divides by eigenvalue gaps, so it is infinite when a patch holds duplicate
+    points (identical captions do: Fashion-MNIST's are 50 distinct strings). ``U f(L) U^T`` itself is
+    smooth there; its gradient is ``U (K * (U^T G U)) U^T`` with the divided differences
+    ``K_ij = (f(l_i) - f(l_j)) / (l_i - l_j)``, and ``f'`` where ``l_i`` and ``l_j`` (nearly) coincide
+    (Daleckii-Krein).
+    """
+    import torch
+
+    class _SpectralFunction(torch.autograd.Function):
+        @staticmethod
+        def forward(ctx, g):
+            # float64 for the decomposition: LAPACK's float32 eigh fails to converge on some
+            # rank-deficient Gram matrices, and the divided differences need the precision.
+            values, vectors = torch.linalg.eigh(g.double())
+            # A PSD Gram matrix has eigenvalues >= 0 up to rounding; both functions are smooth above -eps.
+            values = values.clamp_min(-eps / 2)
+            f, df = function(values, eps)
+            ctx.save_for_backward(values, vectors, f, df)
+            ctx.dtype = g.dtype
+            return (vectors @ torch.diag_embed(f) @ vectors.transpose(-1, -2)).to(g.dtype)
+
+        @staticmethod
+        def backward(ctx, grad):
+            values, vectors, f, df = ctx.saved_tensors
+            gap = values[..., :, None] - values[..., None, :]
+            scale = values.abs().amax(dim=-1, keepdim=True)[..., None].clamp_min(eps)
+            close = gap.abs() <= 1e-9 * scale
+            mean_df = (df[..., :, None] + df[..., None, :]) / 2
+            differences = torch.where(close, mean_df,
+                                      (f[..., :, None] - f[..., None, :]) / torch.where(close, torch.ones_like(gap), gap))
+            inner = vectors.transpose(-1, -2) @ grad.double() @ vectors
+            inner = (inner + inner.transpose(-1, -2)) / 2
+            return (vectors @ (differences * inner) @ vectors.transpose(-1, -2)).to(ctx.dtype)
+
+    return _SpectralFunction.apply(gram)
+
+
 def patch_log_euclidean(px, py, eps: float = 1e-3):
     """Log-Euclidean distance between the covariances of paired neighbourhoods, ``px``, ``py`` ``(b, k, d)``.
 
     With ``S = C^T C / (k - 1)`` (C the centred patch) and ``G = C C^T / (k - 1) = U L U^T`` (k x k),
     ``log(S + eps I) - log(eps) I = C^T H C / (k - 1)`` with ``H = U diag(log(1 + l / eps) / l) U^T``,
     so the distance needs only k x k eigendecompositions: the d x d ones have many equal eigenvalues
-    (rank k - 1 < d) and their gradients are infinite there.
+    (rank k - 1 < d). The k x k ones can too (duplicate points in a patch), hence
+    :func:`spectral_function`.
     """
     import torch
 
     k = px.shape[1]
     cx = px - px.mean(dim=1, keepdim=True)
     cy = py - py.mean(dim=1, keepdim=True)
-
-    def h(c):
-        values, vectors = torch.linalg.eigh(c @ c.transpose(1, 2) / (k - 1))
-        values = values.clamp_min(0)
-        small = values < 1e-8
-        phi = torch.where(small, torch.full_like(values, 1 / eps), torch.log1p(values / eps) / values.clamp_min(1e-8))
-        return vectors @ torch.diag_embed(phi) @ vectors.transpose(1, 2), torch.log1p(values / eps)
-
-    hx, log_x = h(cx)
-    hy, log_y = h(cy)
+    gx, gy = cx @ cx.transpose(1, 2) / (k - 1), cy @ cy.transpose(1, 2) / (k - 1)
+    hx, hy = spectral_function(gx, _log_gain, eps), spectral_function(gy, _log_gain, eps)
+    energy_x = torch.diagonal(spectral_function(gx, _log_energy, eps), dim1=-2, dim2=-1).sum(-1)
+    energy_y = torch.diagonal(spectral_function(gy, _log_energy, eps), dim1=-2, dim2=-1).sum(-1)
     cross = cx @ cy.transpose(1, 2)  # (b, k, k)
     trace_xy = torch.einsum("bij,bjk,bkl,bil->b", hx, cross, hy, cross) / (k - 1) ** 2
-    return (log_x ** 2).sum(1) + (log_y ** 2).sum(1) - 2 * trace_xy
+    return energy_x + energy_y - 2 * trace_xy
 
 
 def local_covariances(z, neighbours):

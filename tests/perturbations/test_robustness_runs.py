@@ -135,7 +135,8 @@ def test_the_claim_fails_when_the_geometric_loss_drops_too_much(known_store):
         known_store.put(record("ot-riemannian", seed, 0.5, fraction=50))  # replaces: 0.70 -> 0.50 (-29%)
     (rboard,) = robustness_boards(known_store.records())
     (check,) = check_claim(drop_table(long_table(rboard), "mean_R@1"), "mean_R@1")
-    assert not check.holds and "does not hold" in check.sentence()
+    assert not check.holds and not check.geometric_holds and check.contrastive_holds
+    assert "does not hold here (geometric <= 10%: no; contrastive-only >= 30%: yes)" in check.sentence()
 
 
 def test_robustness_files_are_deterministic_and_hold_the_table(known_store, tmp_path):
