@@ -252,7 +252,19 @@ class Runner:
     def _encode(self, items, dataset: dict[str, Any], encoders: dict[str, Any], modality: str, split: str,
                 ids_hash: str | None, damage: dict[str, Any] | None = None) -> np.ndarray:
         """Embeddings of one side of one split, through the cache when the items have identities.
-        ``damage``: the perturbation that corrupted these items (part of the cache key)."""
+        ``damage``: the perturbation that corrupted these items (part of the cache key).
+
+        Repeated texts are encoded once: identical captions must get identical embeddings (an
+        encoder's batch composition moves the last bits, which would break exact ties by noise and
+        make instance-level ranks differ from machine to machine), and encoding them once is cheaper.
+        """
+        if ids_hash is not None and len(items) and all(isinstance(t, str) for t in items):
+            first = dict.fromkeys(items)
+            if len(first) < len(items):
+                unique = list(first)
+                row = {text: i for i, text in enumerate(unique)}
+                embedded = self._encode(unique, dataset, encoders, modality, split, texts_digest(unique), damage)
+                return embedded[np.fromiter((row[t] for t in items), dtype=np.intp, count=len(items))]
         if modality not in encoders:
             raise InvalidParameterError(
                 f"this dataset holds raw {modality} items; choose an encoder with --{modality}-encoder NAME "

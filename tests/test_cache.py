@@ -8,7 +8,7 @@ from click.testing import CliRunner
 from alignbench.cache import EmbeddingCache, items_digest
 from alignbench.cli import cli
 from alignbench.runner import Runner, Sweep
-from counting_plugin import ToyImageEncoder
+from counting_plugin import ToyImageEncoder, ToyTextEncoder
 
 ENCODER = {"name": "toy", "params": {"scale": 1}}
 DATASET = {"dataset": "toy", "split": "train", "side": "image"}
@@ -91,6 +91,23 @@ def test_a_raw_sweep_run_twice_encodes_nothing_the_second_time(registry, tmp_pat
     with ResultStore(tmp_path / "b.sqlite") as store:  # a fresh store: every cell runs again
         summary = Runner(registry, store, cache=cache).run(sweep)
     assert summary.ran == 1 and ToyImageEncoder.calls == 2 and cache.encoded_items == 0
+
+
+def test_repeated_captions_are_encoded_once_and_get_identical_embeddings(registry, tmp_path):
+    from alignbench.store import ResultStore
+
+    sweep = Sweep(aligners=[("lstsq", {})], datasets=[("raw-toy", {"repeated_captions": True})], levels=[10],
+                  seeds=[0], encoders={"image": ("toy-image", {}), "text": ("toy-text", {})})
+    ToyTextEncoder.batches = []
+    with ResultStore(tmp_path / "a.sqlite") as store:
+        runner = Runner(registry, store, cache=EmbeddingCache(tmp_path / "c"))
+        splits = runner.splits_for(runner.plan(sweep)[0].config)
+    encoded = [text for batch in ToyTextEncoder.batches for text in batch]
+    assert len(encoded) == len(set(encoded)) == 120  # 60 distinct captions per split, each encoded once
+    y, text_item = splits.train.y, splits.train.text_item
+    assert y.shape == (120, 4)
+    np.testing.assert_array_equal(y[0::2], y[1::2])  # an item's two identical captions: bit for bit
+    assert (text_item[0::2] == text_item[1::2]).all()
 
 
 def test_cache_commands_list_and_remove(tmp_path):

@@ -1,16 +1,22 @@
-"""The committed leaderboards are what the default sweep produces today: byte for byte for the
-synthetic datasets; for Fashion-MNIST (where its Debian package is installed, as in CI) value by
-value within a small tolerance, because fmap's eigensolver on its caption graph (50 distinct
-strings, so thousands of duplicate points) is not bit-reproducible from run to run.
+"""The committed leaderboards are what the default sweep produces today, cell by cell within the
+seeds' own spread.
 
-The robustness tables take about half an hour to regenerate on 2 cores (ot-riemannian is fitted
-~50 times per dataset), too long for every CI run, so CI re-runs a sample of their cells (seed 0,
-50% damage, every default aligner, clean and damaged) and checks each against the committed row."""
+Not byte for byte: BLAS picks different kernels on different CPUs (the committed tables and CI need
+not run on the same model), and rounding differences grow in the unstable cells (unsupervised
+aligners, least squares near its interpolation threshold, kNN ties among Fashion-MNIST's duplicate
+captions): the same code gave fmap at 0 anchors on synthetic-gmm 83.8 +- 23.5 on one CPU and
+97.0 +- 0.8 on another. So each cell's mean over seeds must lie within ``max(std over seeds)`` plus a
+small floor of the committed mean: tight where the method is stable, loose where it is not. The
+same sweep on the same machine is byte-identical (tests/test_leaderboard.py).
+
+The robustness tables take about 20 minutes to regenerate on 2 cores, too long for every CI run,
+so CI re-runs a sample of their cells (seed 0, 50% damage, every default aligner, clean and
+damaged) and checks each against the committed seed-0 row, within that cell's spread over seeds."""
 
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
+import pytest
 from click.testing import CliRunner
 
 from alignbench.cli import DEFAULT_DATASETS, DEFAULT_REAL_DATASETS, cli
@@ -20,23 +26,65 @@ COMMITTED = Path(__file__).parent.parent / "leaderboards"
 STALE = "leaderboards/{} is stale: run `alignbench run` at the repository root and commit the result"
 
 
-def test_default_sweep_regenerates_the_committed_leaderboards_and_robustness_samples(tmp_path):
+RTOL, ATOL = 0.02, 0.005
+
+
+def spread_problems(fresh: pd.DataFrame, committed: pd.DataFrame, spread: pd.DataFrame, keys: list[str]) -> list[str]:
+    """Cells whose fresh value is further from the committed one than ``ATOL + RTOL |committed| + spread``.
+
+    ``fresh`` and ``committed`` hold one row per cell (indexed by ``keys``), ``spread`` the allowed
+    seed spread per cell and metric; NaN must meet NaN."""
+    fresh, committed = fresh.set_index(keys).sort_index(), committed.set_index(keys).sort_index()
+    spread = spread.reindex(committed.index).fillna(0.0)
+    assert list(fresh.index) == list(committed.index), (list(fresh.index), list(committed.index))
+    problems = []
+    for column in committed.columns:
+        f, c = fresh[column].astype(float), committed[column].astype(float)
+        allowed = ATOL + RTOL * c.abs() + spread[column]
+        bad = ((f - c).abs() > allowed) | (f.isna() != c.isna())
+        problems += [f"{cell} {column}: {f[cell]:.4g} now, {c[cell]:.4g} committed (allowed +- {allowed[cell]:.3g})"
+                     for cell in bad[bad].index]
+    return problems
+
+
+def check_board(fresh: pd.DataFrame, committed: pd.DataFrame, name: str):
+    keys = ["setting", "aligner", "anchors"]
+    assert list(fresh.columns) == list(committed.columns), STALE.format(name)
+    rows = keys + ["seed", "status"]
+    pd.testing.assert_frame_equal(fresh[rows].sort_values(rows).reset_index(drop=True),
+                                  committed[rows].sort_values(rows).reset_index(drop=True), obj=name)
+    numeric = [c for c in fresh.select_dtypes("number").columns if c not in keys + ["seed"]]
+    mean = lambda frame: frame.groupby(keys)[numeric].mean().reset_index()  # noqa: E731
+    spread = pd.concat([fresh.groupby(keys)[numeric].std(), committed.groupby(keys)[numeric].std()]).groupby(
+        level=keys).max()
+    problems = spread_problems(mean(fresh), mean(committed), spread, keys)
+    assert not problems, STALE.format(name) + ":\n" + "\n".join(problems[:20])
+
+
+def test_default_sweep_reproduces_the_committed_leaderboards_and_robustness_samples(tmp_path):
     result = CliRunner().invoke(cli, ["run", "--store", str(tmp_path / "s.sqlite"), "--out", str(tmp_path)])
     assert result.exit_code == 0, result.output
-    for dataset in DEFAULT_DATASETS:
-        for suffix in (".md", ".csv", ".json"):
-            name = dataset + suffix
-            assert (tmp_path / name).read_text() == (COMMITTED / name).read_text(), STALE.format(name)
     registry = load_registry()
-    for dataset in [n for n in DEFAULT_REAL_DATASETS if registry.create("dataset", n).available()]:
-        fresh, committed = pd.read_csv(tmp_path / f"{dataset}.csv"), pd.read_csv(COMMITTED / f"{dataset}.csv")
-        assert list(fresh.columns) == list(committed.columns), STALE.format(f"{dataset}.csv")
-        numeric = fresh.select_dtypes("number").columns
-        pd.testing.assert_frame_equal(fresh.drop(columns=numeric), committed.drop(columns=numeric))
-        assert np.allclose(fresh[numeric], committed[numeric], rtol=0.02, atol=0.005, equal_nan=True), \
-            STALE.format(f"{dataset}.csv")
+    real = [n for n in DEFAULT_REAL_DATASETS if registry.create("dataset", n).available()]
+    for dataset in DEFAULT_DATASETS + real:
+        for suffix in (".md", ".json"):
+            assert (COMMITTED / (dataset + suffix)).exists(), STALE.format(dataset + suffix)
+        check_board(pd.read_csv(tmp_path / f"{dataset}.csv"), pd.read_csv(COMMITTED / f"{dataset}.csv"),
+                    f"{dataset}.csv")
     # One test, so that the Fashion-MNIST embeddings encoded above are reused from the cache.
-    check_robustness_samples(tmp_path / "robustness")
+    check_robustness_samples(tmp_path / "robustness", real)
+
+
+def test_the_check_tolerates_seed_noise_but_not_a_shifted_cell():
+    committed = pd.DataFrame({"setting": "s", "aligner": ["a"] * 3 + ["b"] * 3, "anchors": 5, "seed": [0, 1, 2] * 2,
+                              "status": "ok", "mean_R@1": [0.50, 0.51, 0.49, 0.2, 0.9, 0.5]})
+    noisy = committed.assign(**{"mean_R@1": [0.50, 0.52, 0.49, 0.9, 0.2, 0.7]})
+    check_board(noisy, committed, "toy.csv")  # a: within rounding; b: unstable, within its spread
+    shifted = committed.assign(**{"mean_R@1": [0.45, 0.46, 0.44, 0.2, 0.9, 0.5]})
+    with pytest.raises(AssertionError, match="'a', 5\\) mean_R@1: 0.45 now, 0.5 committed"):
+        check_board(shifted, committed, "toy.csv")
+    with pytest.raises(AssertionError):
+        check_board(committed[committed["seed"] < 2], committed, "toy.csv")  # a missing cell
 
 
 ROW = ["aligner", "perturbation", "fraction", "anchors", "seed"]
@@ -44,27 +92,27 @@ SAMPLES = {"synthetic-gmm": ["drop:text"], "synthetic-correlated": ["drop:image"
            "fashion-mnist": ["drop:text", "synonyms"]}
 
 
-def check_robustness_samples(out):
-    registry = load_registry()
-    datasets = DEFAULT_DATASETS + [n for n in DEFAULT_REAL_DATASETS if registry.create("dataset", n).available()]
-    for dataset in datasets:
-        committed_path = COMMITTED / f"{dataset}-robustness.csv"
-        assert committed_path.exists(), STALE.format(f"{dataset}-robustness.csv") + " (`alignbench robustness`)"
+def check_robustness_samples(out, real):
+    for dataset in DEFAULT_DATASETS + real:
+        name = f"{dataset}-robustness.csv"
+        assert (COMMITTED / name).exists(), STALE.format(name) + " (`alignbench robustness`)"
         args = ["robustness", "--dataset", dataset, "--seeds", "0", "--fractions", "50",
                 "--store", str(out / "s.sqlite"), "--out", str(out)]
         for perturbation in SAMPLES[dataset]:
             args += ["--perturbation", perturbation]
         result = CliRunner().invoke(cli, args)
         assert result.exit_code == 0, result.output
-        fresh = pd.read_csv(out / f"{dataset}-robustness.csv")
-        committed = pd.read_csv(committed_path)
-        assert list(fresh.columns) == list(committed.columns), STALE.format(f"{dataset}-robustness.csv")
-        merged = fresh.merge(committed, on=ROW, how="left", suffixes=("", "_committed"), indicator=True)
-        missing = merged[merged["_merge"] != "both"][ROW]
-        assert missing.empty, f"committed {dataset}-robustness.csv lacks rows:\n{missing}"
-        assert (merged["status"] == merged["status_committed"]).all()
+        fresh = pd.read_csv(out / name)
+        committed = pd.read_csv(COMMITTED / name)
+        assert list(fresh.columns) == list(committed.columns), STALE.format(name)
         assert len(fresh) >= 2 * 6, "the sample should hold clean and damaged cells of every default aligner"
+        cell = [c for c in ROW if c != "seed"]
         numeric = [c for c in fresh.select_dtypes("number").columns if c not in ROW]
-        for column in numeric:
-            assert np.allclose(merged[column], merged[column + "_committed"], rtol=0.02, atol=0.005, equal_nan=True), \
-                f"{STALE.format(f'{dataset}-robustness.csv')}: {column} differs"
+        # pandas drops NaN group keys (clean cells have no perturbation): fill them with a label.
+        fresh, committed = (frame.fillna({"perturbation": "clean", "fraction": 0}) for frame in (fresh, committed))
+        spread = committed.groupby(cell)[numeric].std()
+        committed = committed[committed["seed"] == 0].merge(fresh[ROW], on=ROW)
+        assert len(committed) == len(fresh), f"committed {name} lacks some of the rows:\n{fresh[ROW]}"
+        assert (committed.sort_values(ROW)["status"].values == fresh.sort_values(ROW)["status"].values).all()
+        problems = spread_problems(fresh[cell + numeric], committed[cell + numeric], spread, cell)
+        assert not problems, STALE.format(name) + ":\n" + "\n".join(problems[:20])

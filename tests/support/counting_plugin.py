@@ -98,13 +98,15 @@ class RawToyDataset(alignbench.Dataset):
     raw = True
     default_encoders = {}  # the tests name the toy encoders explicitly
 
-    def __init__(self, n_items: int = 60):
+    def __init__(self, n_items: int = 60, repeated_captions: bool = False):
         self.n_items = n_items
+        self.repeated_captions = repeated_captions
 
     def load(self):
         def split(offset):
             items = [np.full(4, offset + i, dtype=np.float32) + np.arange(4) for i in range(self.n_items)]
-            texts = [f"item {offset + i} caption {c}" for i in range(self.n_items) for c in range(2)]
+            texts = [f"item {offset + i} caption" + ("" if self.repeated_captions else f" {c}")
+                     for i in range(self.n_items) for c in range(2)]
             return alignbench.PairedData(x=items, y=texts, text_item=np.repeat(np.arange(self.n_items), 2),
                                          item_ids=tuple(f"toy-{offset + i}" for i in range(self.n_items)))
 
@@ -141,8 +143,12 @@ class ToyTextEncoder(alignbench.Encoder):
     def dim(self):
         return 4
 
+    batches: list[list[str]] = []
+
     def encode(self, items):
-        return circle_features(np.array([float(text.split()[1]) for text in items]))
+        ToyTextEncoder.batches.append(list(items))
+        # Like a real encoder, the last bits depend on the rest of the batch.
+        return circle_features(np.array([float(text.split()[1]) for text in items])) * (1 + 1e-6 * len(items))
 
 
 def circle_features(numbers: np.ndarray) -> np.ndarray:
