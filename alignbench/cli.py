@@ -335,8 +335,10 @@ def assign_params(assignments: tuple[str, ...], chosen: dict[str, list[str]]) ->
 @click.option("--dataset", "datasets", multiple=True, help="Only these datasets (repeatable).")
 @one_line_errors
 def leaderboard(store, out, datasets):
-    """Write leaderboards/<dataset>.md, .csv and .json from the results store."""
+    """Write leaderboards/<dataset>.md, .csv and .json from the results store, and
+    <dataset>-robustness.* for datasets with robustness cells in it."""
     from .leaderboard import write_leaderboards
+    from .robustness_board import write_robustness
     from .store import ResultStore
 
     store_path = store or default_store()
@@ -344,6 +346,7 @@ def leaderboard(store, out, datasets):
         raise AlignbenchError(f"no results store at {store_path}; run `alignbench run` first or pass --store.")
     with ResultStore(store_path) as results:
         written = write_leaderboards(results, out, datasets=list(datasets) or None)
+        written += write_robustness(results, out, datasets=list(datasets) or None)
     if not written:
         raise AlignbenchError(f"the store at {store_path} has no results" + (f" for {', '.join(datasets)}" if datasets else "") + ".")
     for path in written:

@@ -156,7 +156,7 @@ class ClaimCheck:
         return self.geometric_holds and self.contrastive_holds
 
     def sentence(self) -> str:
-        parts = ", ".join(f"{a} {100 * d:.0f}%" for a, d in sorted({**self.geometric, **self.contrastive}.items()))
+        parts = ", ".join(f"{a} {round(100 * d):d}%" for a, d in sorted({**self.geometric, **self.contrastive}.items()))
         if self.holds:
             verdict = "holds here"
         else:

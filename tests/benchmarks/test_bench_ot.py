@@ -9,7 +9,8 @@ pytest.importorskip("ot")
 pytest.importorskip("torch")
 
 from alignbench_plugins.aligners.gromov import GromovWassersteinAligner  # noqa: E402
-from alignbench_plugins.aligners.ot_riemannian import ContrastiveOnly, OTRiemannianAligner  # noqa: E402
+from alignbench_plugins.aligners.ot_riemannian import (  # noqa: E402
+    ContrastiveOnly, OTOnly, OTRiemannianAligner, RiemannianOnly)
 
 
 def spaces(n=5000, dim=384, seed=0):
@@ -21,7 +22,8 @@ def spaces(n=5000, dim=384, seed=0):
 
 
 @pytest.mark.benchmark(group="OT aligners, fit at N = 5,000 (384-d), 150 steps")
-@pytest.mark.parametrize("aligner", [OTRiemannianAligner, ContrastiveOnly, GromovWassersteinAligner],
+@pytest.mark.parametrize("aligner", [OTRiemannianAligner, ContrastiveOnly, OTOnly, RiemannianOnly,
+                                     GromovWassersteinAligner],
                          ids=lambda c: c.name)
 def test_fit_5000(benchmark, aligner):
     x, y = spaces()

@@ -169,6 +169,12 @@ def test_robustness_command_runs_a_small_suite(tmp_path):
     assert re.search(r"\| lstsq +\| drop\(text\) +\| [\d.]+ +\| [\d.]+ \([+-]?\d+%\) +\| [\d.]+ \(", result.output)
     assert (tmp_path / "synthetic-gmm-robustness.csv").exists()
     assert not (tmp_path / "synthetic-gmm.md").exists()
+    # `alignbench leaderboard` rewrites both kinds of table from the store, byte for byte.
+    table = (tmp_path / "synthetic-gmm-robustness.md").read_bytes()
+    again = CliRunner().invoke(cli, ["leaderboard", "--store", str(tmp_path / "s.sqlite"), "--out", str(tmp_path / "b")])
+    assert again.exit_code == 0, again.output
+    assert (tmp_path / "b" / "synthetic-gmm-robustness.md").read_bytes() == table
+    assert (tmp_path / "b" / "synthetic-gmm.md").exists()  # the clean cells' leaderboard
 
 
 @pytest.mark.parametrize("args, message", [
