@@ -296,7 +296,13 @@ class OTRiemannianAligner(Aligner):
 
         rows = torch.randperm(len(neighbours), generator=generator)[: self.batch_size]
         patch = neighbours[rows].to(device)
-        return patch_log_euclidean(self.model_x_(ax)[patch], self.model_y_(ay)[patch], self.eps).mean()
+
+        def patches(z):
+            # index_select, not z[patch]: the backward of advanced indexing accumulates repeated rows
+            # in parallel on the CPU, in a varying order, so the fit was not reproducible.
+            return torch.index_select(z, 0, patch.reshape(-1)).view(*patch.shape, z.shape[1])
+
+        return patch_log_euclidean(patches(self.model_x_(ax)), patches(self.model_y_(ay)), self.eps).mean()
 
     def _transform_x(self, x):
         return _apply(self.model_x_, self.side_x_(x))
