@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from typing import ClassVar
 
 import numpy as np
@@ -51,45 +52,63 @@ def _log_energy(values, eps: float):
     return log ** 2, 2 * log / (eps + values)
 
 
-def spectral_function(gram, function, eps: float):
-    """``U diag(f(L)) U^T`` for symmetric PSD ``gram = U L U^T`` ``(b, k, k)``, differentiable where
-    eigenvalues repeat.
+def spectral_functions(gram, functions, eps: float) -> tuple:
+    """``U diag(f(L)) U^T`` for each ``f`` in ``functions``, for symmetric PSD ``gram = U L U^T``
+    ``(b, k, k)``, from one eigendecomposition; differentiable where eigenvalues repeat.
 
     torch's eigh gradient divides by eigenvalue gaps, so it is infinite when a patch holds duplicate
     points (identical captions do: Fashion-MNIST's are 50 distinct strings). ``U f(L) U^T`` itself is
     smooth there; its gradient is ``U (K * (U^T G U)) U^T`` with the divided differences
     ``K_ij = (f(l_i) - f(l_j)) / (l_i - l_j)``, and ``f'`` where ``l_i`` and ``l_j`` (nearly) coincide
-    (Daleckii-Krein).
+    (Daleckii-Krein). Each ``function(values, eps)`` returns ``(f, f')``.
     """
+    return _spectral_autograd().apply(gram, tuple(functions), eps)
+
+
+def spectral_function(gram, function, eps: float):
+    """:func:`spectral_functions` for a single function."""
+    return spectral_functions(gram, (function,), eps)[0]
+
+
+@functools.cache
+def _spectral_autograd():
+    """The autograd Function behind :func:`spectral_functions`, defined once torch is imported."""
     import torch
 
-    class _SpectralFunction(torch.autograd.Function):
+    class SpectralFunctions(torch.autograd.Function):
         @staticmethod
-        def forward(ctx, g):
+        def forward(ctx, g, functions, eps):
             # float64 for the decomposition: LAPACK's float32 eigh fails to converge on some
             # rank-deficient Gram matrices, and the divided differences need the precision.
             values, vectors = torch.linalg.eigh(g.double())
             # A PSD Gram matrix has eigenvalues >= 0 up to rounding; both functions are smooth above -eps.
             values = values.clamp_min(-eps / 2)
-            f, df = function(values, eps)
-            ctx.save_for_backward(values, vectors, f, df)
-            ctx.dtype = g.dtype
-            return (vectors @ torch.diag_embed(f) @ vectors.transpose(-1, -2)).to(g.dtype)
+            fs, dfs = zip(*(function(values, eps) for function in functions))
+            ctx.save_for_backward(values, vectors, *fs, *dfs)
+            ctx.eps, ctx.dtype = eps, g.dtype
+            return tuple((vectors @ torch.diag_embed(f) @ vectors.transpose(-1, -2)).to(g.dtype) for f in fs)
 
         @staticmethod
-        def backward(ctx, grad):
-            values, vectors, f, df = ctx.saved_tensors
+        def backward(ctx, *grads):
+            values, vectors, *saved = ctx.saved_tensors
+            fs, dfs = saved[: len(grads)], saved[len(grads):]
             gap = values[..., :, None] - values[..., None, :]
-            scale = values.abs().amax(dim=-1, keepdim=True)[..., None].clamp_min(eps)
+            scale = values.abs().amax(dim=-1, keepdim=True)[..., None].clamp_min(ctx.eps)
             close = gap.abs() <= 1e-9 * scale
-            mean_df = (df[..., :, None] + df[..., None, :]) / 2
-            differences = torch.where(close, mean_df,
-                                      (f[..., :, None] - f[..., None, :]) / torch.where(close, torch.ones_like(gap), gap))
-            inner = vectors.transpose(-1, -2) @ grad.double() @ vectors
-            inner = (inner + inner.transpose(-1, -2)) / 2
-            return (vectors @ (differences * inner) @ vectors.transpose(-1, -2)).to(ctx.dtype)
+            safe_gap = torch.where(close, torch.ones_like(gap), gap)
+            total = None
+            for f, df, grad in zip(fs, dfs, grads):
+                differences = torch.where(close, (df[..., :, None] + df[..., None, :]) / 2,
+                                          (f[..., :, None] - f[..., None, :]) / safe_gap)
+                inner = vectors.transpose(-1, -2) @ grad.double() @ vectors
+                inner = (inner + inner.transpose(-1, -2)) / 2
+                # Each output's gradient in the input's dtype, then summed: as autograd would add the
+                # gradients of separate calls.
+                part = (vectors @ (differences * inner) @ vectors.transpose(-1, -2)).to(ctx.dtype)
+                total = part if total is None else total + part
+            return total, None, None
 
-    return _SpectralFunction.apply(gram)
+    return SpectralFunctions
 
 
 def patch_log_euclidean(px, py, eps: float = 1e-3):
@@ -99,19 +118,18 @@ def patch_log_euclidean(px, py, eps: float = 1e-3):
     ``log(S + eps I) - log(eps) I = C^T H C / (k - 1)`` with ``H = U diag(log(1 + l / eps) / l) U^T``,
     so the distance needs only k x k eigendecompositions: the d x d ones have many equal eigenvalues
     (rank k - 1 < d). The k x k ones can too (duplicate points in a patch), hence
-    :func:`spectral_function`.
+    :func:`spectral_functions`.
     """
     import torch
 
     k = px.shape[1]
     cx = px - px.mean(dim=1, keepdim=True)
     cy = py - py.mean(dim=1, keepdim=True)
-    gx, gy = cx @ cx.transpose(1, 2) / (k - 1), cy @ cy.transpose(1, 2) / (k - 1)
-    hx, hy = spectral_function(gx, _log_gain, eps), spectral_function(gy, _log_gain, eps)
-    energy_x = torch.diagonal(spectral_function(gx, _log_energy, eps), dim1=-2, dim2=-1).sum(-1)
-    energy_y = torch.diagonal(spectral_function(gy, _log_energy, eps), dim1=-2, dim2=-1).sum(-1)
+    hx, log_sq_x = spectral_functions(cx @ cx.transpose(1, 2) / (k - 1), (_log_gain, _log_energy), eps)
+    hy, log_sq_y = spectral_functions(cy @ cy.transpose(1, 2) / (k - 1), (_log_gain, _log_energy), eps)
     cross = cx @ cy.transpose(1, 2)  # (b, k, k)
     trace_xy = torch.einsum("bij,bjk,bkl,bil->b", hx, cross, hy, cross) / (k - 1) ** 2
+    energy_x, energy_y = (log.diagonal(dim1=-2, dim2=-1).sum(-1) for log in (log_sq_x, log_sq_y))
     return energy_x + energy_y - 2 * trace_xy
 
 
