@@ -306,6 +306,10 @@ class Runner:
             memo = config_key({k: damage[k] for k in ("name", "params", "source")})
             if memo not in self._corrupted:
                 items = CorruptedItems(raw_side, perturbation, perturbation.seed)
+                if side == "y":
+                    # Captions are small: corrupt each once, not on every pass that hashes, dedups and
+                    # encodes them (the lazy sequence is for photo collections).
+                    items = list(items)
                 changeable = np.array([perturbation.can_change(item) for item in raw_side], dtype=bool)
                 ids = (texts_digest(items) if side == "y" else
                        items_digest(raw.item_ids) if raw.item_ids is not None else None)
