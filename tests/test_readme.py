@@ -39,3 +39,15 @@ def test_every_hook_and_builtin_plugin_is_documented():
     undocumented = [s.name for s in load_registry().specs() if s.source.startswith("alignbench ")
                     and f"`{s.name}`" not in readme]
     assert not undocumented, f"README's plugin table lacks {undocumented}"
+
+
+def test_readme_install_command_brings_what_the_default_sweep_runs():
+    """The default sweep includes gw-procrustes, which needs POT (the `ot` extra); without it a
+    newcomer's first run fails those cells."""
+    from alignbench.cli import DEFAULT_ALIGNERS
+
+    readme = (REPO / "README.md").read_text()
+    first = readme.split("```bash\n", 1)[1].split("\n", 1)[0]
+    assert first.endswith("&& alignbench run")
+    extras = first.split('-e ".[', 1)[1].split("]", 1)[0].split(",")
+    assert "gw-procrustes" in DEFAULT_ALIGNERS and "ot" in extras and "encoders" in extras
