@@ -88,14 +88,21 @@ def laplacian_eigenbasis(graph: sp.spmatrix, n: int, seed: int = 0) -> tuple[np.
     adjacency = (scale @ graph @ scale).tocsr()
     nodes = graph.shape[0]
     n = min(n, nodes - 1)
-    v0 = np.random.default_rng(seed).standard_normal(nodes)
-    try:
-        mu, vectors = eigsh(adjacency, k=n, which="LA", v0=v0, tol=1e-8, ncv=min(nodes, max(4 * n, 40)))
-    except ArpackNoConvergence:
-        # Near-degenerate spectra (graphs of many duplicate points) can stall ARPACK; dense eigh is
-        # exact and affordable at the sizes where that happens in practice.
-        if nodes > 8000:
-            raise
+    ncv = min(nodes, max(4 * n, 40))
+    mu = None
+    if ncv < nodes:
+        v0 = np.random.default_rng(seed).standard_normal(nodes)
+        try:
+            mu, vectors = eigsh(adjacency, k=n, which="LA", v0=v0, tol=1e-8, ncv=ncv)
+        except ArpackNoConvergence:
+            # Near-degenerate spectra (graphs of many duplicate points) can stall ARPACK; dense eigh
+            # is exact and affordable at the sizes where that happens in practice.
+            if nodes > 8000:
+                raise
+    # When the Krylov space would be the whole graph, ARPACK gains nothing and, on reaching an
+    # invariant subspace, restarts from its own process-wide random seed, so the eigenvectors of
+    # a degenerate spectrum depended on earlier calls. Dense eigh is exact and cheap there.
+    if mu is None:
         mu, vectors = np.linalg.eigh(adjacency.toarray())
         mu, vectors = mu[-n:], vectors[:, -n:]
     order = np.argsort(-mu)

@@ -34,3 +34,17 @@ def test_graph_is_symmetric_and_eigenbasis_matches_dense_solver():
 def test_largest_component_drops_islands():
     blocks = sp.block_diag([np.ones((5, 5)), np.ones((2, 2))]).tocsr()
     assert largest_component(blocks).tolist() == [0, 1, 2, 3, 4]
+
+
+def test_eigenbasis_of_a_small_degenerate_graph_does_not_depend_on_earlier_calls():
+    """18 identical points (identical captions, as Fashion-MNIST has) make a near-clique: eigenvalues
+    repeated many times, on a graph no bigger than ARPACK's Krylov space. ARPACK restarts there from a
+    process-wide seed, so its eigenvectors changed from call to call."""
+    graph, _ = knn_graph(np.ones((18, 4), np.float32), 15)
+    assert largest_component(graph).size == 18
+    first = laplacian_eigenbasis(graph, 50)
+    for _ in range(3):
+        again = laplacian_eigenbasis(graph, 50)
+        np.testing.assert_array_equal(again[0], first[0])
+        np.testing.assert_array_equal(again[1], first[1])
+    np.testing.assert_allclose(first[1].T @ first[1], np.eye(17), atol=1e-10)
