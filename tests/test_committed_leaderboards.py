@@ -3,8 +3,7 @@ seeds' own spread.
 
 Not byte for byte: BLAS picks different kernels on different CPUs (the committed tables and CI need
 not run on the same model), and rounding differences grow in the unstable cells (unsupervised
-aligners, least squares near its interpolation threshold, kNN ties among Fashion-MNIST's duplicate
-captions): the same code gave fmap at 0 anchors on synthetic-gmm 83.8 +- 23.5 on one CPU and
+aligners, least squares near its interpolation threshold): the same code gave fmap at 0 anchors on synthetic-gmm 83.8 +- 23.5 on one CPU and
 97.0 +- 0.8 on another. So each cell's mean over seeds must lie within ``max(std over seeds)`` plus a
 small floor of the committed mean: tight where the method is stable, loose where it is not. The
 same sweep on the same machine is byte-identical (tests/test_leaderboard.py).
