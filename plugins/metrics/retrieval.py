@@ -10,7 +10,11 @@ and images, never averaged captions.
 
 Ranks are counted, not sorted: the rank of a relevant text is the number of non-relevant texts
 scoring at least as high. Ties count against the relevant item, so that an aligner that collapses
-everything onto one point scores 0, not 1. mAP for image -> text is
+everything onto one point scores 0, not 1. Two scores are tied when they differ by no more than
+float32 rounding can make them (:func:`tie_tolerance`): duplicate items or captions (Fashion-MNIST's
+10,000 captions are 50 strings) get scores that differ in the last bits depending on where they
+sit in the matrix product and on the CPU's BLAS kernels, and an exact comparison would break those
+ties by noise, differently on every machine. mAP for image -> text is
 ``AP(q) = 1/|R_q| sum_j j / pos_j`` over the query's relevant texts in score order; for
 text -> image there is one relevant image and AP equals the reciprocal rank.
 """
@@ -25,8 +29,24 @@ from alignbench import AlignmentResult, Metric
 from alignbench.arrays import l2_normalize
 
 
-def retrieval_ranks(zx: np.ndarray, zy: np.ndarray, text_item: np.ndarray, block_size: int = 256):
-    """Non-relevant items scoring above each relevant one.
+# Rounding error of a float32 dot product of length k grows like sqrt(k) ulps (pairwise and
+# blocked summation); this many of them separate "tied" from "different".
+TIE_ULPS = 4.0
+
+
+def tie_tolerance(zx: np.ndarray, zy: np.ndarray) -> float:
+    """Largest difference between two scores that still counts as a tie: ``TIE_ULPS sqrt(k)`` float32
+    epsilons of the largest possible score ``max|x| max|y|`` (for cosine scores, about ``1e-6 sqrt(k)``)."""
+    if not len(zx) or not len(zy):
+        return 0.0
+    scale = float(np.linalg.norm(zx, axis=1).max() * np.linalg.norm(zy, axis=1).max())
+    return TIE_ULPS * np.sqrt(zx.shape[1]) * float(np.finfo(np.float32).eps) * scale
+
+
+def retrieval_ranks(zx: np.ndarray, zy: np.ndarray, text_item: np.ndarray, block_size: int = 256,
+                    tolerance: float | None = None):
+    """Non-relevant items scoring at least as high as each relevant one (ties within ``tolerance``,
+    default :func:`tie_tolerance`, count against the relevant one).
 
     zx: ``(n_items, k)``; zy: ``(n_texts, k)``; text_item: ``(n_texts,)``.
     Returns ``(i2t, t2i)``: ``i2t[t]`` counts the texts not of item ``text_item[t]`` that item
@@ -34,7 +54,10 @@ def retrieval_ranks(zx: np.ndarray, zy: np.ndarray, text_item: np.ndarray, block
     that score at least as high against text ``t``. Memory is ``O(block_size * n_texts)``.
     """
     n_items = zx.shape[0]
-    relevant_score = np.einsum("ij,ij->i", zx[text_item], zy)  # (n_texts,)
+    if tolerance is None:
+        tolerance = tie_tolerance(zx, zy)
+    # Lowered by the tolerance once, so that ">= threshold" counts ties.
+    relevant_score = np.einsum("ij,ij->i", zx[text_item], zy) - np.float32(tolerance)  # (n_texts,)
     i2t = np.zeros(len(text_item), dtype=np.int64)
     t2i = np.zeros(len(text_item), dtype=np.int64)
     # Texts grouped by item, as a padded (n_items, max_texts) table of text indices (-1 = none).
@@ -69,7 +92,7 @@ class Retrieval(Metric):
 
     name = "retrieval"
     description = "Caption-level cross-modal retrieval"
-    version = "2"  # 2: ties count against the relevant item. paper_i2t is a parameter, so it is in every key
+    version = "3"  # 2: ties count against the relevant item; 3: ties within float32 rounding. paper_i2t is a parameter, so it is in every key
     higher_is_better = {"i2t_R@": True, "t2i_R@": True, "mean_R@1": True, "i2t_mAP": True, "t2i_mAP": True,
                         "i2t_MRR": True, "t2i_MRR": True, "i2t_median_rank": False, "t2i_median_rank": False}
 
@@ -121,14 +144,17 @@ def retrieval_scores(i2t_above: np.ndarray, t2i_above: np.ndarray, text_item: np
 
 
 def label_ranks(zx: np.ndarray, zy: np.ndarray, item_labels: np.ndarray, text_labels: np.ndarray,
-                block_size: int = 256):
+                block_size: int = 256, tolerance: float | None = None):
     """Ranks when any item or text of the same class counts as relevant.
 
     Returns ``(i2t, t2i)``: for each item, the number of other-class texts scoring at least as high
     as its best same-class text; for each text, the number of other-class items scoring at least as
-    high as its best same-class item.
+    high as its best same-class item. Ties within ``tolerance`` (default :func:`tie_tolerance`)
+    count against the relevant class.
     """
     n_items = zx.shape[0]
+    if tolerance is None:
+        tolerance = tie_tolerance(zx, zy)
     best_item = np.full(len(zy), -np.inf, dtype=np.float32)  # pass 1: each text's best same-class item
     for start in range(0, n_items, block_size):
         scores = zx[start:start + block_size] @ zy.T
@@ -139,9 +165,9 @@ def label_ranks(zx: np.ndarray, zy: np.ndarray, item_labels: np.ndarray, text_la
     for start in range(0, n_items, block_size):  # pass 2: count the other-class competitors
         scores = zx[start:start + block_size] @ zy.T
         same = item_labels[start:start + block_size, None] == text_labels[None, :]
-        best_text = np.where(same, scores, -np.inf).max(axis=1)
+        best_text = np.where(same, scores, -np.inf).max(axis=1) - np.float32(tolerance)
         i2t[start:start + block_size] = ((scores >= best_text[:, None]) & ~same).sum(axis=1)
-        t2i += ((scores >= best_item[None, :]) & ~same).sum(axis=0)
+        t2i += ((scores >= best_item[None, :] - np.float32(tolerance)) & ~same).sum(axis=0)
     return i2t, t2i
 
 
@@ -156,7 +182,7 @@ class ClassRetrieval(Metric):
 
     name = "class-retrieval"
     description = "Class-level cross-modal retrieval"
-    version = "2"  # 2: ties count against the relevant class
+    version = "3"  # 2: ties count against the relevant class; 3: ties within float32 rounding
     higher_is_better = {"class_i2t_R@": True, "class_t2i_R@": True, "class_mean_R@1": True}
 
     def __init__(self, ks: tuple[int, ...] = (1, 5, 10), block_size: int = 256):

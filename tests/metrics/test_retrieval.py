@@ -2,7 +2,10 @@ import numpy as np
 import pytest
 
 from alignbench.testing import toy_result
-from alignbench_plugins.metrics.retrieval import Retrieval, retrieval_ranks, retrieval_scores
+from alignbench.arrays import l2_normalize
+from alignbench_plugins.metrics.retrieval import (
+    Retrieval, label_ranks, retrieval_ranks, retrieval_scores, tie_tolerance,
+)
 
 
 def reference_scores(zx, zy, text_item, ks=(1, 5, 10)):
@@ -97,3 +100,78 @@ def test_a_collapsed_alignment_scores_zero_not_one():
     zy = np.ones((100, 4), dtype=np.float32)
     scores = Retrieval().compute(result_for(zx, zy, np.repeat(np.arange(50), 2)))
     assert scores["i2t_R@1"] == 0.0 and scores["t2i_R@1"] == 0.0 and scores["t2i_median_rank"] == 50.0
+
+
+def brute_force_ranks(zx, zy, text_item, tolerance):
+    """Every pair's score in float64, one comparison at a time: the tie rule as written in the module
+    docstring (a competitor within ``tolerance`` of the relevant score counts against it)."""
+    s = zx.astype(np.float64) @ zy.astype(np.float64).T
+    i2t = [sum(s[text_item[t], u] >= s[text_item[t], t] - tolerance for u in range(len(zy)) if text_item[u] != text_item[t])
+           for t in range(len(zy))]
+    t2i = [sum(s[j, t] >= s[text_item[t], t] - tolerance for j in range(len(zx)) if j != text_item[t])
+           for t in range(len(zy))]
+    return np.array(i2t), np.array(t2i)
+
+
+@pytest.mark.parametrize("case", range(40))
+def test_exact_duplicates_always_count_against_the_relevant_item(case):
+    """Duplicated images and captions, 1-7 captions per item: every duplicate of a relevant item
+    ties with it and counts against it (the old code compared an einsum against a matmul and missed
+    such ties whenever the two rounded differently)."""
+    rng = np.random.default_rng(case)
+    n_items = int(rng.integers(20, 60))
+    base_x = rng.standard_normal((n_items // 2, 24)).astype(np.float32)
+    zx = base_x[rng.integers(0, len(base_x), n_items)]  # duplicate images
+    counts = rng.integers(1, 8, n_items)
+    text_item = np.repeat(np.arange(n_items), counts)
+    strings = rng.standard_normal((7, 24)).astype(np.float32)
+    zy = np.where(rng.random((len(text_item), 1)) < 0.5, zx[text_item] + 0.3 * rng.standard_normal((len(text_item), 24)),
+                  strings[rng.integers(0, 7, len(text_item))]).astype(np.float32)  # half are repeated "strings"
+    zx, zy = l2_normalize(zx), l2_normalize(zy)
+    tolerance = tie_tolerance(zx, zy)
+    i2t, t2i = retrieval_ranks(zx, zy, text_item, block_size=int(rng.integers(1, 40)))
+    expected_i2t, expected_t2i = brute_force_ranks(zx, zy, text_item, tolerance)
+    np.testing.assert_array_equal(t2i, expected_t2i)
+    np.testing.assert_array_equal(i2t, expected_i2t)
+    # Every duplicate of the relevant image is counted: t2i rank >= number of its other copies.
+    copies = (zx[:, None, :] == zx[None, :, :]).all(axis=2).sum(axis=1) - 1
+    assert (t2i >= copies[text_item]).all()
+
+
+def test_a_duplicate_of_the_relevant_image_is_never_missed():
+    """1,000 trials of an exact duplicate of the relevant image at random positions: each counts."""
+    rng = np.random.default_rng(7)
+    missed = 0
+    for _ in range(1000):
+        zx = l2_normalize(rng.standard_normal((9, 384)).astype(np.float32))
+        zx[int(rng.integers(1, 9))] = zx[0]
+        zy = l2_normalize((zx[[0]] + 0.5 * rng.standard_normal((1, 384))).astype(np.float32))
+        _, t2i = retrieval_ranks(zx, zy, np.array([0]), block_size=int(rng.integers(1, 10)))
+        missed += int(t2i[0] < 1)
+    assert missed == 0
+
+
+def test_class_ranks_count_tied_other_class_duplicates():
+    rng = np.random.default_rng(3)
+    zx = l2_normalize(rng.standard_normal((6, 384)).astype(np.float32))
+    zx[3] = zx[0]  # another class's image, identical to class 0's only image
+    labels = np.array([0, 1, 1, 2, 2, 2])
+    zy = l2_normalize((zx[[0, 1, 3]] + 0.1 * rng.standard_normal((3, 384))).astype(np.float32))
+    text_labels = np.array([0, 1, 2])
+    i2t, t2i = label_ranks(zx, zy, labels, text_labels)
+    assert t2i[0] >= 1 and t2i[2] >= 1  # the duplicate of the best same-class image ties against it
+
+
+@pytest.mark.parametrize("similarity", ["cosine", "dot"])
+def test_integer_embeddings_give_the_brute_force_ranks_exactly(similarity):
+    """Small integer coordinates: every score is exact in float32, so ties are exact by construction."""
+    rng = np.random.default_rng(11)
+    text_item = np.repeat(np.arange(40), rng.integers(1, 8, 40))
+    zx = rng.integers(-2, 3, (40, 6)).astype(np.float32)
+    zy = rng.integers(-2, 3, (len(text_item), 6)).astype(np.float32)
+    metric = Retrieval(similarity=similarity)
+    scores = metric.compute(result_for(zx, zy, text_item))
+    ax, ay = (l2_normalize(zx), l2_normalize(zy)) if similarity == "cosine" else (zx, zy)
+    i2t, t2i = brute_force_ranks(ax, ay, text_item, tie_tolerance(ax, ay))
+    expected = retrieval_scores(i2t, t2i, text_item, 40, metric.ks)
+    assert scores == pytest.approx(expected, abs=0)
