@@ -12,27 +12,54 @@ from .preprocessing import whitening
 class NullSpaceAligner(Aligner):
     """Rows of ``W = [W1, -W2]`` span the (approximate) left null space of ``M = [Xa^T; Ya^T]``.
 
-    ``M`` is ``(dx + dy, m)``. The rows are the eigenvectors of ``G = M M^T`` (float64) with the
-    ``n_components`` smallest eigenvalues: the exact left null space when it is large enough, the
-    least-squares approximation otherwise. Then ``z = W1 x`` and ``z = W2 y`` share one space.
+    ``M`` is ``(rx + ry, m)``: each side's centred anchors in its informative principal directions
+    (an orthonormal basis, not rescaled, so distances are the raw ones). The rows of ``W`` are the
+    eigenvectors of ``G = M M^T`` (float64) with the ``k`` smallest eigenvalues: the exact left null
+    space when there is one, the least-squares approximation otherwise. Then ``z = W1 x`` and
+    ``z = W2 y`` share one ``k``-dim space. This is the paper's raw method: on full-rank data the
+    principal basis is a rotation and changes nothing.
 
-    ``whiten=True`` (default) first whitens each side on its informative directions. Without it,
-    rank-deficient data (embeddings that span fewer dimensions than they have) makes the null space
-    far larger than ``k``, mostly trivial vectors (``W1 x = 0`` and ``W2 y = 0`` on the data), and
-    which of them ``eigh`` returns is arbitrary. Whitened, the smallest eigenvalues of ``G`` are
-    ``m (1 - rho_i)`` for the canonical correlations ``rho_i``: the method becomes CCA, and the
-    ``k`` directions are the best-correlated ones. ``whiten=False`` is the paper's raw form.
+    Informative directions: eigenvalues of ``Xa^T Xa`` above ``tol`` times the largest (``rx`` of
+    them; ``ry`` on the y side), or above a noise floor (rule 2). Without this step, rank-deficient
+    data (real embeddings with fewer anchors than dimensions, data on a low-dimensional latent) has
+    a huge trivial null space (``W1 x = 0`` and ``W2 y = 0`` on the data), from which ``eigh``
+    returns arbitrary vectors.
+
+    ``k`` (fitted as ``n_components_``; ``n_components`` overrides it) comes from the spectrum
+    ``mu_1 <= mu_2 <= ...`` of ``G``, with ``k <= min(rx, ry)``:
+
+    1. Exact null space: the eigenvalues below ``tol * mu_max`` are zero; ``k`` is their number
+       (seed 002's perfect alignment; on noiseless rank-``r`` latent data, ``k = r``).
+    2. Otherwise the data is noisy. If both sides' principal spectra fall, at the same position
+       ``c``, by a factor of at least ``gap`` onto a floor holding at most ``1/gap`` of the
+       variance, the directions under that noise floor are dropped (``rx = ry = c``) and ``G`` is
+       recomputed. Noise directions would otherwise sit among the smallest eigenvalues of ``G``:
+       they align nothing, they are merely small.
+    3. ``k`` is at the largest jump ``mu_{k+1} / mu_k``, if it is at least ``gap`` and the ``k``
+       smallest eigenvalues hold at most ``1/gap`` of the trace; otherwise ``k = min(rx, ry)``.
+
+    ``whiten=True`` is CCA: each side is whitened on its informative directions first (at most
+    ``m - 1`` of them when centred), so the eigenvalues of ``G`` are ``m (1 - rho_i)`` for the
+    canonical correlations ``rho_i`` and the ``k`` directions are the best-correlated ones; ``k``
+    follows rules 1 and 3 (whitened spectra have no noise floor to find). Whitening gives noise
+    directions as much weight as signal ones: with noisy data and many dimensions the null space is
+    then mostly chance correlations.
+
+    Fitted: ``n_components_`` (``k``), ``eigenvalues_`` (the spectrum of ``G``, ascending),
+    ``residuals_`` (``sqrt(mu_1..mu_k)``), ``proj_x_`` / ``proj_y_`` (the informative directions).
     """
 
     name = "nullspace"
-    description = "Perfect-alignment null space (CCA when whitened)"
+    description = "Perfect-alignment null space (raw; CCA when whitened)"
     min_anchors = 2
 
-    def __init__(self, n_components: int | None = None, whiten: bool = True, center: bool = True, tol: float = 1e-6):
+    def __init__(self, n_components: int | None = None, whiten: bool = False, center: bool = True,
+                 tol: float = 1e-10, gap: float = 10.0):
         self.n_components = n_components
         self.whiten = whiten
         self.center = center
         self.tol = tol
+        self.gap = gap
 
     def _fit(self, xa, ya, xu, yu):
         xa, ya = xa.astype(np.float64), ya.astype(np.float64)
@@ -44,13 +71,24 @@ class NullSpaceAligner(Aligner):
             cap = len(xa) - 1 if self.center else len(xa)
             self.proj_x_ = whitening(xc, self.tol, cap)
             self.proj_y_ = whitening(yc, self.tol, cap)
+            eigvals, eigvecs = _spectrum(xc @ self.proj_x_, yc @ self.proj_y_)
         else:
-            self.proj_x_, self.proj_y_ = np.eye(xa.shape[1]), np.eye(ya.shape[1])
+            var_x, self.proj_x_ = principal_directions(xc, self.tol)
+            var_y, self.proj_y_ = principal_directions(yc, self.tol)
+            eigvals, eigvecs = _spectrum(xc @ self.proj_x_, yc @ self.proj_y_)
+            exact = eigvals[0] <= self.tol * eigvals[-1]
+            floor = None if exact else noise_floor(var_x, var_y, self.gap)
+            if floor is not None:
+                self.proj_x_, self.proj_y_ = self.proj_x_[:, :floor], self.proj_y_[:, :floor]
+                eigvals, eigvecs = _spectrum(xc @ self.proj_x_, yc @ self.proj_y_)
         rx, ry = self.proj_x_.shape[1], self.proj_y_.shape[1]
-        stacked = np.concatenate([xc @ self.proj_x_, yc @ self.proj_y_], axis=1).T  # M: (rx + ry, m)
-        eigvals, eigvecs = np.linalg.eigh(stacked @ stacked.T)  # ascending
-        k = min(self.n_components or min(rx, ry), rx + ry)
+        if self.n_components:
+            k = min(self.n_components, rx + ry)
+        else:
+            k = null_dimension(eigvals, min(rx, ry), self.tol, self.gap)
         w = eigvecs[:, :k].T
+        self.n_components_ = k
+        self.eigenvalues_ = eigvals
         self.w_x_, self.w_y_ = w[:, :rx], -w[:, rx:]
         self.residuals_ = np.sqrt(np.clip(eigvals[:k], 0, None))
 
@@ -59,3 +97,55 @@ class NullSpaceAligner(Aligner):
 
     def _transform_y(self, y):
         return (y - self.mean_y_) @ self.proj_y_ @ self.w_y_.T
+
+
+def principal_directions(centred: np.ndarray, tol: float) -> tuple[np.ndarray, np.ndarray]:
+    """Eigenvalues (descending) of ``centred^T centred`` above ``tol`` times the largest, and their
+    ``(d, r)`` orthonormal eigenvectors. ``centred``: ``(m, d)`` float64."""
+    eigvals, eigvecs = np.linalg.eigh(centred.T @ centred)
+    eigvals, eigvecs = eigvals[::-1], eigvecs[:, ::-1]
+    keep = eigvals > tol * max(eigvals[0], np.finfo(float).tiny)
+    return eigvals[keep], eigvecs[:, keep]
+
+
+def _spectrum(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Ascending eigenpairs of ``G = M M^T`` for ``M = [x^T; y^T]`` ``(rx + ry, m)``."""
+    stacked = np.concatenate([x, y], axis=1)  # M^T: (m, rx + ry)
+    return np.linalg.eigh(stacked.T @ stacked)
+
+
+def _drops(descending: np.ndarray, cuts: np.ndarray, gap: float) -> np.ndarray:
+    """For each cut ``c`` (directions kept), ``values[c-1] / values[c]``, or 0 where the ``values[c:]``
+    tail holds more than ``1/gap`` of the total."""
+    values = np.clip(descending, 0, None)
+    ratio = values[cuts - 1] / np.maximum(values[cuts], np.finfo(float).tiny * max(values[0], 1.0))
+    tail = np.cumsum(values[::-1])[::-1][cuts]
+    return np.where(tail * gap <= values.sum(), ratio, 0.0)
+
+
+def noise_floor(var_x: np.ndarray, var_y: np.ndarray, gap: float) -> int | None:
+    """The number of principal directions above a noise floor both sides share: the cut ``c`` where
+    both spectra (descending) fall by the largest factor, if that is at least ``gap`` and each floor
+    holds at most ``1/gap`` of its side's variance. ``None`` where there is no such floor."""
+    cuts = np.arange(1, min(len(var_x), len(var_y)))
+    if not cuts.size:
+        return None
+    drop = np.minimum(_drops(var_x, cuts, gap), _drops(var_y, cuts, gap))
+    best = int(np.argmax(drop))
+    return int(cuts[best]) if drop[best] >= gap else None
+
+
+def null_dimension(eigvals: np.ndarray, most: int, tol: float, gap: float) -> int:
+    """``k`` from the ascending spectrum of ``G``: the number of (numerically) zero eigenvalues if
+    any, else the position of the largest jump ``mu_{k+1} / mu_k >= gap`` below which at most
+    ``1/gap`` of the trace lies, else ``most``. Always in ``1..most``."""
+    values = np.clip(eigvals, 0, None)
+    zeros = int(np.sum(values <= tol * values[-1]))
+    if zeros:
+        return max(1, min(zeros, most))
+    cuts = np.arange(1, min(most, len(values) - 1) + 1)  # k
+    if not cuts.size:
+        return max(1, most)
+    drop = _drops(values[::-1], len(values) - cuts, gap)
+    best = int(np.argmax(drop))
+    return int(cuts[best]) if drop[best] >= gap else max(1, most)
