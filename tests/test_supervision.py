@@ -34,6 +34,19 @@ def test_anchor_sets_are_nested_and_reproducible(train, strategy):
     assert not np.array_equal(other[100].items, anchors[100].items)
 
 
+@pytest.mark.parametrize("strategy", ["random", "kmeans", "fps"])
+def test_a_level_gets_the_same_anchors_whichever_other_levels_are_asked_for(train, strategy):
+    # The runner asks only for the levels still to run: a resumed sweep must get the same anchors.
+    alone = draw_anchors(train, [25], seed=3, strategy=strategy)[25]
+    for levels in ([5, 10, 25, 100], [25, 100], [10, 25], [25, 250]):
+        anchors = draw_anchors(train, levels, seed=3, strategy=strategy)
+        np.testing.assert_array_equal(anchors[25].items, alone.items)
+        np.testing.assert_array_equal(anchors[25].texts, alone.texts)
+        for small, large in zip(levels, levels[1:]):  # nested: level L is the first L of a larger one
+            np.testing.assert_array_equal(anchors[large].items[:small], anchors[small].items)
+    np.testing.assert_array_equal(draw_anchors(train, [100], seed=3, strategy=strategy)[100].items[:25], alone.items)
+
+
 def test_spread_strategies_cover_the_space_better_than_random(train):
     def distances(items):  # from every item to its nearest anchor
         return np.sqrt(((train.x[:, None, :] - train.x[None, items, :]) ** 2).sum(-1).min(axis=1))
