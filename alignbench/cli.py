@@ -22,7 +22,7 @@ DEFAULT_DATASETS = ["synthetic-gmm", "synthetic-correlated"]
 DEFAULT_REAL_DATASETS = ["fashion-mnist"]
 DEFAULT_LEVELS = [0, 5, 10, 25, 100, 500]
 DEFAULT_SEEDS = [0, 1, 2]
-DEFAULT_METRICS = ["retrieval", "class-retrieval", "alignment-error"]
+DEFAULT_METRICS = ["retrieval", "class-retrieval", "alignment-error", "correspondence"]
 STORE_ENV = "ALIGNBENCH_STORE"
 # The robustness suite's default sweep: seed 001's masking experiment (each modality dropped) and
 # embedding noise on every dataset; input corruptions on datasets of raw items.

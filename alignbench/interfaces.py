@@ -300,6 +300,9 @@ class AlignmentResult:
     """What a Metric sees: held-out data before and after alignment, the anchors, the aligner.
 
     zx: ``(n_items, k)`` aligned test items; zy: ``(n_texts, k)`` aligned test texts.
+    train: the train split the aligner learned from (after any damage), and unpaired_rows the train
+    ``(item indices, text indices)`` of the unpaired rows ``fit`` was given, in that order (None for
+    aligners that take none): the truth against which an aligner's own matches can be scored.
     """
 
     test: PairedData
@@ -307,6 +310,8 @@ class AlignmentResult:
     zy: np.ndarray
     anchors: Anchors
     aligner: Aligner
+    train: PairedData | None = None
+    unpaired_rows: tuple[np.ndarray, np.ndarray] | None = None
     extras: dict[str, Any] = field(default_factory=dict)
 
 

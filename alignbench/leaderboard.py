@@ -111,6 +111,22 @@ def headline_table(board: Board, metric: str = HEADLINE) -> pd.DataFrame:
     return out
 
 
+def matches_table(board: Board) -> pd.DataFrame:
+    """Aligners that report ``match_accuracy`` x levels: 'accuracy% (chance c%), n kept', means over seeds."""
+    frame = long_table(board)
+    if "match_accuracy" not in frame:
+        return pd.DataFrame()
+    ok = frame[(frame["status"] == "ok") & frame["match_accuracy"].notna()]
+    table = {}
+    for aligner, rows in ok.groupby("aligner", sort=True):
+        means = rows.groupby("anchors")[["match_accuracy", "match_chance", "matches_kept"]].mean()
+        table[aligner] = {str(level): f"{100 * m.match_accuracy:.1f}% (chance {100 * m.match_chance:.1f}%), "
+                                      f"{m.matches_kept:.0f} kept" for level, m in means.iterrows()}
+    out = pd.DataFrame.from_dict(table, orient="index").fillna("n/a")
+    out.index.name = "aligner"
+    return out
+
+
 def summary_table(board: Board) -> pd.DataFrame:
     """Every metric, mean over seeds, per aligner and level (finished cells only)."""
     frame = long_table(board)
@@ -158,6 +174,14 @@ def render_markdown(board_list: list[Board], metric: str = HEADLINE) -> str:
                 lines += [f"### {extra} (%), mean ± std over seeds; columns are anchor pairs", "",
                           tabulate(headline_table(board, extra), headers="keys", tablefmt="github",
                                    disable_numparse=True), ""]
+        matches = matches_table(board)
+        if not matches.empty:
+            lines += ["### Matches found beyond the anchors (correspondence metric, mean over seeds)", "",
+                      "Per cell: the share of the aligner's own matches between unpaired items that are right, "
+                      "the share a random match would get, and how many matches the final map used. Where "
+                      "they are at chance or none are used, the row measures the map fitted on the anchors "
+                      "alone.", "",
+                      tabulate(matches, headers="keys", tablefmt="github", disable_numparse=True), ""]
         lines += [
             "### All metrics (mean over seeds)",
             "",

@@ -138,12 +138,15 @@ class Runner:
             encoders = self._encoders_for(dataset_name, sweep.encoders)
             for aligner_name, aligner_params in sweep.aligners:
                 aligner = self._describe("aligner", aligner_name, aligner_params)
+                # An aligner's own seed follows the cell's unless the user set it; seedless ones keep their keys.
+                seeded = "seed" in aligner["params"] and "seed" not in aligner_params
                 for seed in sweep.seeds:
+                    cell_aligner = {**aligner, "params": {**aligner["params"], "seed": int(seed)}} if seeded else aligner
                     for level in sweep.levels:
                         config = {
                             "dataset": dataset,
                             "encoders": encoders,
-                            "aligner": aligner,
+                            "aligner": cell_aligner,
                             "anchors": int(level),
                             "seed": int(seed),
                             "anchor_strategy": sweep.anchor_strategy,
@@ -369,12 +372,14 @@ class Runner:
         config = cell.config
         aligner: Aligner = self.registry.create("aligner", cell.aligner, config["aligner"]["params"])
         timings = {}
-        xu = yu = None
+        xu = yu = rows = None
+        train = splits.train if damage is None else damage.train
         if aligner.uses_unpaired:
             if damage is None:
-                xu, yu = unpaired_items(splits.train, anchors, cell.seed)
+                rows = unpaired_rows(train, anchors, cell.seed)
             else:
-                xu, yu = unpaired_items(damage.train, anchors, cell.seed, damage.kept_items, damage.kept_texts)
+                rows = unpaired_rows(train, anchors, cell.seed, damage.kept_items, damage.kept_texts)
+            xu, yu = train.x[rows[0]], train.y[rows[1]]
         started = time.perf_counter()
         aligner.fit(anchors.x, anchors.y, xu, yu)
         timings["fit_s"] = time.perf_counter() - started
@@ -384,7 +389,8 @@ class Runner:
             test = gallery_with_anchors(test, anchors)
         zx, zy = aligner.transform_x(test.x), aligner.transform_y(test.y)
         timings["transform_s"] = time.perf_counter() - started
-        result = AlignmentResult(test=test, zx=zx, zy=zy, anchors=anchors, aligner=aligner)
+        result = AlignmentResult(test=test, zx=zx, zy=zy, anchors=anchors, aligner=aligner, train=train,
+                                 unpaired_rows=rows)
         metrics: dict[str, float] = {}
         started = time.perf_counter()
         for described in config["metrics"]:
@@ -399,9 +405,16 @@ class Runner:
 
 def unpaired_items(train: PairedData, anchors: Anchors, seed: int, kept_items: np.ndarray | None = None,
                    kept_texts: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """The train items and texts that are not anchors (nor the other texts of an anchor item), each
-    side shuffled on its own so that row order carries no pairing. ``kept_*``: the rows left after a
-    drop perturbation (default: all)."""
+    """The embeddings of :func:`unpaired_rows`: ``(xu, yu)``."""
+    items, texts = unpaired_rows(train, anchors, seed, kept_items, kept_texts)
+    return train.x[items], train.y[texts]
+
+
+def unpaired_rows(train: PairedData, anchors: Anchors, seed: int, kept_items: np.ndarray | None = None,
+                  kept_texts: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """The train items and texts that are not anchors (nor the other texts of an anchor item), as
+    indices into the train split, each side shuffled on its own so that row order carries no pairing.
+    ``kept_*``: the rows left after a drop perturbation (default: all)."""
     rng = np.random.default_rng(np.random.SeedSequence([seed, 1]))
     is_anchor = np.zeros(train.n_items, dtype=bool)
     is_anchor[anchors.items] = True
@@ -409,7 +422,7 @@ def unpaired_items(train: PairedData, anchors: Anchors, seed: int, kept_items: n
     kept_texts = np.ones(train.n_texts, dtype=bool) if kept_texts is None else kept_texts
     items = np.flatnonzero(~is_anchor & kept_items)
     texts = np.flatnonzero(~is_anchor[train.text_item] & kept_texts)
-    return train.x[rng.permutation(items)], train.y[rng.permutation(texts)]
+    return rng.permutation(items), rng.permutation(texts)
 
 
 def _group_by_dataset_and_seed(cells: list[Cell]) -> Iterator[tuple[tuple[str, int], list[Cell]]]:

@@ -52,7 +52,7 @@ def _checks(kind, make_checks):
 
 ALIGNER_CHECKS = _checks("aligner", aligner_checks) + aligner_checks(
     REGISTRY.create("aligner", "procrustes", {"reduce": "pad", "normalize": False})
-) + aligner_checks(REGISTRY.create("aligner", "nullspace", {"whiten": False}))
+) + aligner_checks(REGISTRY.create("aligner", "nullspace", {"whiten": True}))
 DATASET_CHECKS = _checks("dataset", dataset_checks)
 METRIC_CHECKS = _checks("metric", metric_checks)
 PERTURBATION_CHECKS = _checks("perturbation", perturbation_checks) + perturbation_checks(

@@ -254,7 +254,10 @@ class _IdentityAligner(Aligner):
 
 
 def toy_result(n_items: int = 60, texts_per_item: int = 3, dim: int = 8, seed: int = 0) -> AlignmentResult:
-    """A perfect alignment (each text equals its item plus small noise) with known latent and labels."""
+    """A perfect alignment (each text equals its item plus small noise) with known latent and labels.
+
+    The toy aligner also "found" matches between the unpaired rows (every unpaired text of an item
+    matched to that item), as aligners that fit on their own matches report them (``matches_``)."""
     rng = np.random.default_rng(seed)
     latent = rng.standard_normal((n_items, dim)).astype(np.float32)
     text_item = np.repeat(np.arange(n_items), texts_per_item)
@@ -262,7 +265,12 @@ def toy_result(n_items: int = 60, texts_per_item: int = 3, dim: int = 8, seed: i
     test = PairedData(x=latent, y=y, text_item=text_item, latent=latent, labels=np.arange(n_items) % 3)
     aligner = _IdentityAligner().fit(latent[:5], y[:5 * texts_per_item:texts_per_item])
     anchors = Anchors(items=np.arange(5), texts=np.arange(5) * texts_per_item, x=latent[:5], y=y[:15:3])
-    return AlignmentResult(test=test, zx=latent, zy=y, anchors=anchors, aligner=aligner)
+    items, texts = np.arange(5, n_items), np.arange(5 * texts_per_item, len(text_item))
+    # (y row, x row) in fit's rows, anchors first: unpaired text t is y row 5 + t - 15, its item x row 5 + i - 5.
+    aligner.matches_ = np.stack([5 + np.arange(len(texts)), text_item[texts]], axis=1)
+    aligner.kept_matches_ = np.ones(len(texts), dtype=bool)
+    return AlignmentResult(test=test, zx=latent, zy=y, anchors=anchors, aligner=aligner, train=test,
+                           unpaired_rows=(items, texts))
 
 
 def metric_checks(metric: Metric) -> list[Check]:

@@ -12,7 +12,9 @@ def alignbench_register_aligners(register):
     register("relative", "alignbench_plugins.aligners.relative:RelativeAligner",
              description="Relative representations: cosine similarity to the anchors (Moschella et al. 2023)")
     register("fmap", "alignbench_plugins.aligners.fmap:FunctionalMapAligner",
-             description="Functional maps between kNN-graph Laplacian eigenbases (seed 000), mapped to the ambient space")
+             description="Functional-map matches + Procrustes in the ambient space (Latent Functional Maps style)")
+    register("fmap-spectral", "alignbench_plugins.aligners.fmap:SpectralFunctionalMapAligner",
+             description="Functional maps compared in spectral coordinates (the seed-000 paper's method)")
     register("gw-procrustes", "alignbench_plugins.aligners.gromov:GromovWassersteinAligner",
              description="Gromov-Wasserstein matching then Wasserstein-Procrustes: needs no anchors")
     register("ot-riemannian", "alignbench_plugins.aligners.ot_riemannian:OTRiemannianAligner",

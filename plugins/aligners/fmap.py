@@ -11,9 +11,7 @@ from alignbench.arrays import l2_normalize
 from alignbench_plugins.geometry.functional_maps import (
     fit_functional_map, nearest_rows, orthogonalize, point_map, zoomout,
 )
-from alignbench_plugins.geometry.graphs import (
-    gaussian_weights, heat_kernel_signatures, knn, knn_graph, laplacian_eigenbasis, largest_component,
-)
+from alignbench_plugins.geometry.graphs import gaussian_weights, graph_eigenbasis, heat_kernel_signatures, knn
 
 from .lstsq import LeastSquaresAligner
 from .procrustes import ProcrustesAligner
@@ -22,9 +20,11 @@ from .procrustes import ProcrustesAligner
 class FunctionalMapAligner(Aligner):
     """Functional maps between the kNN-graph Laplacian eigenbases of the two spaces.
 
-    1. A cosine kNN graph (``n_neighbors``, Gaussian weights) on all items each side sees (anchors
-       and unpaired), restricted to its largest connected component; the first ``n_eigen``
-       eigenpairs of its symmetric normalized Laplacian: ``(Phi, Lx)`` and ``(Psi, Ly)``.
+    1. A cosine kNN graph (``n_neighbors``, Gaussian weights) on the distinct items each side sees
+       (anchors and unpaired; identical rows are one node), restricted to its largest connected
+       component; the first ``n_eigen`` non-trivial eigenpairs of its symmetric normalized
+       Laplacian (the constant one carries no information, and the seed paper drops it too):
+       ``(Phi, Lx)`` and ``(Psi, Ly)``.
     2. Descriptors known on both sides: centred cosine similarity of every item to each anchor
        (``descriptors="anchors"``), heat-kernel signatures (``"hks"``, needs no anchors), or both.
        ``"auto"`` uses anchors when there are any and HKS otherwise.
@@ -37,7 +37,13 @@ class FunctionalMapAligner(Aligner):
        compares items in spectral coordinates (the seed paper's choice), extending the eigenbasis to
        new items by the Nyström formula.
 
-    Fitted state: ``eigvals_x_``, ``eigvals_y_``, ``C_`` (at the final size), ``correspondence_``.
+    Whether step 4's matches add anything is measured, not assumed: ``matches_`` holds every
+    (Y row, X row) match fmap found beyond the anchors, ``kept_matches_`` those the ambient fit used,
+    and the ``correspondence`` metric scores them against the true pairs. When few are kept or few
+    are right, this aligner is Procrustes on the anchors; ``fmap-spectral`` is the seed paper's method.
+
+    Fitted state: ``eigvals_x_``, ``eigvals_y_``, ``C_`` (at the final size), ``correspondence_``,
+    ``matches_``, ``kept_matches_``.
     """
 
     name = "fmap"
@@ -73,15 +79,15 @@ class FunctionalMapAligner(Aligner):
         m = len(xa)
         items_x = xa if xu is None else np.concatenate([xa, xu])
         items_y = ya if yu is None else np.concatenate([ya, yu])
-        side_x, side_y = self._side(items_x), self._side(items_y)
-        self.nodes_x_, phi, self.eigvals_full_x_ = side_x
-        self.nodes_y_, psi, self.eigvals_full_y_ = side_y
+        n_eigen = max(self.n_eigen, self.zoomout)
+        self.nodes_x_, node_of_x, self.eigvals_full_x_, phi = graph_eigenbasis(
+            items_x, self.n_neighbors, n_eigen, self.seed)
+        self.nodes_y_, node_of_y, self.eigvals_full_y_, psi = graph_eigenbasis(
+            items_y, self.n_neighbors, n_eigen, self.seed)
         k = min(self.n_eigen, phi.shape[1], psi.shape[1])
-        # Anchors that survived on both sides, as node positions.
-        pos_x = _positions(self.nodes_x_, len(items_x))
-        pos_y = _positions(self.nodes_y_, len(items_y))
-        kept = np.flatnonzero((pos_x[:m] >= 0) & (pos_y[:m] >= 0))
-        anchor_x, anchor_y = pos_x[kept], pos_y[kept]
+        # Anchors that survived on both sides, as nodes.
+        kept = np.flatnonzero((node_of_x[:m] >= 0) & (node_of_y[:m] >= 0))
+        anchor_x, anchor_y = node_of_x[kept], node_of_y[kept]
         f, g = self._descriptors(items_x[self.nodes_x_], items_y[self.nodes_y_], anchor_x, anchor_y,
                                  phi, psi, self.eigvals_full_x_, self.eigvals_full_y_)
         c = fit_functional_map(phi[:, :k].T @ f, psi[:, :k].T @ g, self.eigvals_full_x_[:k],
@@ -96,29 +102,28 @@ class FunctionalMapAligner(Aligner):
         self.eigvals_x_, self.eigvals_y_ = self.eigvals_full_x_[:k], self.eigvals_full_y_[:k]
         t = point_map(c, phi, psi)
         t[anchor_y] = anchor_x
-        self.correspondence_ = self.nodes_x_[t]  # for every Y node, the index of its X item
+        self.correspondence_ = self.nodes_x_[t]  # for every Y node, the row of its X match
+        # The matches fmap found on its own (Y nodes that are not anchors), as (Y row, X row) pairs.
+        matched = np.setdiff1d(np.arange(len(t)), anchor_y)
+        self.matches_ = np.stack([self.nodes_y_[matched], self.correspondence_[matched]], axis=1)
         if self.ambient == "spectral":
+            self.kept_matches_ = np.zeros(len(matched), dtype=bool)
             self._keep_for_nystrom(items_x, items_y, phi[:, :k], psi[:, :k])
             return
-        pairs = np.setdiff1d(np.arange(len(t)), anchor_y)  # matched Y nodes that are not anchors
         if self.correspondences == "mutual":
             # Keep a Y node's match only when that X node's nearest Y node is it (cycle-consistent):
             # wrong matches would otherwise drown the known pairs.
             back = nearest_rows(phi[:, :k], psi[:, :k] @ c)
-            pairs = pairs[back[t[pairs]] == pairs]
+            self.kept_matches_ = back[t[matched]] == matched
+        else:
+            self.kept_matches_ = np.ones(len(matched), dtype=bool)
+        pairs = self.matches_[self.kept_matches_]
         self.n_correspondences_ = len(pairs)
         # Every anchor pair counts, also those outside the graphs' largest components.
-        x_pairs = np.concatenate([xa, items_x[self.correspondence_[pairs]]])
-        y_pairs = np.concatenate([ya, items_y[self.nodes_y_[pairs]]])
+        x_pairs = np.concatenate([xa, items_x[pairs[:, 1]]])
+        y_pairs = np.concatenate([ya, items_y[pairs[:, 0]]])
         inner = ProcrustesAligner() if self.ambient == "orthogonal" else LeastSquaresAligner(alpha=1e-3)
         self.ambient_ = inner.fit(x_pairs, y_pairs, items_x, items_y)
-
-    def _side(self, items: np.ndarray):
-        graph, _ = knn_graph(items, self.n_neighbors)
-        nodes = largest_component(graph)
-        graph = graph[nodes][:, nodes]
-        eigvals, eigvecs = laplacian_eigenbasis(graph, max(self.n_eigen, self.zoomout), seed=self.seed)
-        return nodes, eigvecs, eigvals
 
     def _descriptors(self, nodes_x, nodes_y, anchor_x, anchor_y, phi, psi, lx, ly):
         kinds = self.descriptors
@@ -150,12 +155,6 @@ class FunctionalMapAligner(Aligner):
         return self.ambient_.transform_y(y)
 
 
-def _positions(nodes: np.ndarray, n: int) -> np.ndarray:
-    position = np.full(n, -1, dtype=np.int64)
-    position[nodes] = np.arange(len(nodes))
-    return position
-
-
 class _Nystrom:
     """Extends graph eigenvectors to new points: ``phi_k(x) = sum_i w(x, i) phi_k(i) / (sqrt(d_x d_i) mu_k)``
     with ``mu_k = 1 - lambda_k``, the eigenvalue of the normalized adjacency."""
@@ -173,3 +172,18 @@ class _Nystrom:
         d = np.maximum(weights.sum(axis=1, keepdims=True), 1e-12)
         w = weights / np.sqrt(d * self.degrees[indices])
         return np.einsum("qn,qnk->qk", w, self.eigvecs[indices]) / self.mu
+
+
+class SpectralFunctionalMapAligner(FunctionalMapAligner):
+    """The seed-000 paper's method: items compared in spectral coordinates (``ambient="spectral"``),
+    with no map fitted in the ambient space, so its rows show what the functional map itself does."""
+
+    name = "fmap-spectral"
+    description = "Functional maps, retrieval in spectral coordinates (the seed-000 paper's method)"
+
+    def __init__(self, n_neighbors: int = 15, n_eigen: int = 50, alpha: float = 1e-2,
+                 descriptors: Literal["auto", "anchors", "hks", "both"] = "auto", hks_scales: int = 16,
+                 orthogonal: bool = False, zoomout: int = 0, seed: int = 0):
+        super().__init__(n_neighbors=n_neighbors, n_eigen=n_eigen, alpha=alpha, descriptors=descriptors,
+                         hks_scales=hks_scales, orthogonal=orthogonal, zoomout=zoomout, ambient="spectral",
+                         seed=seed)

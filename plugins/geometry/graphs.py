@@ -120,3 +120,36 @@ def heat_kernel_signatures(eigenvalues: np.ndarray, eigenvectors: np.ndarray, n_
     times = np.geomspace(lo, hi, n_scales)
     signatures = (eigenvectors ** 2) @ np.exp(-np.outer(eigenvalues, times))
     return signatures / np.maximum(np.linalg.norm(signatures, axis=0, keepdims=True), 1e-12)
+
+
+def distinct_rows(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(first, inverse)``: the index of the first occurrence of every distinct row of ``x`` (in row
+    order), and for every row the position in ``first`` of the row identical to it (bit for bit)."""
+    if len(x) == 0:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    _, first, inverse = np.unique(np.ascontiguousarray(x), axis=0, return_index=True, return_inverse=True)
+    order = np.argsort(first)
+    rank = np.empty_like(order)
+    rank[order] = np.arange(len(order))
+    return first[order].astype(np.int64), rank[inverse.ravel()].astype(np.int64)
+
+
+def graph_eigenbasis(x: np.ndarray, n_neighbors: int, n_eigen: int, seed: int = 0):
+    """The Laplacian eigenbasis of the kNN graph on the distinct rows of ``x`` ``(n, d)``, restricted
+    to the graph's largest connected component, without the trivial eigenpair.
+
+    Identical rows are one node: the kNN graph of a multiset is not defined (which 15 of 200 copies
+    of a caption are a point's nearest is decided by rounding), and a union of identical cliques has
+    eigenspaces of high multiplicity whose basis is arbitrary, so a fit on it changed with the CPU.
+
+    Returns ``(nodes (m,), node_of_row (n,), eigenvalues (k,), eigenvectors (m, k))``: ``nodes[j]``
+    is the first row of ``x`` at node j, ``node_of_row[i]`` the node of row i (-1 outside the
+    component); eigenvalues ascending, the trivial 0 left out (``k <= n_eigen``).
+    """
+    first, inverse = distinct_rows(x)
+    graph, _ = knn_graph(x[first], n_neighbors)
+    component = largest_component(graph)
+    position = np.full(len(first), -1, dtype=np.int64)
+    position[component] = np.arange(len(component))
+    eigenvalues, eigenvectors = laplacian_eigenbasis(graph[component][:, component], n_eigen + 1, seed=seed)
+    return first[component], position[inverse], eigenvalues[1:], eigenvectors[:, 1:]

@@ -15,3 +15,5 @@ def alignbench_register_metrics(register):
              description="Mutual kNN, linear CKA, kNN-graph mismatch, MMD, silhouette and NMI")
     register("class-retrieval", "alignbench_plugins.metrics.retrieval:ClassRetrieval",
              description="Class-level retrieval: a hit is any item or caption of the query's class")
+    register("correspondence", "alignbench_plugins.metrics.correspondence:Correspondence",
+             description="Accuracy of an aligner's own matches between unpaired items, and how many it kept (fmap)")
