@@ -28,4 +28,4 @@ def alignbench_register_aligners(register):
     register("identity", "alignbench_plugins.aligners.identity:IdentityAligner",
              description="No alignment: for encoders trained into one space (CLIP), the jointly trained reference")
     register("nullspace", "alignbench_plugins.aligners.nullspace:NullSpaceAligner",
-             description="Perfect-alignment null space of the stacked anchors (seed 002); whitened = CCA")
+             description="Perfect-alignment null space of the stacked anchors (seed 002), k from its spectrum; whiten=true is CCA")

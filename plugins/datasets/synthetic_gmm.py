@@ -15,6 +15,13 @@ class SyntheticGMM(Dataset):
     (``noise`` times each coordinate's standard deviation). One text per item. The latent and the
     mixture component (label) are kept, so reconstruction error and clustering can be measured.
     ``seed`` fixes the data; the sweep's seeds only vary the anchors.
+
+    ``noise`` defaults to 0.05, not seed 002's 0. Noiseless items lie in a 2-D plane, so their
+    cosine similarities depend only on the latent's direction and near-equal scores abound: an
+    exact alignment scored 86% R@1 when float32 ties broke by rounding and 29% when they count
+    against it, so retrieval measured ties, not alignment. At 0.05 the two agree (10.2% and 10.0% for
+    least squares fitted on the whole train split, the ceiling: the shared signal is 2-D). ``noise=0``
+    is the paper's setting, for its exact-alignment claim; read the alignment error there.
     """
 
     name = "synthetic-gmm"
@@ -27,7 +34,7 @@ class SyntheticGMM(Dataset):
         dim_x: int = 32,
         dim_y: int = 24,
         separation: float = 4.0,
-        noise: float = 0.0,
+        noise: float = 0.05,
         test_fraction: float = 0.5,
         seed: int = 0,
     ):
