@@ -160,22 +160,34 @@ class OTRiemannianAligner(Aligner):
     The OT term is entropic OT (POT's Sinkhorn on torch tensors), cost ``||zx - zy||^2`` on
     L2-normalized projections (in [0, 4]), ``sinkhorn_reg >= 0.05`` (smaller underflows in float32);
     its gradient is the optimal plan (envelope theorem).
-    Early stopping on ``validation_fraction`` of the anchors (when that is at least 5 pairs) by the
-    held-out InfoNCE loss, ``patience`` epochs. ``spectral_norm`` constrains both maps (the proposal's
-    guard against OT collapse). Deterministic under ``seed``; runs on CUDA when present.
+    The Riemannian term compares the neighbourhoods of the L2-normalized projections, the space the
+    other two terms see: on the raw projections it could be driven to 0 by shrinking the maps. There
+    it starts near 200, so its default weight is 0.01 (about a fifth of the other terms at the start;
+    chosen on synthetic-correlated with data seed 1, not the benchmark's data: 0.1 lost 10 to 12
+    points of mean R@1 at 100 and 1,000 anchors there).
+
+    Early stopping: ``validation_fraction`` of the anchors is held out only when that gives at least
+    ``min_validation_pairs`` pairs (InfoNCE over a handful of pairs is noise: at 100 anchors, 10
+    held-out pairs once kept the weights of step 5); otherwise every anchor trains for all ``epochs``.
+    With a held-out set, the weights with the lowest held-out InfoNCE loss are kept, looking only from
+    epoch ``min_epochs`` on, and training stops after ``patience`` epochs without improvement.
+    ``validation_pairs_``, ``best_epoch_`` and ``stopped_epoch_`` (None: ran all epochs) record what
+    happened. ``spectral_norm`` constrains both maps (the proposal's guard against OT collapse).
+    Deterministic under ``seed``; runs on CUDA when present.
     """
 
     name = "ot-riemannian"
     description = "InfoNCE + entropic OT + log-Euclidean covariance loss (seed 001)"
     min_anchors = 2
     uses_unpaired = True
-    variant_defaults: ClassVar[dict[str, float]] = {"contrastive": 1.0, "ot_weight": 0.5, "riemannian_weight": 0.1}
+    variant_defaults: ClassVar[dict[str, float]] = {"contrastive": 1.0, "ot_weight": 0.5, "riemannian_weight": 0.01}
 
     def __init__(self, dim: int = 64, temperature: float = 0.05, contrastive: float | None = None,
                  ot_weight: float | None = None, riemannian_weight: float | None = None, sinkhorn_reg: float = 0.05,
                  n_neighbors: int = 8, eps: float = 1e-3, epochs: int = 150, batch_size: int = 256, lr: float = 5e-3,
-                 weight_decay: float = 1e-4, validation_fraction: float = 0.1, patience: int = 20,
-                 spectral_norm: bool = False, device: str = "auto", seed: int = 0):
+                 weight_decay: float = 1e-4, validation_fraction: float = 0.1, min_validation_pairs: int = 50,
+                 min_epochs: int = 50, patience: int = 20, spectral_norm: bool = False, device: str = "auto",
+                 seed: int = 0):
         self.dim = dim
         self.temperature = temperature
         self.contrastive = contrastive
@@ -189,6 +201,8 @@ class OTRiemannianAligner(Aligner):
         self.lr = lr
         self.weight_decay = weight_decay
         self.validation_fraction = validation_fraction
+        self.min_validation_pairs = min_validation_pairs
+        self.min_epochs = min_epochs
         self.patience = patience
         self.spectral_norm = spectral_norm
         self.device = device
@@ -221,8 +235,11 @@ class OTRiemannianAligner(Aligner):
 
         order = rng.permutation(len(xa))
         n_val = int(len(xa) * self.validation_fraction)
-        n_val = n_val if n_val >= 5 and len(xa) - n_val >= 2 else 0
+        # A held-out set too small to rank checkpoints, or no epoch after min_epochs to pick: train on all.
+        n_val = n_val if (n_val >= max(self.min_validation_pairs, 2) and len(xa) - n_val >= 2
+                          and self.epochs > self.min_epochs) else 0
         val, train = order[:n_val], order[n_val:]
+        self.validation_pairs_ = n_val
         neighbours = self._neighbourhoods(np.asarray(xa)[train])
 
         self.model_x_ = self._linear(xa.shape[1], device)
@@ -232,6 +249,7 @@ class OTRiemannianAligner(Aligner):
         generator = torch.Generator(device="cpu").manual_seed(self.seed)
         best, best_state, waited = np.inf, None, 0
         self.history_ = []
+        self.stopped_epoch_ = None
         train_t = torch.as_tensor(train, device=device)
         for epoch in range(self.epochs):
             batch = train_t[torch.randperm(len(train), generator=generator)[: self.batch_size].to(device)]
@@ -248,21 +266,25 @@ class OTRiemannianAligner(Aligner):
             loss.backward()
             optimizer.step()
             self.history_.append(float(loss.detach()))
-            if n_val:
+            if n_val and epoch + 1 >= self.min_epochs:
                 with torch.no_grad():
                     score = float(info_nce(self._project(ax[val]), self._project_y(ay[val]), self.temperature))
                 if score < best - 1e-6:
                     best, waited = score, 0
                     best_state = [p.detach().clone() for p in params]
+                    self.best_epoch_ = epoch + 1
                 else:
                     waited += 1
                     if waited >= self.patience:
+                        self.stopped_epoch_ = epoch + 1
                         break
-        if best_state is not None:
+        self.epochs_run_ = epoch + 1
+        if best_state is None:
+            self.best_epoch_ = self.epochs_run_
+        else:
             with torch.no_grad():
                 for p, saved in zip(params, best_state):
                     p.copy_(saved)
-        self.epochs_run_ = epoch + 1
 
     def _linear(self, dim_in: int, device):
         import torch
@@ -320,7 +342,8 @@ class OTRiemannianAligner(Aligner):
             # in parallel on the CPU, in a varying order, so the fit was not reproducible.
             return torch.index_select(z, 0, patch.reshape(-1)).view(*patch.shape, z.shape[1])
 
-        return patch_log_euclidean(patches(self.model_x_(ax)), patches(self.model_y_(ay)), self.eps).mean()
+        # On the L2-normalized projections, as InfoNCE and OT: scale-invariant in the maps.
+        return patch_log_euclidean(patches(self._project(ax)), patches(self._project_y(ay)), self.eps).mean()
 
     def _transform_x(self, x):
         return _apply(self.model_x_, self.side_x_(x))
@@ -365,4 +388,4 @@ class RiemannianOnly(OTRiemannianAligner):
 
     name = "ot-riemannian-riem"
     description = "Ablation of ot-riemannian: contrastive + Riemannian"
-    variant_defaults = {"contrastive": 1.0, "ot_weight": 0.0, "riemannian_weight": 0.1}
+    variant_defaults = {"contrastive": 1.0, "ot_weight": 0.0, "riemannian_weight": 0.01}
