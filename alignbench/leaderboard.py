@@ -57,7 +57,7 @@ def aligner_labels(board: Board) -> dict[str, str]:
     """Aligner config (JSON) -> label: the name, plus parameters where one name ran with several."""
     params_by_name: dict[str, set[str]] = {}
     for record in board.records:
-        params_by_name.setdefault(record.aligner, set()).add(_aligner_config(record))
+        params_by_name.setdefault(record.aligner, set()).add(aligner_config(record))
     labels = {}
     for name, configs in params_by_name.items():
         for config in configs:
@@ -69,8 +69,14 @@ def aligner_labels(board: Board) -> dict[str, str]:
     return labels
 
 
-def _aligner_config(record: CellRecord) -> str:
-    return json.dumps(record.config["aligner"], sort_keys=True)
+def aligner_config(record: CellRecord) -> str:
+    """The aligner's configuration as a row key. An aligner's own ``seed`` that follows the cell's
+    seed (the runner's default) is shown as such, so that its seeds share one row."""
+    described = record.config["aligner"]
+    params = described["params"]
+    if "seed" in params and params["seed"] == record.seed:
+        described = {**described, "params": {**params, "seed": "the cell's seed"}}
+    return json.dumps(described, sort_keys=True)
 
 
 def long_table(board: Board) -> pd.DataFrame:
@@ -78,7 +84,7 @@ def long_table(board: Board) -> pd.DataFrame:
     labels = aligner_labels(board)
     rows = []
     for r in board.records:
-        rows.append({"aligner": labels[_aligner_config(r)], "anchors": r.anchors, "seed": r.seed, "status": r.status,
+        rows.append({"aligner": labels[aligner_config(r)], "anchors": r.anchors, "seed": r.seed, "status": r.status,
                      **r.metrics})
     frame = pd.DataFrame(rows)
     return frame.sort_values(["aligner", "anchors", "seed"], kind="stable").reset_index(drop=True)

@@ -16,7 +16,8 @@ import numpy as np
 import pandas as pd
 from tabulate import tabulate
 
-from .leaderboard import (EXTRA_HEADLINES, HEADLINE, SPLIT_KEYS, Board, aligner_labels, aligner_parameter_lines,
+from .leaderboard import (EXTRA_HEADLINES, HEADLINE, SPLIT_KEYS, Board, aligner_config, aligner_labels,
+                          aligner_parameter_lines,
                           boards, by_dataset, write_files)
 from .store import CellRecord, ResultStore
 
@@ -69,7 +70,7 @@ def long_table(rboard: RobustnessBoard) -> pd.DataFrame:
     rows = []
     for r in everything.records:
         damage = r.config.get("perturbation")
-        rows.append({"aligner": labels[json.dumps(r.config["aligner"], sort_keys=True)],
+        rows.append({"aligner": labels[aligner_config(r)],
                      "perturbation": perturbation_label(damage) if damage else CLEAN,
                      "fraction": damage["fraction"] if damage else 0,
                      "anchors": r.anchors, "seed": r.seed, "status": r.status, **r.metrics})

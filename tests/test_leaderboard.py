@@ -53,3 +53,15 @@ def test_one_aligner_with_two_configurations_gets_two_labelled_rows(registry, st
     [board] = boards(store.records())
     labels = list(headline_table(board).index)
     assert len(labels) == 2 and any("dim=2" in label for label in labels) and any("dim=None" in l for l in labels)
+
+
+def test_an_aligner_seeded_by_its_cells_gets_one_row_with_a_spread_over_seeds(registry, store):
+    """The runner hands each cell's seed to aligners with a seed parameter; those seeds are the
+    sweep's seeds, not configurations, so they must share one row (and its ± std)."""
+    Runner(registry, store).run(Sweep(aligners=[("fmap", {"n_eigen": 10}), ("fmap", {"n_eigen": 10, "seed": 7})],
+                                      datasets=[EXACT], levels=[5], seeds=[0, 1]))
+    [board] = boards(store.records())
+    table = headline_table(board)
+    assert len(table) == 2 and any("seed=7" in label for label in table.index)
+    seeded = [label for label in table.index if "seed=7" not in label][0]
+    assert "cell's seed" in seeded
