@@ -103,8 +103,8 @@ def draw(registry: Registry, runner: Runner, sweep: Sweep, frame: pd.DataFrame, 
         {f"fmap, {level} anchors": aligner.C_[:k, :k], "ground truth (held-out)": c_gt[:k, :k]},
         f"{name}: functional maps"), out / f"{name}-functional-maps")
     paths += figures.save(figures.spectra(
-        {"X (train graph)": aligner.eigvals_x_[1:], "Y (train graph)": aligner.eigvals_y_[1:],
-         "X (held-out)": lx[1:], "Y (held-out)": ly[1:]}, f"{name}: Laplacian spectra"), out / f"{name}-spectra")
+        {"X (train graph)": aligner.eigvals_x_, "Y (train graph)": aligner.eigvals_y_,
+         "X (held-out)": lx, "Y (held-out)": ly}, f"{name}: Laplacian spectra"), out / f"{name}-spectra")
     paths += figures.save(figures.recall_vs_anchors(frame, "mean_R@1", f"{name}: retrieval vs supervision"),
                           out / f"{name}-recall-vs-anchors")
     return paths

@@ -1,7 +1,8 @@
 """Spectral diagnostics of a functional map (seed 000) and representation-similarity measures.
 
 Formulas follow the seed paper's public code (``spectral_fmap_experiments.py``) where it defines
-them; ``C`` is ``k x k``; spectra are given with the trivial eigenvalue 0 first.
+them; ``C`` is ``k x k``; spectra are given without the trivial eigenvalue 0, as the paper's code
+drops it (:func:`alignbench_plugins.geometry.graphs.graph_eigenbasis` leaves it out).
 """
 
 from __future__ import annotations
@@ -47,11 +48,11 @@ def commutativity_error_normalized(c: np.ndarray, eigvals_x: np.ndarray, eigvals
 
 
 def spectral_distance(eigvals_x: np.ndarray, eigvals_y: np.ndarray) -> float:
-    """Normalized spectral distance: drop the trivial eigenvalue, scale each spectrum by its k-th
-    eigenvalue (``l~ = l_1..k / l_k``), then ``sqrt(mean (l~x - l~y)^2)``. 0 for identical shapes
-    of spectra, whatever their scale."""
-    k = min(len(eigvals_x), len(eigvals_y)) - 1
-    lx, ly = np.asarray(eigvals_x[1:k + 1], np.float64), np.asarray(eigvals_y[1:k + 1], np.float64)
+    """Normalized spectral distance of two non-trivial spectra: scale each by its k-th eigenvalue
+    (``l~ = l_1..k / l_k``), then ``sqrt(mean (l~x - l~y)^2)``. 0 for identical shapes of spectra,
+    whatever their scale."""
+    k = min(len(eigvals_x), len(eigvals_y))
+    lx, ly = np.asarray(eigvals_x[:k], np.float64), np.asarray(eigvals_y[:k], np.float64)
     return float(np.sqrt(np.mean((lx / lx[-1] - ly / ly[-1]) ** 2)))
 
 

@@ -6,26 +6,30 @@ import numpy as np
 
 from alignbench import AlignmentResult, Metric
 from alignbench_plugins.geometry import diagnostics as d
-from alignbench_plugins.geometry.graphs import knn_graph, laplacian_eigenbasis, largest_component
+import scipy.sparse as sp
+
+from alignbench_plugins.geometry.graphs import graph_eigenbasis
 
 
 def ground_truth_map(x: np.ndarray, y: np.ndarray, text_item: np.ndarray, n_neighbors: int, n_eigen: int):
-    """``C_gt = Psi^T Pi Phi`` on held-out data whose pairs are all known (Pi: text -> its item).
+    """``C_gt = Psi^T Pi Phi`` on held-out data whose pairs are all known.
 
-    Graphs on the raw test embeddings (items and texts), each restricted to its largest component.
+    Graphs on the distinct raw test items and texts (identical rows are one node), each restricted
+    to its largest component, without the trivial eigenpair. ``Pi`` (text nodes x item nodes) sends
+    a text node to its item, or spreads it evenly over the items of a caption that several share
+    (rows sum to 1), so that repeating a caption does not change ``C``.
     Returns ``(C_gt, eigvals_x, eigvals_y)``.
     """
-    gx, _ = knn_graph(x, n_neighbors)
-    gy, _ = knn_graph(y, n_neighbors)
-    nodes_x, nodes_y = largest_component(gx), largest_component(gy)
-    lx, phi = laplacian_eigenbasis(gx[nodes_x][:, nodes_x], n_eigen)
-    ly, psi = laplacian_eigenbasis(gy[nodes_y][:, nodes_y], n_eigen)
-    position = np.full(len(x), -1)
-    position[nodes_x] = np.arange(len(nodes_x))
-    item_of_node = position[text_item[nodes_y]]
-    valid = item_of_node >= 0
+    nodes_x, node_of_item, lx, phi = graph_eigenbasis(x, n_neighbors, n_eigen)
+    nodes_y, node_of_text, ly, psi = graph_eigenbasis(y, n_neighbors, n_eigen)
+    item_node = node_of_item[text_item]
+    valid = (node_of_text >= 0) & (item_node >= 0)
+    pi = sp.csr_matrix((np.ones(int(valid.sum())), (node_of_text[valid], item_node[valid])),
+                       shape=(len(nodes_y), len(nodes_x)))
+    pi.data[:] = 1.0  # a text node names an item once, however many identical captions it has
+    pi = sp.diags(1.0 / np.maximum(np.asarray(pi.sum(axis=1)).ravel(), 1.0)) @ pi
     k = min(phi.shape[1], psi.shape[1])
-    c = psi[valid, :k].T @ phi[item_of_node[valid], :k]
+    c = psi[:, :k].T @ (pi @ phi[:, :k])
     return c, lx[:k], ly[:k]
 
 
@@ -55,7 +59,7 @@ class Spectral(Metric):
 
     name = "spectral"
     description = "Functional-map spectral diagnostics"
-    version = "1"
+    version = "2"  # 2: graphs on distinct rows, no trivial eigenpair, Pi's rows sum to 1
     higher_is_better = {
         **{f"{p}_diagonal_dominance": True for p in ("gt", "fmap")},
         **{f"{p}_{e}": False for p in ("gt", "fmap") for e in (

@@ -47,3 +47,19 @@ def test_geometry_of_a_perfect_alignment():
     assert scores["mutual_knn"] == 1.0 and abs(scores["linear_cka"] - 1) < 1e-6
     assert scores["knn_jaccard_aligned"] == 1.0 and scores["mmd_aligned"] < 1e-12
     assert scores["nmi_aligned"] > 0.9 and scores["silhouette_aligned"] > 0.3
+
+
+def test_ground_truth_map_does_not_depend_on_how_often_each_caption_repeats():
+    """Each item's caption repeated 1 or 5 times (as Fashion-MNIST's templates repeat): the same
+    distinct points, so the same graphs and the same C_gt, orthogonal for an isometry, without the
+    trivial eigenpair."""
+    rng = np.random.default_rng(0)
+    x = np.tanh(rng.standard_normal((500, 3)) @ rng.standard_normal((3, 16))).astype(np.float32)
+    y = (x @ random_rotation(16, 1)).astype(np.float32)
+    once, lx, ly = Spectral(n_eigen=20).ground_truth(PairedData(x=x, y=y, text_item=np.arange(500)))
+    text_item = np.repeat(np.arange(500), 5)
+    five, lx5, ly5 = Spectral(n_eigen=20).ground_truth(PairedData(x=x, y=y[text_item], text_item=text_item))
+    np.testing.assert_allclose(five, once, atol=1e-8)
+    assert once.shape == (20, 20) and lx[0] > 1e-6  # the trivial eigenvalue 0 is left out
+    assert np.abs(once.T @ once - np.eye(20)).max() < 1e-3
+
