@@ -1,4 +1,4 @@
-"""The seed-000 experiment as one call: fmap, Procrustes and relative representations over the
+"""The seed-000 experiment as one call: fmap (both forms), Procrustes and relative representations over the
 supervision levels, the spectral diagnostics beside the retrieval table, and the figures."""
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from .runner import Runner, Sweep, unpaired_items
 from .store import ResultStore
 from .supervision import draw_anchors
 
-ALIGNERS = ["fmap", "procrustes", "relative"]
+ALIGNERS = ["fmap", "fmap-spectral", "procrustes", "relative"]
 CLASS_HEADLINE = "class_mean_R@1"
 LEVELS = [0, 5, 10, 20, 50, 100, 500]
 DIAGNOSTICS = {
@@ -40,7 +40,8 @@ class Diagnosis:
 def sweep_for(dataset: tuple[str, dict], levels, seeds, protocol: str, encoders) -> Sweep:
     retrieval = ("retrieval", {"paper_i2t": True} if protocol == "paper" else {})
     return Sweep(aligners=[(a, {}) for a in ALIGNERS], datasets=[dataset], levels=list(levels), seeds=list(seeds),
-                 metrics=[retrieval, ("class-retrieval", {}), ("spectral", {})], encoders=encoders, protocol=protocol)
+                 metrics=[retrieval, ("class-retrieval", {}), ("spectral", {}), ("correspondence", {})],
+                 encoders=encoders, protocol=protocol)
 
 
 def diagnose(registry: Registry, store: ResultStore, dataset: tuple[str, dict], *, levels=LEVELS, seeds=(0,),
