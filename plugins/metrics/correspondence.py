@@ -13,7 +13,6 @@ what picking an x row at random would score.
 from __future__ import annotations
 
 import numpy as np
-import scipy.sparse as sp
 
 from alignbench import AlignmentResult, Metric
 from alignbench_plugins.geometry.graphs import distinct_rows
@@ -28,11 +27,13 @@ def match_truth(matches: np.ndarray, x_item: np.ndarray, y_text: np.ndarray, tex
     of x rows that are right for match j's y row.
     """
     _, string = distinct_rows(texts)
-    partners = sp.csr_matrix((np.ones(len(string), bool), (text_item, string)),
-                             shape=(int(text_item.max()) + 1, int(string.max()) + 1))
+    n_strings = int(string.max()) + 1 if len(string) else 1
+    pairs = np.unique(text_item.astype(np.int64) * n_strings + string)  # (item, string) that occur
+    pair_item, pair_string = pairs // n_strings, pairs % n_strings
     y_string = string[y_text[matches[:, 0]]]
-    right = np.asarray(partners[x_item[matches[:, 1]], y_string]).ravel().astype(bool)
-    per_string = np.asarray(partners[x_item].astype(np.int64).sum(axis=0)).ravel() / max(len(x_item), 1)
+    right = np.isin(x_item[matches[:, 1]].astype(np.int64) * n_strings + y_string, pairs)
+    rows_of_item = np.bincount(x_item, minlength=int(text_item.max()) + 1)
+    per_string = np.bincount(pair_string, weights=rows_of_item[pair_item], minlength=n_strings) / max(len(x_item), 1)
     return right, per_string[y_string]
 
 

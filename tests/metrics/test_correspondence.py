@@ -66,3 +66,10 @@ def test_the_toy_aligners_matches_are_all_right():
     scores = Correspondence().compute(toy_result())
     assert scores["match_accuracy"] == 1.0 and scores["kept_match_accuracy"] == 1.0
     assert scores["matches_kept"] == 165 and scores["match_chance"] == pytest.approx(1 / 60)
+
+
+def test_no_matches_at_all_is_not_an_error():
+    """500 anchors on 50 distinct captions pin every caption node: fmap finds no match of its own."""
+    right, chance = match_truth(np.zeros((0, 2), np.int64), np.arange(3), np.arange(3), np.arange(3),
+                                np.eye(3, dtype=np.float32))
+    assert right.shape == (0,) and chance.shape == (0,)
