@@ -1,17 +1,23 @@
 """The embedding cache: encoding is the expensive step, so every embedding matrix is kept on disk.
 
 One entry per (encoder identity, dataset identity): a plain float32 ``.npy`` file and a JSON sidecar
-that records what it holds. Writes are atomic (temporary file, then ``os.replace``), so a crash
-never leaves a readable half-written file; reads are checked (``allow_pickle=False``, shape and
-item-ids hash against the sidecar) and a bad entry is re-encoded with a warning, never trusted.
+that records what it holds, the entry's key and the sha256 of the ``.npy`` file's bytes. Writes are
+atomic (temporary file, then ``os.replace``), so a crash never leaves a readable half-written file;
+reads are checked (the checksum first, then ``allow_pickle=False``, key, shape, dtype, item-ids hash
+and finite values against the sidecar) and a bad entry is re-encoded with a warning, never trusted.
+Temporary files that a crash left behind are removed once stale (see :meth:`EmbeddingCache.temporaries`).
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
 import os
+import re
+import shutil
+import socket
 import tempfile
 import time
 from dataclasses import dataclass
@@ -20,10 +26,17 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
+from .errors import InvalidParameterError
+
 log = logging.getLogger(__name__)
 
 CACHE_ENV = "ALIGNBENCH_CACHE"
 CHUNK = 512  # items encoded per call: the unit of progress
+FORMAT = 2  # 2: sidecars record the entry's key and the sha256 of its .npy file
+STALE_AFTER_S = 3600  # a temporary file this old belongs to no live write
+KEY = re.compile(r"[0-9a-f]{32}")
+# ".<key>.npy.<pid>@<host>.<random>.tmp"; files from before the owner was recorded lack "<pid>@<host>."
+TEMPORARY = re.compile(r"\.(?P<key>[0-9a-f]{32})\.(?:npy|json)\.(?:(?P<pid>\d+)@(?P<host>[^.]*)\.)?[^.]*\.tmp")
 
 
 def default_cache_dir() -> Path:
@@ -51,6 +64,27 @@ def texts_digest(texts: Sequence) -> str | None:
     return items_digest(texts) if all(isinstance(t, str) for t in texts) else None
 
 
+def file_sha256(path: str | Path) -> str:
+    """sha256 of a file's bytes, read once per (path, size, modification time in ns) in a process:
+    the content identity of a user's input file (a file rewritten in place gets a new one)."""
+    resolved = Path(path).resolve()
+    stat = resolved.stat()
+    return _file_sha256(str(resolved), stat.st_size, stat.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=1024)
+def _file_sha256(path: str, size: int, mtime_ns: int) -> str:
+    with open(path, "rb") as f:
+        return _sha256_of(f)
+
+
+def _sha256_of(f) -> str:
+    h = hashlib.sha256()
+    for block in iter(lambda: f.read(1 << 20), b""):
+        h.update(block)
+    return h.hexdigest()
+
+
 @dataclass(frozen=True)
 class CacheEntry:
     key: str
@@ -59,11 +93,23 @@ class CacheEntry:
 
     @property
     def size_bytes(self) -> int:
-        return self.path.stat().st_size if self.path.exists() else 0
+        return self.path.stat().st_size if self.path.is_file() else 0
+
+
+@dataclass(frozen=True)
+class TemporaryFile:
+    """A file an unfinished write left; ``stale``: older than STALE_AFTER_S or its writer has exited."""
+
+    key: str
+    path: Path
+    size_bytes: int
+    age_s: float
+    stale: bool
 
 
 class EmbeddingCache:
-    """``get_or_encode`` is the one entry point; ``entries`` and ``remove`` serve ``alignbench cache``."""
+    """``get_or_encode`` is the one entry point; ``entries``, ``temporaries`` and ``remove`` serve
+    ``alignbench cache``."""
 
     def __init__(self, directory: str | Path | None = None):
         self.directory = Path(directory) if directory is not None else default_cache_dir()
@@ -104,15 +150,31 @@ class EmbeddingCache:
 
     def _read(self, key: str, n_items: int, ids_hash: str) -> np.ndarray | None:
         array_path, meta_path = self._paths(key)
-        if not array_path.exists() or not meta_path.exists():
+        present = [os.path.lexists(array_path), os.path.lexists(meta_path)]
+        if not any(present):
             return None
         try:
+            if not all(present):
+                raise ValueError(f"its {'sidecar' if present[0] else '.npy file'} is missing")
             meta = json.loads(meta_path.read_text())
-            array = np.load(array_path, allow_pickle=False)
+            if not isinstance(meta, dict):
+                raise ValueError("the sidecar is not a JSON object")
+            legacy = "format" not in meta  # written before checksums: checked below, then given one
+            if not legacy and meta.get("key") != key:
+                raise ValueError(f"the sidecar is for entry {meta.get('key')!r}")
+            with open(array_path, "rb") as f:
+                checksum = _sha256_of(f)
+                if not legacy and checksum != meta.get("sha256"):
+                    raise ValueError(f"sha256 {checksum[:12]}... does not match the sidecar's "
+                                     f"{str(meta.get('sha256'))[:12]}...")
+                f.seek(0)
+                array = np.load(f, allow_pickle=False)
+            if not isinstance(array, np.ndarray):
+                raise ValueError(f"holds a {type(array).__name__}, not one array")
             problems = []
             if meta.get("ids_hash") != ids_hash:
                 problems.append("item ids differ")
-            if list(array.shape) != meta.get("shape") or array.shape[0] != n_items:
+            if list(array.shape) != meta.get("shape") or array.ndim != 2 or array.shape[0] != n_items:
                 problems.append(f"shape {array.shape} does not match {meta.get('shape')} / {n_items} items")
             if array.dtype != np.float32:
                 problems.append(f"dtype {array.dtype}")
@@ -120,46 +182,141 @@ class EmbeddingCache:
                 problems.append("NaN or inf values")
             if problems:
                 raise ValueError("; ".join(problems))
-            return array
         except Exception as exc:  # noqa: BLE001 - any unreadable entry is re-encoded
             log.warning("embedding cache entry %s is unusable (%s); encoding again", array_path, exc)
             return None
+        if legacy:
+            try:
+                self._write_sidecar(key, meta, checksum)
+                log.info("embedding cache entry %s was written before checksums; recorded its sha256", array_path)
+            except OSError as exc:  # a read-only cache still serves it
+                log.info("could not record the sha256 of %s (%s)", array_path, exc)
+        return array
 
     def _write(self, key: str, array: np.ndarray, meta: dict[str, Any]) -> None:
         self.directory.mkdir(parents=True, exist_ok=True)
-        array_path, meta_path = self._paths(key)
-        _atomic_write(array_path, lambda f: np.save(f, array, allow_pickle=False))
-        _atomic_write(meta_path, lambda f: f.write(json.dumps(meta, sort_keys=True, indent=1).encode()))
+        self.remove_stale_temporaries()
+        array_path = self._paths(key)[0]
+        self._write_sidecar(key, meta, _atomic_write(array_path, lambda f: np.save(f, array, allow_pickle=False)))
+
+    def _write_sidecar(self, key: str, meta: dict[str, Any], checksum: str) -> None:
+        meta = {**meta, "format": FORMAT, "key": key, "sha256": checksum}
+        _atomic_write(self._paths(key)[1], lambda f: f.write(json.dumps(meta, sort_keys=True, indent=1).encode()))
 
     def entries(self) -> list[CacheEntry]:
+        """Every entry, whole or not: an ``.npy`` file or a sidecar named after a key."""
+        keys = sorted({p.stem for pattern in ("*.npy", "*.json") for p in self.directory.glob(pattern)
+                       if KEY.fullmatch(p.stem)})
         out = []
-        for meta_path in sorted(self.directory.glob("*.json")):
+        for key in keys:
+            array_path, meta_path = self._paths(key)
             try:
                 meta = json.loads(meta_path.read_text())
-            except (OSError, json.JSONDecodeError):
+            except (OSError, ValueError):
                 meta = {}
-            out.append(CacheEntry(meta_path.stem, meta_path.with_suffix(".npy"), meta))
+            out.append(CacheEntry(key, array_path, meta if isinstance(meta, dict) else {}))
         return out
 
-    def remove(self, keys: Sequence[str] | None = None) -> int:
-        """Delete the entries whose key starts with one of ``keys`` (all when None); returns how many."""
+    def temporaries(self) -> list[TemporaryFile]:
+        """Temporary files of unfinished writes (a crash or a kill leaves them)."""
+        out = []
+        now = time.time()
+        for path in sorted(self.directory.glob(".*.tmp")):
+            match = TEMPORARY.fullmatch(path.name)
+            try:
+                stat = path.stat()
+            except OSError:  # finished (renamed) since the listing
+                continue
+            if match is None:
+                continue
+            age = now - stat.st_mtime
+            owner_gone = (match["pid"] is not None and match["host"] == _host()
+                          and not _process_alive(int(match["pid"])))
+            out.append(TemporaryFile(match["key"], path, stat.st_size, age, age > STALE_AFTER_S or owner_gone))
+        return out
+
+    def remove_stale_temporaries(self, keys: Sequence[str] | None = None) -> int:
+        """Delete the stale temporary files (of the entries whose key starts with one of ``keys``)."""
         removed = 0
-        for entry in self.entries():
+        for temporary in self.temporaries():
+            if temporary.stale and (keys is None or any(temporary.key.startswith(k) for k in keys)):
+                temporary.path.unlink(missing_ok=True)
+                removed += 1
+        return removed
+
+    def remove(self, keys: Sequence[str] | None = None) -> int:
+        """Delete the entries whose key starts with one of ``keys`` (all when None); returns how many.
+
+        Every key must be a non-empty prefix of some entry's key: an empty one would match them all.
+        """
+        entries = self.entries()
+        if keys is not None:
+            keys = list(keys)
+            if not keys or any(not k.strip() for k in keys):
+                raise InvalidParameterError("an empty key would match every entry; name key prefixes from "
+                                            "`alignbench cache ls`, or pass --all to remove everything.")
+            unmatched = [k for k in keys if not any(e.key.startswith(k) for e in entries)]
+            if unmatched:
+                raise InvalidParameterError(f"no cache entry in {self.directory} has a key starting with "
+                                            f"{', '.join(map(repr, unmatched))}; `alignbench cache ls` lists them.")
+        removed = 0
+        for entry in entries:
             if keys is None or any(entry.key.startswith(k) for k in keys):
-                for path in (entry.path, entry.path.with_suffix(".json")):
-                    path.unlink(missing_ok=True)
+                for path in self._paths(entry.key):
+                    _remove_path(path)
                 removed += 1
         return removed
 
 
-def _atomic_write(path: Path, write: Callable[[Any], object]) -> None:
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+class _HashingWriter:
+    """A write-only file that also feeds a sha256 (np.save writes to it in chunks)."""
+
+    def __init__(self, file):
+        self.file = file
+        self.hash = hashlib.sha256()
+
+    def write(self, data) -> int:
+        self.hash.update(data)
+        return self.file.write(data)
+
+
+def _atomic_write(path: Path, write: Callable[[Any], object]) -> str:
+    """Write through ``write(file)`` to a temporary file, then rename it to ``path``; the bytes' sha256."""
+    _remove_path(path, directories_only=True)  # a directory where the file belongs blocks the rename
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.{os.getpid()}@{_host()}.",
+                                         suffix=".tmp")
     try:
         with os.fdopen(handle, "wb") as f:
-            write(f)
+            hashing = _HashingWriter(f)
+            write(hashing)
             f.flush()
             os.fsync(f.fileno())
         os.replace(temporary, path)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise
+    return hashing.hash.hexdigest()
+
+
+def _remove_path(path: Path, directories_only: bool = False) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)
+    elif not directories_only:
+        path.unlink(missing_ok=True)
+
+
+@functools.lru_cache(maxsize=1)
+def _host() -> str:
+    return re.sub(r"[^A-Za-z0-9_-]", "_", socket.gethostname()) or "host"
+
+
+def _process_alive(pid: int) -> bool:
+    if os.name != "posix":  # os.kill(pid, 0) is not a liveness probe elsewhere: only the age counts
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # EPERM: alive, someone else's
+        return True
+    return True

@@ -376,6 +376,13 @@ def cache_ls(cache_dir):
     click.echo(f"{store.directory}: {len(rows)} entries")
     if rows:
         click.echo(tabulate(rows, headers=["key", "encoder", "data", "shape", "size", "created"]))
+    temporaries = store.temporaries()
+    if temporaries:
+        click.echo(f"{len(temporaries)} temporary files of unfinished writes (stale ones go with the next write "
+                   f"or `alignbench cache rm --all`):")
+        click.echo(tabulate([(t.path.name, f"{t.size_bytes / 2**20:.1f} MiB", f"{t.age_s / 60:.0f} min",
+                              "stale" if t.stale else "being written") for t in temporaries],
+                            headers=["file", "size", "age", "state"]))
 
 
 @cache.command("rm")
@@ -389,8 +396,13 @@ def cache_rm(keys, everything, cache_dir):
 
     if not keys and not everything:
         raise AlignbenchError("name the entries to remove (key prefixes from `alignbench cache ls`) or pass --all.")
-    removed = EmbeddingCache(cache_dir).remove(None if everything else list(keys))
-    click.echo(f"removed {removed} entries")
+    if keys and everything:
+        raise AlignbenchError("pass key prefixes or --all, not both.")
+    store = EmbeddingCache(cache_dir)
+    selected = None if everything else list(keys)
+    removed = store.remove(selected)
+    temporaries = store.remove_stale_temporaries(selected)
+    click.echo(f"removed {removed} entries" + (f" and {temporaries} stale temporary files" if temporaries else ""))
 
 
 @cli.command()

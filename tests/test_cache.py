@@ -123,3 +123,95 @@ def test_cache_commands_list_and_remove(tmp_path):
     assert nothing.exit_code == 1 and "--all" in nothing.output
     CliRunner().invoke(cli, ["cache", "rm", "--all", "--cache-dir", str(tmp_path)])
     assert cache.entries() == []
+
+
+@pytest.mark.parametrize("keys", [[""], [" "], ["zzz"], ["", "zzz"]])
+def test_an_empty_or_unmatched_key_removes_nothing_and_says_so_in_one_line(tmp_path, keys):
+    cache = EmbeddingCache(tmp_path)
+    get(cache, [1, 2, 3])
+    get(cache, [4, 5])
+    result = CliRunner().invoke(cli, ["cache", "rm", *keys, "--cache-dir", str(tmp_path)])
+    assert result.exit_code == 1 and len(cache.entries()) == 2
+    message = result.output.strip()
+    assert message.startswith("Error: ") and "\n" not in message
+    assert ("--all" in message) if any(not k.strip() for k in keys) else ("'zzz'" in message and "cache ls" in message)
+
+
+def test_a_key_and_all_together_are_refused(tmp_path):
+    cache = EmbeddingCache(tmp_path)
+    get(cache, [1, 2, 3])
+    result = CliRunner().invoke(cli, ["cache", "rm", "--all", "", "--cache-dir", str(tmp_path)])
+    assert result.exit_code == 1 and "not both" in result.output and len(cache.entries()) == 1
+
+
+def _temporary(directory, key, owner, age_s):
+    import os
+    import time
+
+    path = directory / f".{key}.npy.{owner}abcd1234.tmp"
+    path.write_bytes(b"\x93NUMPY partial")
+    os.utime(path, (time.time() - age_s, time.time() - age_s))
+    return path
+
+
+def test_stale_temporary_files_are_listed_and_cleaned_but_live_writes_are_left(tmp_path):
+    import os
+
+    from alignbench.cache import _host
+
+    cache = EmbeddingCache(tmp_path)
+    get(cache, [1, 2, 3])
+    key = cache.entries()[0].key
+    old = _temporary(tmp_path, key, "", 2 * 3600)  # written before owners were recorded, two hours ago
+    dead = _temporary(tmp_path, key, f"{2**22 + 12345}@{_host()}.", 10)  # no such process
+    live = _temporary(tmp_path, key, f"{os.getpid()}@{_host()}.", 10)  # this process: a write under way
+    elsewhere = _temporary(tmp_path, key, "1@other-host.", 10)  # another machine's write, recent
+    assert {t.path: t.stale for t in cache.temporaries()} == {old: True, dead: True, live: False, elsewhere: False}
+
+    listing = CliRunner().invoke(cli, ["cache", "ls", "--cache-dir", str(tmp_path)])
+    assert "1 entries" in listing.output and "4 temporary files" in listing.output
+    states = [line.split()[-1] for line in listing.output.splitlines() if line.startswith(".")]
+    assert sorted(states) == ["stale", "stale", "written", "written"]
+
+    get(cache, [7, 8])  # the next write cleans up
+    assert sorted(p.name for p in tmp_path.glob(".*.tmp")) == sorted([live.name, elsewhere.name])
+    assert len(cache.entries()) == 2
+
+
+def test_rm_all_removes_stale_temporary_files_too(tmp_path):
+    cache = EmbeddingCache(tmp_path)
+    get(cache, [1, 2, 3])
+    _temporary(tmp_path, cache.entries()[0].key, "", 2 * 3600)
+    result = CliRunner().invoke(cli, ["cache", "rm", "--all", "--cache-dir", str(tmp_path)])
+    assert "removed 1 entries and 1 stale temporary files" in result.output
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_an_entry_from_before_checksums_is_served_and_given_one(tmp_path, caplog):
+    cache = EmbeddingCache(tmp_path)
+    expected = get(cache, [1, 2, 3])
+    [entry] = cache.entries()
+    sidecar = entry.path.with_suffix(".json")
+    meta = json.loads(sidecar.read_text())
+    legacy = {k: v for k, v in meta.items() if k not in ("format", "key", "sha256")}
+    sidecar.write_text(json.dumps(legacy))
+    again = EmbeddingCache(tmp_path)
+    with caplog.at_level(logging.WARNING):
+        np.testing.assert_array_equal(get(again, [1, 2, 3]), expected)
+    assert again.encoded_items == 0 and "unusable" not in caplog.text
+    assert json.loads(sidecar.read_text()) == meta  # key and checksum recorded
+    data = bytearray(entry.path.read_bytes())
+    data[-1] ^= 1  # from now on a flipped bit is caught
+    entry.path.write_bytes(bytes(data))
+    with caplog.at_level(logging.WARNING):
+        np.testing.assert_array_equal(get(again, [1, 2, 3]), expected)
+    assert again.encoded_items == 3 and "unusable" in caplog.text
+
+
+def test_an_entry_without_its_sidecar_is_listed_and_removable(tmp_path):
+    cache = EmbeddingCache(tmp_path)
+    get(cache, [1, 2, 3])
+    [entry] = cache.entries()
+    entry.path.with_suffix(".json").unlink()
+    assert [e.key for e in cache.entries()] == [entry.key]
+    assert cache.remove([entry.key[:6]]) == 1 and list(tmp_path.iterdir()) == []
