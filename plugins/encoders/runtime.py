@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.metadata
+import os
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -78,6 +79,36 @@ def path_fingerprint(path: str | Path) -> dict[str, Any]:
     return {"path": str(path.resolve()),
             "files": [[str(p.relative_to(path)) if p != path else p.name, p.stat().st_size, int(p.stat().st_mtime)]
                       for p in files]}
+
+
+def weights_identity(weights: str) -> dict[str, Any]:
+    """A local path's :func:`path_fingerprint`, or a hub id's :func:`hub_revision`."""
+    return path_fingerprint(weights) if Path(weights).exists() else hub_revision(weights)
+
+
+def hub_revision(repo_id: str, revision: str = "main") -> dict[str, Any]:
+    """A hub model's identity: its id and the commit that ``revision`` resolves to in the local Hugging
+    Face cache, which is the snapshot ``from_pretrained`` loads (offline it loads nothing else). Reads
+    the cache's ``refs/<revision>`` file and nothing more: never downloads. ``revision`` is None while
+    the model is not cached; after the first download the commit is recorded, and a hub update that a
+    later download brings in changes it, so that cached embeddings of the old weights are not reused."""
+    ref = hub_cache_dir() / f"models--{repo_id.replace('/', '--')}" / "refs" / revision
+    try:
+        commit = ref.read_text().strip() or None
+    except OSError:
+        commit = None
+    return {"hub": repo_id, "revision": commit}
+
+
+def hub_cache_dir() -> Path:
+    """The Hugging Face hub cache, found as huggingface_hub finds it (HF_HUB_CACHE, then
+    HUGGINGFACE_HUB_CACHE, then HF_HOME/hub, then $XDG_CACHE_HOME/huggingface/hub, then
+    ~/.cache/huggingface/hub), from the environment as it is now."""
+    explicit = os.environ.get("HF_HUB_CACHE") or os.environ.get("HUGGINGFACE_HUB_CACHE")
+    if explicit:
+        return Path(os.path.expandvars(os.path.expanduser(explicit)))
+    home = os.environ.get("HF_HOME") or os.path.join(os.environ.get("XDG_CACHE_HOME", "~/.cache"), "huggingface")
+    return Path(os.path.expandvars(os.path.expanduser(home))) / "hub"
 
 
 def batches(items: list, size: int):
