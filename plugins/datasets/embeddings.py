@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from alignbench import Dataset, DatasetSplits, PairedData
+from alignbench.cache import file_sha256
 from alignbench.errors import DatasetNotFoundError, InvalidInputError
 
 from .splitting import split_items
@@ -19,7 +23,9 @@ Pass either one file with named arrays:
       text_item  (n_texts,)     optional: the item of each text (default: text i is item i)
       test       (n_items,)     optional: 1 for held-out items (default: a seeded split)
 or separate .npy files: --param embeddings.x=images.npy --param embeddings.y=texts.npy
-  [--param embeddings.text_item=text_item.npy] [--param embeddings.test=test_mask.npy]"""
+  [--param embeddings.text_item=text_item.npy] [--param embeddings.test=test_mask.npy]
+Results follow the files' content: --param embeddings.sha256=HEX pins it (for one file, what sha256sum
+prints); left out, it is the digest of the files as they are, and rewritten files get new result cells."""
 
 
 def read_arrays(path: Path) -> dict[str, np.ndarray]:
@@ -39,13 +45,20 @@ def read_arrays(path: Path) -> dict[str, np.ndarray]:
 
 
 class Embeddings(Dataset):
-    """Paired embeddings from files (see ``LAYOUT``); ``name`` labels the leaderboard."""
+    """Paired embeddings from files (see ``LAYOUT``); ``name`` labels the leaderboard.
+
+    ``sha256``: the content the files must have (one file: its sha256; several: the sha256 of the JSON
+    ``{role: sha256}``, roles ``x``, ``y``, ``text_item``, ``test``). Its effective value, which
+    ``get_params`` reports and result cells are keyed by, is the files' digest when it is left out: a
+    re-run after the files changed runs new cells instead of reporting the old ones as done.
+    """
 
     name = "embeddings"
     description = "Your own paired embeddings from .npz/.safetensors/.npy files"
 
     def __init__(self, path: str | None = None, x: str | None = None, y: str | None = None,
-                 text_item: str | None = None, test: str | None = None, test_fraction: float = 0.5, seed: int = 0):
+                 text_item: str | None = None, test: str | None = None, test_fraction: float = 0.5, seed: int = 0,
+                 sha256: str | None = None):
         self.path = path
         self.x = x
         self.y = y
@@ -53,9 +66,36 @@ class Embeddings(Dataset):
         self.test = test
         self.test_fraction = test_fraction
         self.seed = seed
+        self.sha256 = sha256
+
+    def get_params(self) -> dict[str, Any]:
+        params = super().get_params()
+        if params["sha256"] is None:
+            params["sha256"] = self.content_sha256()
+        return params
+
+    def content_sha256(self) -> str | None:
+        """The digest of the input files as they are now (see the class docstring); None while one is
+        missing (``load`` then says which). Each file is read once per size and modification time."""
+        files = {"path": self.path} if self.path is not None else {
+            key: getattr(self, key) for key in ("x", "y", "text_item", "test") if getattr(self, key) is not None}
+        try:
+            digests = {role: file_sha256(path) for role, path in files.items()}
+        except OSError:
+            return None
+        if not digests:
+            return None
+        if "path" in digests:
+            return digests["path"]
+        return hashlib.sha256(json.dumps(digests, sort_keys=True).encode()).hexdigest()
 
     def load(self) -> DatasetSplits:
         arrays = self._arrays()
+        if self.sha256 is not None and self.content_sha256() != self.sha256:
+            raise InvalidInputError(
+                f"the embeddings files hold other content than sha256 {self.sha256} (now: {self.content_sha256()}): "
+                f"they changed since this run was planned, or embeddings.sha256 names other files. Run again "
+                f"without embeddings.sha256 to benchmark the files as they are.")
         for required in ("x", "y"):
             if required not in arrays:
                 raise InvalidInputError(f"no array named {required!r} (found: {sorted(arrays)}).\n{LAYOUT}")
