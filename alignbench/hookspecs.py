@@ -10,6 +10,16 @@ implements one or more of these hooks with ``@alignbench.hookimpl``. Each hook r
 
 The target is a ``"module:attribute"`` string, imported only when the component is used, so that
 ``alignbench --help`` and ``alignbench list`` never pay for heavy imports (torch, models).
+
+What a registration must be (alignbench.registry checks it; a rejected one is recorded as a failure
+of the plugin that made it, and the plugin's other registrations go on):
+
+- the name matches ``[a-z0-9][a-z0-9._-]*`` (names become file names);
+- the class subclasses the kind's interface (Aligner, Dataset, Encoder, Metric, Perturbation),
+  implements its abstract methods and has ``name`` equal to the registered name (a class is checked
+  when registered, a ``"module:Class"`` target when first loaded);
+- the name is not taken: hooks run built-ins first (entry points under ``alignbench_plugins``), then
+  the other distributions by name, and the first registration of a name wins.
 """
 
 from __future__ import annotations
