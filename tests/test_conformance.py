@@ -5,11 +5,26 @@ from pathlib import Path
 import pytest
 
 from alignbench.plugins import load_registry
-from alignbench.testing import (aligner_checks, check_aligner, dataset_checks, metric_checks, perturbation_checks,
-                                run_checks)
+from alignbench.testing import (aligner_checks, check_aligner, dataset_checks, encoder_checks, expect_failures,
+                                metric_checks, nonempty, perturbation_checks, run_checks)
 
 REGISTRY = load_registry()
 BUILTIN = [s for s in REGISTRY.specs() if s.source.startswith("alignbench ") and s.kind != "encoder"]
+ENCODERS = [s for s in REGISTRY.specs("encoder") if s.source.startswith("alignbench ")]
+
+# Built-ins that fail a check for a known reason, which the plugin's owner has to fix. Strict: once
+# the check passes, the entry fails and has to go (the same mechanism as an aligner's expected_failures).
+EXPECTED_FAILURES = {
+    ("metric", "geometry"): {
+        "check_invariant_to_item_order": "nmi_aligned clusters with k-means++ seeded by row position, so reordering "
+                                         "the held-out items moves it (by 0.013 on the toy data)"},
+    ("metric", "spectral"): {
+        "check_perfect_beats_random": "its gt_* scores describe the held-out spaces and its fmap_* scores a "
+                                      "functional-map aligner's own map, never the aligned embeddings, so any "
+                                      "other alignment scores the same"},
+    ("encoder", "minilm"): {
+        "check_empty_input": "sentence-transformers returns shape (0,), not (0, 384), for no texts"},
+}
 
 
 def _embeddings_file() -> str:
@@ -39,15 +54,35 @@ def _caption_fixtures() -> dict:
     }
 
 
+def _tiny_encoder_weights() -> dict:
+    """CLIP and DINOv2 weights do not ship offline: tiny random models saved with save_pretrained, as
+    tests/encoders/test_loading_paths.py builds them (their available() cannot tell a hub id that is
+    not cached; the packaged MiniLM and EfficientNet weights run as they are, on the CPU)."""
+    import importlib.util
+    import tempfile
+
+    cpu = {"device": "cpu"}
+    params = {"minilm": cpu, "efficientnet-lite0": cpu}
+    if importlib.util.find_spec("transformers") is None or importlib.util.find_spec("torch") is None:
+        return params
+    from tiny_encoder_weights import tiny_clip, tiny_dinov2
+
+    root = Path(tempfile.mkdtemp())
+    clip, dinov2 = tiny_clip(root / "clip"), tiny_dinov2(root / "dinov2")
+    return {**params, "clip-image": {**cpu, "weights": clip}, "clip-text": {**cpu, "weights": clip},
+            "dinov2": {**cpu, "weights": dinov2}}
+
+
 FAST_OT = {"epochs": 40, "dim": 8}  # the training loop's length is not what conformance checks
 PARAMS = {"embeddings": {"path": _embeddings_file()}, **_caption_fixtures(), "gw-procrustes": {"n_samples": 200},
           **{name: FAST_OT for name in ("ot-riemannian", "ot-riemannian-contrastive", "ot-riemannian-ot",
-                                        "ot-riemannian-riem")}}
+                                        "ot-riemannian-riem")}, **_tiny_encoder_weights()}
 
 
-def _checks(kind, make_checks):
-    return [c for s in BUILTIN if s.kind == kind
-            for c in make_checks(REGISTRY.create(kind, s.name, PARAMS.get(s.name, {})))]
+def _checks(kind, make_checks, specs=BUILTIN):
+    return nonempty([c for s in specs if s.kind == kind
+                     for c in expect_failures(make_checks(REGISTRY.create(kind, s.name, PARAMS.get(s.name, {}))),
+                                              EXPECTED_FAILURES.get((kind, s.name), {}))], f"{kind} checks")
 
 
 ALIGNER_CHECKS = _checks("aligner", aligner_checks) + aligner_checks(
@@ -57,13 +92,15 @@ DATASET_CHECKS = _checks("dataset", dataset_checks)
 METRIC_CHECKS = _checks("metric", metric_checks)
 PERTURBATION_CHECKS = _checks("perturbation", perturbation_checks) + perturbation_checks(
     REGISTRY.create("perturbation", "embedding-noise", {"modality": "text", "snr_db": 20.0}))
+ENCODER_CHECKS = _checks("encoder", encoder_checks, ENCODERS)
 
 
 def test_the_suite_collected_checks_for_every_builtin():
     kinds = {s.kind for s in BUILTIN}
     assert {"aligner", "dataset", "metric", "perturbation"} <= kinds
-    assert len(ALIGNER_CHECKS) >= 13 * 4 and len(DATASET_CHECKS) >= 4 * 2 and len(METRIC_CHECKS) >= 4 * 2
+    assert len(ALIGNER_CHECKS) >= 13 * 4 and len(DATASET_CHECKS) >= 5 * 2 and len(METRIC_CHECKS) >= 6 * 2
     assert len(PERTURBATION_CHECKS) >= 2 * 6 + 3 * 4
+    assert len(ENCODER_CHECKS) == 7 * len(ENCODERS) >= 7 * 5
 
 
 @pytest.mark.parametrize("check", ALIGNER_CHECKS, ids=lambda c: c.id)
@@ -83,6 +120,11 @@ def test_metric(check):
 
 @pytest.mark.parametrize("check", PERTURBATION_CHECKS, ids=lambda c: c.id)
 def test_perturbation(check):
+    check()
+
+
+@pytest.mark.parametrize("check", ENCODER_CHECKS, ids=lambda c: c.id)
+def test_encoder(check):
     check()
 
 

@@ -10,23 +10,33 @@ Use in a test module::
         check()
 
 or ``check_aligner(MyAligner())`` to run all and get the number that ran. A check raises
-AssertionError with what went wrong; a suite that ran no check is itself a failure.
+AssertionError with what went wrong; a suite that ran no check is itself a failure, and so is an
+empty list of checks handed to ``parametrize`` (the ``*_checks`` functions never return one: an
+empty suite comes back as one failing check). Encoder checks skip, with the reason, only where the
+encoder says it is not available here (``available()`` is False). A check a component is known to
+fail is declared with its reason (``expected_failures`` on the class, or ``expect_failures``) and
+must then fail: once it passes, the exemption has to go.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
+import unittest
 from dataclasses import dataclass
-from typing import Callable
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
 from ..errors import InvalidInputError, NotFittedError
-from ..interfaces import Aligner, AlignmentResult, Anchors, Dataset, Metric, PairedData, Perturbation
+from ..interfaces import Aligner, AlignmentResult, Anchors, Dataset, Encoder, Metric, PairedData, Perturbation
 from .toy import random_rotation, rotated_pair, top1_accuracy
 
 __all__ = [
-    "Check", "aligner_checks", "dataset_checks", "metric_checks", "perturbation_checks",
-    "check_aligner", "check_dataset", "check_metric", "check_perturbation", "run_checks", "random_rotation", "rotated_pair", "top1_accuracy",
+    "Check", "aligner_checks", "dataset_checks", "encoder_checks", "metric_checks", "perturbation_checks",
+    "check_aligner", "check_dataset", "check_encoder", "check_metric", "check_perturbation", "run_checks",
+    "expect_failures", "nonempty", "toy_result", "random_result", "permuted_result",
+    "random_rotation", "rotated_pair", "top1_accuracy",
 ]
 
 
@@ -42,12 +52,66 @@ class Check:
 
 
 def run_checks(checks: list[Check]) -> int:
-    """Run every check; return how many ran. Zero checks is a failure, not a pass."""
+    """Run every check; return how many ran. Zero checks, or none that ran (all skipped), is a
+    failure, not a pass."""
     if not checks:
         raise AssertionError("no conformance checks were collected; the suite would pass vacuously")
+    ran, skipped = 0, []
     for check in checks:
-        check()
-    return len(checks)
+        try:
+            check()
+        except unittest.SkipTest as skip:
+            skipped.append(f"{check.id}: {skip}")
+            continue
+        ran += 1
+    if not ran:
+        raise AssertionError(f"all {len(checks)} conformance checks were skipped, none ran: {skipped[0]}")
+    return ran
+
+
+def nonempty(checks: list[Check], what: str = "conformance checks") -> list[Check]:
+    """``checks``, or one failing check if there are none: pytest's ``parametrize`` over an empty
+    list skips the test, which would read as green."""
+    if checks:
+        return list(checks)
+
+    def no_checks_collected():
+        raise AssertionError(f"no {what} were collected; the suite would pass vacuously")
+
+    return [Check("no-checks-collected", no_checks_collected)]
+
+
+def expect_failures(checks: list[Check], reasons: dict[str, str]) -> list[Check]:
+    """Mark checks (by function name, e.g. ``"check_empty_input"``) as expected to fail, each with
+    its reason. Strict: an expected failure that passes is a failure, and so is a name no check has."""
+    names = {c.id.rsplit("-", 1)[-1] for c in checks}
+    unknown = sorted(set(reasons) - names)
+    if unknown:
+        raise ValueError(f"expected failures name no check: {', '.join(unknown)}; checks are {', '.join(sorted(names))}")
+    return [_expect_to_fail(c, reasons[c.id.rsplit("-", 1)[-1]]) if c.id.rsplit("-", 1)[-1] in reasons else c
+            for c in checks]
+
+
+def _expect_to_fail(check: Check, reason: str) -> Check:
+    name = check.id.rsplit("-", 1)[-1]
+    if not reason or not reason.strip():
+        raise ValueError(f"expected failure of {name} needs a stated reason")
+
+    def expected_to_fail():
+        try:
+            check()
+        except AssertionError:
+            return
+        raise AssertionError(f"{name} was expected to fail ({reason}) but passed; remove it from expected_failures")
+
+    return Check(f"{check.id}[expected failure: {reason}]", expected_to_fail)
+
+
+def _suite(component, functions) -> list[Check]:
+    """Checks named ``Label(params)-check_name``, with the class's ``expected_failures`` applied."""
+    label = _label(component)
+    checks = [Check(f"{label}-{f.__name__}", f) for f in functions]
+    return nonempty(expect_failures(checks, dict(getattr(type(component), "expected_failures", {}))))
 
 
 def _fresh(component):
@@ -140,31 +204,14 @@ def aligner_checks(aligner: Aligner) -> list[Check]:
         short = aligner.min_anchors - 1
         _expect(InvalidInputError, lambda: _fresh(aligner).fit(x[:short], y[:short]), f"{short} anchors")
 
-    label = _label(aligner)
-    return [_expecting(aligner, Check(f"{label}-{f.__name__}", f)) for f in (
+    # A check listed in the class's ``expected_failures`` must fail (strict xfail): if it passes,
+    # the stated reason is stale and the exemption has to go.
+    return _suite(aligner, (
         check_fit_returns_self, check_output_shapes_and_dtype, check_outputs_finite, check_deterministic,
         check_params_roundtrip, check_fit_does_not_modify_input, check_fit_on_few_anchors, check_aligns_a_rotation,
         check_rejects_nan, check_rejects_mismatched_pairs, check_rejects_wrong_dimension,
         check_transform_before_fit, check_too_few_anchors_rejected,
-    )]
-
-
-def _expecting(aligner: Aligner, check: Check) -> Check:
-    """A check listed in ``expected_failures`` must fail (strict xfail): if it passes, the stated
-    reason is stale and the exemption has to go."""
-    name = check.id.rsplit("-", 1)[-1]
-    reason = type(aligner).expected_failures.get(name)
-    if reason is None:
-        return check
-
-    def expected_to_fail():
-        try:
-            check()
-        except AssertionError:
-            return
-        raise AssertionError(f"{name} was expected to fail ({reason}) but passed; remove it from expected_failures")
-
-    return Check(f"{check.id}[expected failure: {reason}]", expected_to_fail)
+    ))
 
 
 def _expect(error: type[Exception], action: Callable[[], object], what: str) -> None:
@@ -227,9 +274,31 @@ def dataset_checks(dataset: Dataset) -> list[Check]:
                     assert np.isfinite(array).all(), f"{name}.{side} has NaN or inf"
                 assert part.x.shape[1] == s.test.x.shape[1], "train and test x have different dimensions"
 
-    label = _label(dataset)
-    return [Check(f"{label}-{f.__name__}", f) for f in (
-        check_has_both_splits, check_deterministic_load, check_splits_disjoint, check_embeddings_valid)]
+    def check_no_test_item_in_train():
+        # By content, not by id: a split that hands the train rows out again under new ids leaks too.
+        s = splits()
+        train = {_row_digest(item): i for i, item in enumerate(s.train.x)}
+        leaked = [(j, train[d]) for j, d in enumerate(map(_row_digest, s.test.x)) if d in train]
+        assert not leaked, (f"{len(leaked)} of {s.test.n_items} test items equal a train item, e.g. test item "
+                            f"{leaked[0][0]} = train item {leaked[0][1]}: the test split leaks training data")
+
+    return _suite(dataset, (check_has_both_splits, check_deterministic_load, check_splits_disjoint,
+                            check_embeddings_valid, check_no_test_item_in_train))
+
+
+def _row_digest(item: Any) -> str:
+    """A content hash of one row or raw item (array, string, bytes, an image with ``tobytes``, or
+    anything whose str is its content, such as a file path)."""
+    if isinstance(item, np.ndarray):
+        array = np.ascontiguousarray(item)
+        data = f"{array.dtype.str}{array.shape}".encode() + array.tobytes()
+    elif isinstance(item, bytes):
+        data = item
+    elif callable(getattr(item, "tobytes", None)):  # e.g. a PIL image
+        data = f"{type(item).__name__}:{getattr(item, 'size', '')}".encode() + item.tobytes()
+    else:
+        data = f"{type(item).__name__}:{item}".encode()
+    return hashlib.sha256(data).hexdigest()
 
 
 def check_dataset(dataset: Dataset) -> int:
@@ -273,6 +342,61 @@ def toy_result(n_items: int = 60, texts_per_item: int = 3, dim: int = 8, seed: i
                            unpaired_rows=(items, texts))
 
 
+class _RandomAligner(Aligner):
+    """Ignores its input: seeded Gaussian noise of the right shape, a different draw per side."""
+
+    name = "random"
+    min_anchors = 0
+
+    def __init__(self, dim: int = 8, seed: int = 1):
+        self.dim = dim
+        self.seed = seed
+
+    def _fit(self, xa, ya, xu, yu):
+        pass
+
+    def _noise(self, rows: np.ndarray, side: int) -> np.ndarray:
+        rng = np.random.default_rng([self.seed, side, len(rows)])
+        return rng.standard_normal((len(rows), self.dim)).astype(np.float32)
+
+    def _transform_x(self, x):
+        return self._noise(x, 0)
+
+    def _transform_y(self, y):
+        return self._noise(y, 1)
+
+
+def random_result(seed: int = 1, **toy) -> AlignmentResult:
+    """``toy_result(**toy)``'s data and anchors aligned at random: both sides mapped to independent
+    noise, and the aligner's own matches pointing at random items."""
+    perfect = toy_result(**toy)
+    aligner = _RandomAligner(dim=perfect.zx.shape[1], seed=seed).fit(perfect.anchors.x, perfect.anchors.y)
+    matches = perfect.aligner.matches_.copy()
+    n_x_rows = len(perfect.anchors.items) + len(perfect.unpaired_rows[0])
+    matches[:, 1] = np.random.default_rng(seed).integers(0, n_x_rows, len(matches))
+    aligner.matches_, aligner.kept_matches_ = matches, np.ones(len(matches), dtype=bool)
+    return dataclasses.replace(perfect, zx=aligner.transform_x(perfect.test.x), zy=aligner.transform_y(perfect.test.y),
+                               aligner=aligner)
+
+
+def permuted_result(result: AlignmentResult, seed: int = 2) -> AlignmentResult:
+    """The same alignment with the held-out items in another order, each item's texts moving with it
+    (in their own order): every score must stay the same."""
+    test = result.test
+    order = np.random.default_rng(seed).permutation(test.n_items)
+    position = np.empty_like(order)
+    position[order] = np.arange(len(order))
+    texts = np.concatenate([test.texts_of(i) for i in order])
+
+    def rows(a, index):
+        return None if a is None else (tuple(a[i] for i in index) if isinstance(a, tuple) else a[index])
+
+    moved = PairedData(x=test.x[order], y=test.y[texts], text_item=position[test.text_item[texts]],
+                       item_ids=rows(test.item_ids, order), latent=rows(test.latent, order),
+                       labels=rows(test.labels, order))
+    return dataclasses.replace(result, test=moved, zx=result.zx[order], zy=result.zy[texts])
+
+
 def metric_checks(metric: Metric) -> list[Check]:
     def check_returns_finite_floats():
         scores = metric.compute(toy_result())
@@ -292,9 +416,33 @@ def metric_checks(metric: Metric) -> list[Check]:
     def check_has_version():
         assert isinstance(type(metric).version, str) and type(metric).version, "metric needs a version string"
 
-    label = _label(metric)
-    return [Check(f"{label}-{f.__name__}", f) for f in (
-        check_returns_finite_floats, check_declares_directions, check_deterministic, check_has_version)]
+    def check_perfect_beats_random():
+        # A score that does not tell a perfect alignment from noise measures nothing (e.g. a constant).
+        perfect, random = metric.compute(toy_result()), _fresh(metric).compute(random_result())
+        assert set(perfect) == set(random), f"keys differ: {sorted(set(perfect) ^ set(random))}"
+        worse, better = [], []
+        for key in perfect:
+            higher = metric.direction(key)
+            if higher is None:
+                continue
+            gain = (perfect[key] - random[key]) * (1 if higher else -1)
+            if gain < 0 and not np.isclose(perfect[key], random[key], rtol=1e-6, atol=1e-12):
+                worse.append(f"{key} {perfect[key]:.4g} vs {random[key]:.4g}")
+            elif gain > 0 and not np.isclose(perfect[key], random[key], rtol=1e-6, atol=1e-12):
+                better.append(key)
+        assert not worse, f"a perfect alignment scores worse than a random one on: {'; '.join(worse)}"
+        assert better, f"no score tells a perfect alignment from a random one: {perfect} vs {random}"
+
+    def check_invariant_to_item_order():
+        for name, result in (("perfect", toy_result()), ("random", random_result())):
+            before, after = metric.compute(result), _fresh(metric).compute(permuted_result(result))
+            assert set(before) == set(after), f"keys differ after reordering items: {sorted(set(before) ^ set(after))}"
+            moved = [f"{k} {before[k]:.6g} -> {after[k]:.6g}" for k in before
+                     if not np.isclose(before[k], after[k], rtol=1e-5, atol=1e-8, equal_nan=True)]
+            assert not moved, f"reordering the items (with their texts) changed the {name} alignment's {'; '.join(moved)}"
+
+    return _suite(metric, (check_returns_finite_floats, check_declares_directions, check_deterministic,
+                           check_has_version, check_perfect_beats_random, check_invariant_to_item_order))
 
 
 def check_metric(metric: Metric) -> int:
@@ -371,9 +519,88 @@ def perturbation_checks(perturbation: Perturbation, items: list | None = None) -
             assert np.array_equal(a, b), "same seed, other result"
 
         checks += [check_changes_only_the_given_rows, check_deterministic_under_a_seed]
-    label = _label(perturbation)
-    return [Check(f"{label}-{f.__name__}", f) for f in checks]
+    return _suite(perturbation, checks)
 
 
 def check_perturbation(perturbation: Perturbation, items: list | None = None) -> int:
     return run_checks(perturbation_checks(perturbation, items))
+
+
+# --------------------------------------------------------------------------------------- encoders
+
+
+def _close(a: np.ndarray, b: np.ndarray) -> bool:
+    """Equal within float32 rounding of a network's arithmetic (relative to the largest value)."""
+    scale = float(np.max(np.abs(a))) if a.size else 1.0
+    return a.shape == b.shape and bool(np.allclose(a, b, rtol=1e-4, atol=1e-5 * max(scale, 1e-30)))
+
+
+def encoder_checks(encoder: Encoder, items: Sequence[Any] | None = None) -> list[Check]:
+    """Conformance checks for one configured encoder on a few tiny raw ``items`` of its modality
+    (default: small images or captions). The checks that encode skip, with the reason, when
+    ``encoder.available()`` is False here (libraries or weights missing); they never download."""
+    modality = type(encoder).modality
+    raw = list(items) if items is not None else (sample_items(modality) if modality in ("image", "text") else None)
+    cache: dict[str, np.ndarray] = {}
+
+    def encoded() -> np.ndarray:
+        if "all" not in cache:
+            cache["all"] = encoder.encode(raw)
+        return cache["all"]
+
+    def encoding(check):
+        def run():
+            if not encoder.available():
+                raise unittest.SkipTest(f"{encoder.name or type(encoder).__name__} is not available here "
+                                        f"(available() is False: its libraries or weights are missing)")
+            assert raw is not None, f"modality {modality!r} has no sample items; pass items= to encoder_checks"
+            assert len(raw) >= 2, "encoder checks need at least two distinct items"
+            check()
+
+        run.__name__ = check.__name__
+        return run
+
+    def check_declares_modality():
+        assert isinstance(modality, str) and modality, "an encoder needs a modality (e.g. 'image', 'text')"
+
+    def check_params_roundtrip():
+        assert _fresh(encoder).get_params() == encoder.get_params(), "get_params does not round-trip"
+
+    @encoding
+    def check_output_shape_and_dtype():
+        e = encoded()
+        assert isinstance(e, np.ndarray), f"encode returned {type(e).__name__}, not a numpy array"
+        assert e.shape == (len(raw), encoder.dim), f"shape {e.shape} for {len(raw)} items, expected {(len(raw), encoder.dim)}"
+        assert e.dtype == np.float32, f"dtype {e.dtype}, expected float32"
+        assert np.isfinite(e).all(), "NaN or inf in the embeddings"
+
+    @encoding
+    def check_deterministic():
+        assert _close(encoded(), np.asarray(encoder.encode(raw))), "encoding the same items twice gave other numbers"
+
+    @encoding
+    def check_batch_size_invariant():
+        one_by_one = np.concatenate([np.asarray(encoder.encode([item])) for item in raw])
+        assert _close(encoded(), one_by_one), "an item's embedding depends on the batch it is encoded in"
+        reversed_order = np.asarray(encoder.encode(raw[::-1]))[::-1]
+        assert _close(encoded(), reversed_order), "an item's embedding depends on the other items' order"
+
+    @encoding
+    def check_distinct_items_differ():
+        e = encoded()
+        same = [(i, j) for i in range(len(e)) for j in range(i + 1, len(e)) if _close(e[i:i + 1], e[j:j + 1])]
+        assert not same, f"distinct items {same[0]} got the same embedding: the encoder ignores its input"
+
+    @encoding
+    def check_empty_input():
+        e = np.asarray(encoder.encode([]))
+        assert e.shape == (0, encoder.dim), f"no items gave shape {e.shape}, expected (0, {encoder.dim})"
+        assert e.dtype == np.float32, f"no items gave dtype {e.dtype}, expected float32"
+
+    return _suite(encoder, (check_declares_modality, check_params_roundtrip, check_output_shape_and_dtype,
+                            check_deterministic, check_batch_size_invariant, check_distinct_items_differ,
+                            check_empty_input))
+
+
+def check_encoder(encoder: Encoder, items: Sequence[Any] | None = None) -> int:
+    return run_checks(encoder_checks(encoder, items))

@@ -78,12 +78,14 @@ def flickr8k_original(root: Path, n_train=5, n_test=3) -> Path:
 
 
 def fashion_idx(root: Path, n_train=30, n_test=20) -> Path:
-    """The four Fashion-MNIST idx .gz files, with pixel values that encode the index."""
+    """The four Fashion-MNIST idx .gz files, with pixel values that encode the index (and a last row
+    that marks the file, so that no test image equals a train one)."""
     import gzip
 
     root.mkdir(parents=True, exist_ok=True)
     for split, n in (("train", n_train), ("t10k", n_test)):
         images = np.stack([np.full((28, 28), i % 256, np.uint8) for i in range(n)])
+        images[:, -1, :] = 255 if split == "t10k" else 0
         labels = (np.arange(n) % 10).astype(np.uint8)
         with gzip.open(root / f"{split}-images-idx3-ubyte.gz", "wb") as f:
             f.write(np.array([0, 0, 8, 3], np.uint8).tobytes() + np.array([n, 28, 28], ">i4").tobytes() + images.tobytes())

@@ -1,0 +1,304 @@
+"""The conformance suite tests behaviour: each check fails on a component with that check's bug planted.
+
+A suite that passes a broken component is worse than none (sklearn #33003). For every behavioural
+check there is a deliberately broken component here that it must catch, and a sound one it must pass.
+"""
+
+import subprocess
+import sys
+import textwrap
+import unittest
+
+import numpy as np
+import pytest
+
+import alignbench
+from alignbench.testing import (check_dataset, check_encoder, check_metric, dataset_checks, encoder_checks,
+                                expect_failures, metric_checks, nonempty, permuted_result, random_result, run_checks,
+                                toy_result)
+
+
+def _run(checks, name):
+    [check] = [c for c in checks if c.id.endswith(f"-{name}")]
+    return check()
+
+
+# --------------------------------------------------------------------------------------- metrics
+
+
+class ToyRecall(alignbench.Metric):
+    """A sound metric: how often an item's nearest text is one of its own."""
+
+    name = "toy-recall"
+    higher_is_better = {"recall": True}
+
+    def __init__(self):
+        pass
+
+    def compute(self, result):
+        distances = ((result.zx[:, None, :] - result.zy[None, :, :]) ** 2).sum(-1)
+        nearest = result.test.text_item[np.argmin(distances, axis=1)]
+        return {"recall": float(np.mean(nearest == np.arange(len(result.zx))))}
+
+
+class AlwaysHalf(ToyRecall):
+    name = "always-half"
+
+    def compute(self, result):
+        return {"recall": 0.5}
+
+
+class PrefersNoise(ToyRecall):
+    """Declares the wrong direction: a perfect alignment scores worse than a random one."""
+
+    name = "prefers-noise"
+    higher_is_better = {"recall": False}
+
+
+class FirstRowOnly(ToyRecall):
+    """Scores only the first item: depends on the order the items come in."""
+
+    name = "first-row"
+
+    def compute(self, result):
+        return {"recall": float(result.zx[0] @ result.zy[result.test.texts_of(0)[0]])}
+
+
+def test_a_sound_metric_passes_every_check():
+    assert check_metric(ToyRecall()) == 6
+
+
+def test_a_metric_that_always_returns_one_value_is_caught():
+    with pytest.raises(AssertionError, match="no score tells a perfect alignment from a random one"):
+        _run(metric_checks(AlwaysHalf()), "check_perfect_beats_random")
+
+
+def test_a_metric_that_scores_noise_above_a_perfect_alignment_is_caught():
+    with pytest.raises(AssertionError, match="perfect alignment scores worse than a random one on: recall"):
+        _run(metric_checks(PrefersNoise()), "check_perfect_beats_random")
+
+
+def test_a_metric_that_depends_on_item_order_is_caught():
+    with pytest.raises(AssertionError, match="reordering the items .* changed"):
+        _run(metric_checks(FirstRowOnly()), "check_invariant_to_item_order")
+
+
+def test_the_reference_alignments_are_what_they_claim():
+    perfect, random = toy_result(), random_result()
+    assert np.array_equal(perfect.test.x, random.test.x) and np.array_equal(perfect.anchors.x, random.anchors.x)
+    assert ToyRecall().compute(perfect)["recall"] == 1.0 and ToyRecall().compute(random)["recall"] < 0.2
+    moved = permuted_result(perfect)
+    assert not np.array_equal(moved.zx, perfect.zx)
+    assert ToyRecall().compute(moved) == ToyRecall().compute(perfect)
+    assert sorted(map(tuple, moved.test.latent)) == sorted(map(tuple, perfect.test.latent))
+
+
+def test_expected_failures_on_the_class_apply_to_every_kind():
+    class Declared(AlwaysHalf):
+        expected_failures = {"check_perfect_beats_random": "a constant, on purpose"}
+
+    assert check_metric(Declared()) == 6
+    with pytest.raises(AssertionError, match="was expected to fail .* but passed; remove it"):
+        class Stale(ToyRecall):
+            expected_failures = {"check_perfect_beats_random": "no longer true"}
+
+        check_metric(Stale())
+
+
+# --------------------------------------------------------------------------------------- datasets
+
+
+class Splits(alignbench.Dataset):
+    """Embedded toy data; ``leak=True`` hands the train rows out again as the test split, under new ids."""
+
+    name = "toy-splits"
+
+    def __init__(self, leak: bool = False):
+        self.leak = leak
+
+    def load(self):
+        rng = np.random.default_rng(0)
+        x = rng.standard_normal((40, 4)).astype(np.float32)
+
+        def split(rows, prefix):
+            return alignbench.PairedData(x=x[rows], y=x[rows] + 0.1, text_item=np.arange(len(rows)),
+                                         item_ids=tuple(f"{prefix}-{i}" for i in range(len(rows))))
+
+        return alignbench.DatasetSplits(train=split(np.arange(20), "train"),
+                                        test=split(np.arange(20) if self.leak else np.arange(20, 40), "test"))
+
+
+class RawSplits(Splits):
+    """Raw images; the leaking version copies one train image into the test split."""
+
+    name = "toy-raw-splits"
+    raw = True
+
+    def load(self):
+        images = [np.full((6, 6), i, np.uint8) for i in range(12)]
+        test = images[6:] if not self.leak else images[7:] + [images[0].copy()]
+
+        def split(items, prefix):
+            return alignbench.PairedData(x=items, y=[f"image {i}" for i in range(len(items))],
+                                         text_item=np.arange(len(items)),
+                                         item_ids=tuple(f"{prefix}-{i}" for i in range(len(items))))
+
+        return alignbench.DatasetSplits(train=split(images[:6], "train"), test=split(test, "test"))
+
+
+@pytest.mark.parametrize("dataset", [Splits, RawSplits])
+def test_a_sound_dataset_passes_every_check(dataset):
+    assert check_dataset(dataset()) == 5
+
+
+@pytest.mark.parametrize("dataset", [Splits, RawSplits])
+def test_a_test_split_that_repeats_train_items_is_caught_by_content(dataset):
+    checks = dataset_checks(dataset(leak=True))
+    _run(checks, "check_splits_disjoint")  # the ids differ, so the id check alone passes it
+    with pytest.raises(AssertionError, match="test items equal a train item.*leaks training data"):
+        _run(checks, "check_no_test_item_in_train")
+
+
+# --------------------------------------------------------------------------------------- encoders
+
+
+class ToyTextEncoder(alignbench.Encoder):
+    """A sound encoder: character counts, one row per text, whatever the batch."""
+
+    name = "toy-chars"
+    modality = "text"
+
+    def __init__(self, scale: float = 1.0):
+        self.scale = scale
+
+    @property
+    def dim(self):
+        return 26
+
+    def encode(self, items):
+        out = np.zeros((len(items), 26), np.float32)
+        for row, text in enumerate(items):
+            for char in text.lower():
+                if "a" <= char <= "z":
+                    out[row, ord(char) - 97] += self.scale
+        return out
+
+
+class IgnoresInput(ToyTextEncoder):
+    name = "ignores-input"
+
+    def encode(self, items):
+        return np.ones((len(items), 26), np.float32)
+
+
+class RandomOutput(ToyTextEncoder):
+    name = "random-output"
+
+    def encode(self, items):
+        return np.random.default_rng().standard_normal((len(items), 26)).astype(np.float32)
+
+
+class BatchDependent(ToyTextEncoder):
+    """Normalizes over the batch, as a batch-norm layer left in training mode would."""
+
+    name = "batch-dependent"
+
+    def encode(self, items):
+        e = super().encode(items)
+        return (e - e.mean(0)) if len(e) > 1 else e
+
+
+class Float64(ToyTextEncoder):
+    name = "float64"
+
+    def encode(self, items):
+        return super().encode(items).astype(np.float64)
+
+
+class FlatWhenEmpty(ToyTextEncoder):
+    name = "flat-when-empty"
+
+    def encode(self, items):
+        return super().encode(items) if items else np.zeros((0,), np.float32)
+
+
+class Unavailable(IgnoresInput):
+    name = "unavailable"
+
+    def available(self):
+        return False
+
+
+def test_a_sound_encoder_passes_every_check():
+    assert check_encoder(ToyTextEncoder()) == 7
+
+
+@pytest.mark.parametrize("encoder, check, message", [
+    (IgnoresInput(), "check_distinct_items_differ", "got the same embedding: the encoder ignores its input"),
+    (RandomOutput(), "check_deterministic", "encoding the same items twice gave other numbers"),
+    (BatchDependent(), "check_batch_size_invariant", "depends on the batch it is encoded in"),
+    (Float64(), "check_output_shape_and_dtype", "dtype float64, expected float32"),
+    (FlatWhenEmpty(), "check_empty_input", r"no items gave shape \(0,\), expected \(0, 26\)"),
+], ids=lambda v: v if isinstance(v, str) and v.startswith("check_") else None)
+def test_a_broken_encoder_is_caught(encoder, check, message):
+    with pytest.raises(AssertionError, match=message):
+        _run(encoder_checks(encoder), check)
+
+
+def test_an_unavailable_encoder_is_skipped_with_the_reason_not_passed():
+    checks = encoder_checks(Unavailable())
+    with pytest.raises(unittest.SkipTest, match="not available here"):
+        _run(checks, "check_distinct_items_differ")  # would fail if it ran
+    _run(checks, "check_params_roundtrip")  # needs no model: runs anyway
+    with pytest.raises(AssertionError, match="all 7 conformance checks were skipped|none ran"):
+        run_checks([c for c in checks if "roundtrip" not in c.id and "modality" not in c.id])
+
+
+def test_an_encoder_skips_only_when_it_says_it_is_unavailable():
+    class Broken(FlatWhenEmpty):
+        def available(self):
+            return True
+
+    with pytest.raises(AssertionError):
+        _run(encoder_checks(Broken()), "check_empty_input")
+
+
+def test_encoder_checks_take_items_of_other_modalities():
+    class Audio(ToyTextEncoder):
+        modality = "audio"
+
+    with pytest.raises(AssertionError, match="pass items="):
+        _run(encoder_checks(Audio()), "check_output_shape_and_dtype")
+    assert check_encoder(Audio(), items=["beep", "boop bop"]) == 7
+
+
+# --------------------------------------------------------------------------------------- empty suites
+
+
+def test_an_empty_list_of_checks_becomes_a_failing_check():
+    [check] = nonempty([], "aligner checks")
+    with pytest.raises(AssertionError, match="no aligner checks were collected"):
+        check()
+
+
+def test_the_readme_parametrize_pattern_fails_on_an_empty_suite(tmp_path):
+    """pytest skips a test parametrized over an empty list, which a CI run reads as green."""
+    (tmp_path / "test_empty_suite.py").write_text(textwrap.dedent("""
+        import pytest
+        from alignbench.testing import nonempty
+
+        @pytest.mark.parametrize("check", nonempty([]), ids=lambda c: c.id)
+        def test_conformance(check):
+            check()
+    """))
+    done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(tmp_path)],
+                          capture_output=True, text=True, cwd=tmp_path)
+    assert done.returncode == 1 and "1 failed" in done.stdout, done.stdout
+
+
+def test_expected_failures_must_name_a_check_and_give_a_reason():
+    checks = metric_checks(ToyRecall())
+    with pytest.raises(ValueError, match="name no check: check_typo"):
+        expect_failures(checks, {"check_typo": "x"})
+    with pytest.raises(ValueError, match="needs a stated reason"):
+        expect_failures(checks, {"check_has_version": " "})
