@@ -163,7 +163,11 @@ class _Nystrom:
         self.nodes, self.eigvecs, self.n_neighbors = nodes, eigvecs, n_neighbors
         indices, sims = knn(nodes, nodes, n_neighbors, exclude_self=True)
         weights, self.sigma2 = gaussian_weights(sims)
-        self.degrees = np.bincount(np.repeat(np.arange(len(nodes)), indices.shape[1]), weights.ravel(), len(nodes))
+        degrees = np.bincount(np.repeat(np.arange(len(nodes)), indices.shape[1]), weights.ravel(), len(nodes))
+        # A node whose neighbours all sit many sigmas away has a degree that underflows (1e-90 on
+        # Gaussian-mixture data), and a query landing next to it was divided by its square root
+        # (values of 1e46). Floored at a thousandth of the typical degree.
+        self.degrees = np.maximum(degrees, 1e-3 * float(np.median(degrees)))
         self.mu = np.maximum(1.0 - eigvals, 1e-3)
 
     def __call__(self, points: np.ndarray) -> np.ndarray:

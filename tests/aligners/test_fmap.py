@@ -55,3 +55,15 @@ def test_held_out_items_are_aligned_in_every_ambient_mode(ambient):
     held_out_x, held_out_y = x[1200:], y[1200:]  # never seen in fit
     accuracy = top1_accuracy(aligner.transform_x(held_out_x), aligner.transform_y(held_out_y))
     assert accuracy > (0.9 if ambient != "spectral" else 0.5)
+
+
+def test_spectral_coordinates_stay_finite_next_to_a_nearly_isolated_node():
+    """A node far from its neighbours (relative to the graph's Gaussian width) has a degree that
+    underflows; the Nyström extension divided by its square root and gave values of 1e46."""
+    rng = np.random.default_rng(5)
+    x = np.concatenate([rng.standard_normal((400, 2)) @ rng.standard_normal((2, 8)),
+                        10 * rng.standard_normal((5, 8))]).astype(np.float32)  # five outliers
+    y = (x @ random_rotation(8, 6)).astype(np.float32)
+    aligner = FunctionalMapAligner(ambient="spectral").fit(x[:20], y[:20], x[20:], y[20:])
+    z = aligner.transform_x(x[-5:])
+    assert np.isfinite(z).all() and np.abs(z).max() < 1e3
