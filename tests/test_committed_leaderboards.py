@@ -1,35 +1,39 @@
-"""The committed leaderboards are what the default sweep produces today, cell by cell within the
-seeds' own spread.
+"""The committed leaderboards are what the default sweep produces today, cell by cell.
 
-Not byte for byte: BLAS picks different kernels on different CPUs (the committed tables and CI need
-not run on the same model), and rounding differences grow in the unstable cells (unsupervised
-aligners, least squares near its interpolation threshold): the same code gave fmap at 0 anchors on synthetic-gmm 83.8 +- 23.5 on one CPU and
-97.0 +- 0.8 on another. So each cell's mean over seeds must lie within ``max(std over seeds)`` plus a
-small floor of the committed mean: tight where the method is stable, loose where it is not. The
-same sweep on the same machine is byte-identical (tests/test_leaderboard.py).
+The tables are made on one machine and checked on whichever machine CI runs on, so the check allows
+what a change of CPU can move: ``CROSS_CPU_TOLERANCE`` (tests/support/cross_cpu.py: 1% of the queries
+for a rate, 1% of a rank or an error), the bound tests/test_cross_cpu.py holds the default aligners
+to under two BLAS kernel types, 1 vs 2 threads and embeddings moved by one ulp. Measured on the real
+Fashion-MNIST sweep with OpenBLAS Haswell vs SkylakeX kernels, 2 vs 1 threads and torch's AVX-512 vs
+AVX2 kernels (MiniLM embeddings differing by up to 1.3e-7): every cell within 1e-6, fmap-spectral's
+within 2e-4. On top of it, each cell may move by its own spread over seeds: some methods are
+chaotic in their inputs' last bits by nature (a Gromov-Wasserstein local optimum, one match more or
+less kept by fmap's cycle-consistency filter at 5 anchors), and the spread says how much such a
+cell's number means. The same sweep on the same machine is byte-identical (tests/test_leaderboard.py).
 
 The robustness tables take about 20 minutes to regenerate on 2 cores, too long for every CI run,
 so CI re-runs a sample of their cells (seed 0, 50% damage, every default aligner, clean and
-damaged) and checks each against the committed seed-0 row, within that cell's spread over seeds."""
+damaged) and checks each against the committed seed-0 row, within the same bound plus that cell's
+spread over seeds."""
 
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 from click.testing import CliRunner
 
 from alignbench.cli import DEFAULT_DATASETS, DEFAULT_REAL_DATASETS, cli
 from alignbench.plugins import load_registry
+from cross_cpu import CROSS_CPU_TOLERANCE
 
 COMMITTED = Path(__file__).parent.parent / "leaderboards"
 STALE = "leaderboards/{} is stale: run `alignbench run` at the repository root and commit the result"
 
 
-RTOL, ATOL = 0.02, 0.005
-
-
 def spread_problems(fresh: pd.DataFrame, committed: pd.DataFrame, spread: pd.DataFrame, keys: list[str]) -> list[str]:
-    """Cells whose fresh value is further from the committed one than ``ATOL + RTOL |committed| + spread``.
+    """Cells whose fresh value is further from the committed one than
+    ``CROSS_CPU_TOLERANCE max(1, |committed|) + spread``.
 
     ``fresh`` and ``committed`` hold one row per cell (indexed by ``keys``), ``spread`` the allowed
     seed spread per cell and metric; NaN must meet NaN."""
@@ -39,7 +43,7 @@ def spread_problems(fresh: pd.DataFrame, committed: pd.DataFrame, spread: pd.Dat
     problems = []
     for column in committed.columns:
         f, c = fresh[column].astype(float), committed[column].astype(float)
-        allowed = ATOL + RTOL * c.abs() + spread[column]
+        allowed = CROSS_CPU_TOLERANCE * np.maximum(1.0, c.abs()) + spread[column]
         bad = ((f - c).abs() > allowed) | (f.isna() != c.isna())
         problems += [f"{cell} {column}: {f[cell]:.4g} now, {c[cell]:.4g} committed (allowed +- {allowed[cell]:.3g})"
                      for cell in bad[bad].index]
