@@ -15,15 +15,10 @@ ENCODERS = [s for s in REGISTRY.specs("encoder") if s.source.startswith("alignbe
 # Built-ins that fail a check for a known reason, which the plugin's owner has to fix. Strict: once
 # the check passes, the entry fails and has to go (the same mechanism as an aligner's expected_failures).
 EXPECTED_FAILURES = {
-    ("metric", "geometry"): {
-        "check_invariant_to_item_order": "nmi_aligned clusters with k-means++ seeded by row position, so reordering "
-                                         "the held-out items moves it (by 0.013 on the toy data)"},
     ("metric", "spectral"): {
         "check_perfect_beats_random": "its gt_* scores describe the held-out spaces and its fmap_* scores a "
                                       "functional-map aligner's own map, never the aligned embeddings, so any "
                                       "other alignment scores the same"},
-    ("encoder", "minilm"): {
-        "check_empty_input": "sentence-transformers returns shape (0,), not (0, 384), for no texts"},
 }
 
 

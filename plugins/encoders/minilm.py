@@ -79,6 +79,9 @@ class MiniLMEncoder(Encoder):
         return self._model
 
     def encode(self, items):
-        embeddings = self.model.encode(list(items), batch_size=self.batch_size, convert_to_numpy=True,
+        items = list(items)
+        if not items:  # sentence-transformers returns shape (0,) for no texts
+            return np.zeros((0, self.dim), dtype=np.float32)
+        embeddings = self.model.encode(items, batch_size=self.batch_size, convert_to_numpy=True,
                                        normalize_embeddings=self.normalize, show_progress_bar=False)
         return np.asarray(embeddings, dtype=np.float32)
