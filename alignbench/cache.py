@@ -85,6 +85,15 @@ def _sha256_of(f) -> str:
     return h.hexdigest()
 
 
+class CacheWriteError(OSError):
+    """An entry could not be written. ``embeddings`` holds what was encoded, so that the caller can go
+    on without the cache instead of losing the encoding."""
+
+    def __init__(self, message: str, embeddings: np.ndarray):
+        super().__init__(message)
+        self.embeddings = embeddings
+
+
 @dataclass(frozen=True)
 class CacheEntry:
     key: str
@@ -114,6 +123,25 @@ class EmbeddingCache:
     def __init__(self, directory: str | Path | None = None):
         self.directory = Path(directory) if directory is not None else default_cache_dir()
         self.encoded_items = 0  # items sent through an encoder by this cache object (tests count this)
+        self.unwritable: str | None = None  # why entries cannot be written; then encoding goes on uncached
+
+    def check_writable(self) -> str | None:
+        """Before any encoding: None when entries can be written here, else a one-line warning (and
+        no write is tried later). Existing entries are still read from a read-only cache."""
+        try:
+            if self.directory.exists() and not self.directory.is_dir():
+                raise NotADirectoryError(f"{self.directory} is a file")
+            self.directory.mkdir(parents=True, exist_ok=True)
+            with tempfile.TemporaryFile(dir=self.directory):
+                pass
+        except OSError as exc:
+            self.unwritable = exc.strerror or str(exc)
+            return self.unwritable_warning()
+        return None
+
+    def unwritable_warning(self) -> str:
+        return (f"the embedding cache {self.directory} is not writable ({self.unwritable}); embeddings are not "
+                f"cached in this run. Pass a writable --cache-dir (or --no-cache).")
 
     def key(self, encoder_identity: dict[str, Any], dataset_identity: dict[str, Any]) -> str:
         return digest({"encoder": encoder_identity, "dataset": dataset_identity})[:32]
@@ -142,7 +170,12 @@ class EmbeddingCache:
         array = np.concatenate(chunks) if chunks else np.zeros((0, 0), np.float32)
         meta = {"encoder": encoder_identity, "dataset": dataset_identity, "ids_hash": ids_hash,
                 "shape": list(array.shape), "dtype": "float32", "created": time.strftime("%Y-%m-%dT%H:%M:%S")}
-        self._write(key, array, meta)
+        if self.unwritable is None:
+            try:
+                self._write(key, array, meta)
+            except OSError as exc:  # later entries are not tried; the caller may go on with the embeddings
+                self.unwritable = exc.strerror or str(exc)
+                raise CacheWriteError(self.unwritable_warning(), array) from exc
         return array
 
     def _paths(self, key: str) -> tuple[Path, Path]:

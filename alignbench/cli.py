@@ -7,6 +7,7 @@ import copy
 import functools
 import os
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any, Callable
 
@@ -99,11 +100,12 @@ def shared_sweep_options(command):
                      type=click.Choice(["random", "kmeans", "fps"])),
         click.option("--image-encoder", help="Encoder for datasets that hold raw images."),
         click.option("--text-encoder", help="Encoder for datasets that hold raw texts."),
-        click.option("--store", type=click.Path(dir_okay=False, path_type=Path),
+        # Paths are checked by alignbench, in one line each: a file as --cache-dir is a warning, not an error.
+        click.option("--store", type=click.Path(path_type=Path),
                      help=f"Results file [default: .alignbench/results.sqlite or ${STORE_ENV}]."),
-        click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("leaderboards"),
+        click.option("--out", type=click.Path(path_type=Path), default=Path("leaderboards"),
                      show_default=True, help="Directory for the tables."),
-        click.option("--cache-dir", type=click.Path(file_okay=False, path_type=Path),
+        click.option("--cache-dir", type=click.Path(path_type=Path),
                      help="Embedding cache [default: ~/.cache/alignbench/embeddings or $ALIGNBENCH_CACHE]."),
         click.option("--no-cache", is_flag=True, help="Encode every time; keep no embeddings."),
     ]
@@ -128,6 +130,7 @@ def run(aligners, datasets, levels, seeds, metrics, params, anchor_strategy, ima
     registry = loaded_registry()
     sweep = make_sweep(registry, aligners or DEFAULT_ALIGNERS, datasets, levels, seeds, metrics, params,
                        anchor_strategy, image_encoder, text_encoder)
+    check_output_dir(out, "--out")
     with open_store(store) as (results, store_path):
         summary = execute(registry, results, store_path, [sweep], cache_dir, no_cache)
         names = [n for n, _ in sweep.datasets]
@@ -166,6 +169,7 @@ def robustness(perturbations, fractions, levels, aligners, datasets, seeds, metr
     base = make_sweep(registry, aligners or ROBUSTNESS_ALIGNERS, datasets, levels, seeds, metrics, params,
                       anchor_strategy, image_encoder, text_encoder, perturbations or ROBUSTNESS_PERTURBATIONS)
     base.fractions = int_list(fractions, "--fractions")
+    check_output_dir(out, "--out")
     sweeps = []
     for dataset in base.datasets:  # one sweep per dataset: the default input corruptions need raw items
         sweep = copy.deepcopy(base)
@@ -210,6 +214,7 @@ def make_sweep(registry, aligners, datasets, levels, seeds, metrics, params, anc
         "perturbation": [name for name, _ in damage],
     }
     assigned = assign_params(params, chosen)
+    check_encoders_apply(registry, chosen["dataset"], image_encoder, text_encoder)
     encoders = {m: (e, assigned["encoder"].get(e, {})) for m, e in (("image", image_encoder), ("text", text_encoder))
                 if e}
     return Sweep(
@@ -222,6 +227,38 @@ def make_sweep(registry, aligners, datasets, levels, seeds, metrics, params, anc
         encoders=encoders,
         perturbations=[(name, {**assigned["perturbation"].get(name, {}), **extra}) for name, extra in damage],
     )
+
+
+def check_encoders_apply(registry, datasets: list[str], image_encoder: str | None, text_encoder: str | None) -> None:
+    """An encoder option must reach some dataset: an error when every dataset holds embeddings, a note
+    naming the ones it skips otherwise."""
+    options = [f"--{m}-encoder {e}" for m, e in (("image", image_encoder), ("text", text_encoder)) if e]
+    if not options:
+        return
+    embedded = [name for name in datasets if not registry.load("dataset", name).raw]
+    if len(embedded) == len(datasets):
+        raise InvalidParameterError(f"{' and '.join(options)} would be ignored: {', '.join(embedded)} "
+                                    f"{'holds' if len(embedded) == 1 else 'hold'} embeddings, not raw items. "
+                                    f"Drop the option, or choose a dataset of raw items.")
+    if embedded:
+        click.echo(f"note: {' and '.join(options)} applies to the datasets of raw items only, not to "
+                   f"{', '.join(embedded)}.", err=True)
+
+
+def check_output_dir(path: Path, option: str) -> None:
+    """Before any work: ``path`` is a directory that exists or can be made, and can be written to."""
+    existing = path
+    try:
+        while not existing.exists() and existing != existing.parent:
+            existing = existing.parent
+        if not existing.is_dir():
+            where = "is a file" if existing == path else f"cannot be made: {existing} is a file"
+            raise InvalidParameterError(f"{option} {path} {where}; pass a directory (it is made if missing).")
+        with tempfile.TemporaryFile(dir=existing):
+            pass
+    except OSError as exc:
+        raise InvalidParameterError(f"{option} {path} is not writable ({exc.strerror or exc}); pass a directory "
+                                    f"you can write to.") from None
 
 
 def parse_perturbation(text: str) -> tuple[str, dict]:
@@ -245,8 +282,13 @@ def execute(registry, results, store_path: Path, sweeps: list, cache_dir: Path |
     from .cache import EmbeddingCache
     from .runner import RunSummary, Runner
 
-    runner = Runner(registry, results, cache=None if no_cache else EmbeddingCache(cache_dir), on_encode=EncodeProgress())
+    cache = None if no_cache else EmbeddingCache(cache_dir)
+    runner = Runner(registry, results, cache=cache, on_encode=EncodeProgress())
     total = sum(len(runner.plan(sweep)) for sweep in sweeps)
+    raw = any(registry.load("dataset", name).raw for sweep in sweeps for name, _ in sweep.datasets)
+    warning = cache.check_writable() if cache is not None and raw else None
+    if warning:
+        click.echo(f"warning: {warning}", err=True)
     summary = RunSummary()
     try:
         with click.progressbar(length=total, label="cells", file=sys.stderr, item_show_func=describe_cell) as bar:
@@ -330,8 +372,8 @@ def assign_params(assignments: tuple[str, ...], chosen: dict[str, list[str]]) ->
 
 
 @cli.command()
-@click.option("--store", type=click.Path(dir_okay=False, path_type=Path), help="Results file.")
-@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("leaderboards"), show_default=True)
+@click.option("--store", type=click.Path(path_type=Path), help="Results file.")
+@click.option("--out", type=click.Path(path_type=Path), default=Path("leaderboards"), show_default=True)
 @click.option("--dataset", "datasets", multiple=True, help="Only these datasets (repeatable).")
 @one_line_errors
 def leaderboard(store, out, datasets):
@@ -344,6 +386,7 @@ def leaderboard(store, out, datasets):
     store_path = store or default_store()
     if not Path(store_path).exists():
         raise AlignbenchError(f"no results store at {store_path}; run `alignbench run` first or pass --store.")
+    check_output_dir(out, "--out")
     with ResultStore(store_path) as results:
         written = write_leaderboards(results, out, datasets=list(datasets) or None)
         written += write_robustness(results, out, datasets=list(datasets) or None)
@@ -415,10 +458,10 @@ def cache_rm(keys, everything, cache_dir):
                    "anchors in the gallery); 'both' shows it beside the standard one.")
 @click.option("--image-encoder", help="Encoder for datasets that hold raw images.")
 @click.option("--text-encoder", help="Encoder for datasets that hold raw texts.")
-@click.option("--store", type=click.Path(dir_okay=False, path_type=Path), help="Results file.")
-@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("leaderboards"), show_default=True,
+@click.option("--store", type=click.Path(path_type=Path), help="Results file.")
+@click.option("--out", type=click.Path(path_type=Path), default=Path("leaderboards"), show_default=True,
               help="Directory for the figures.")
-@click.option("--cache-dir", type=click.Path(file_okay=False, path_type=Path),
+@click.option("--cache-dir", type=click.Path(path_type=Path),
               help="Embedding cache [default: ~/.cache/alignbench/embeddings or $ALIGNBENCH_CACHE].")
 @click.option("--no-cache", is_flag=True, help="Encode every time; keep no embeddings.")
 @one_line_errors
@@ -433,13 +476,19 @@ def diagnose(dataset, levels, seeds, params, protocol, image_encoder, text_encod
     registry = load_registry()
     chosen = {"dataset": [dataset], "encoder": [e for e in (image_encoder, text_encoder) if e]}
     assigned = assign_params(params, chosen)
+    check_encoders_apply(registry, [dataset], image_encoder, text_encoder)
     encoders = {m: (e, assigned["encoder"].get(e, {})) for m, e in (("image", image_encoder), ("text", text_encoder)) if e}
     protocols = ("standard", "paper") if protocol == "both" else (protocol,)
+    check_output_dir(out, "--out")
+    embedding_cache = None if no_cache else EmbeddingCache(cache_dir)
+    warning = embedding_cache.check_writable() if embedding_cache and registry.load("dataset", dataset).raw else None
+    if warning:
+        click.echo(f"warning: {warning}", err=True)
     with ResultStore(store or default_store()) as results:
         report = run_diagnosis(registry, results, (dataset, assigned["dataset"].get(dataset, {})),
                                levels=int_list(levels, "--anchors"), seeds=int_list(seeds, "--seeds"),
                                protocols=protocols, encoders=encoders, out=out,
-                               cache=None if no_cache else EmbeddingCache(cache_dir), on_encode=EncodeProgress())
+                               cache=embedding_cache, on_encode=EncodeProgress())
     for name, table in report.retrieval.items():
         click.echo(f"\n{dataset} — mean R@1 (%), {name} protocol; columns are anchor pairs")
         click.echo(tabulate(table, headers="keys", tablefmt="github", disable_numparse=True))

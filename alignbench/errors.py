@@ -33,3 +33,7 @@ class NotFittedError(AlignbenchError):
 
 class DatasetNotFoundError(AlignbenchError, FileNotFoundError):
     """Dataset files missing; the message shows the expected layout."""
+
+
+class StoreError(AlignbenchError):
+    """A results store that is not SQLite, is damaged, has another schema, or cannot be created."""

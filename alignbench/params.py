@@ -106,3 +106,30 @@ def parse_assignment(text: str) -> tuple[str, str, Any]:
     except json.JSONDecodeError:
         value = raw
     return component, key, value
+
+
+def check_range(where: str, value: float, *, low: float | None = None, high: float | None = None,
+                open_low: bool = False, open_high: bool = False) -> None:
+    """Raise InvalidParameterError unless ``value`` is finite and within the bounds (for a component's
+    ``validate``: impossible values are rejected when the sweep is planned, not cell by cell)."""
+    if value != value or value in (float("inf"), float("-inf")):
+        raise InvalidParameterError(f"{where} must be a finite number, got {value!r}.")
+    too_low = low is not None and (value <= low if open_low else value < low)
+    too_high = high is not None and (value >= high if open_high else value > high)
+    if too_low or too_high:
+        left = "" if low is None else f"{'>' if open_low else '>='} {low}"
+        right = "" if high is None else f"{'<' if open_high else '<='} {high}"
+        raise InvalidParameterError(f"{where} must be {' and '.join(b for b in (left, right) if b)}, got {value!r}.")
+
+
+def check_fits_in_memory(where: str, n_bytes: float) -> None:
+    """Refuse, before any work, data that cannot be held in this machine's memory."""
+    import os
+
+    try:
+        total = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):  # not POSIX: nothing to compare with
+        return
+    if n_bytes > total:
+        raise InvalidParameterError(f"{where} would need about {n_bytes / 2**30:,.0f} GiB of memory; this machine "
+                                    f"has {total / 2**30:,.0f} GiB. Lower it.")

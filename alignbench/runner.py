@@ -19,7 +19,7 @@ from typing import Any, Callable, Iterator
 
 import numpy as np
 
-from .cache import EmbeddingCache, items_digest, texts_digest
+from .cache import CacheWriteError, EmbeddingCache, items_digest, texts_digest
 from .errors import AlignbenchError, InvalidParameterError
 from .interfaces import Aligner, AlignmentResult, Anchors, Dataset, DatasetSplits, Encoder, Metric, PairedData
 from .protocols import PROTOCOLS, gallery_with_anchors, paper_splits
@@ -32,6 +32,7 @@ from .supervision import STRATEGIES, draw_anchors
 log = logging.getLogger(__name__)
 
 Params = dict[str, Any]
+MAX_STORED_INT = 2**63 - 1  # seeds and levels are SQLite integers in the results store
 
 
 @dataclass
@@ -130,6 +131,12 @@ class Runner:
             raise InvalidParameterError(f"unknown protocol {sweep.protocol!r}; choose one of {', '.join(PROTOCOLS)}.")
         if not sweep.seeds:
             raise InvalidParameterError("no seeds given; pass e.g. --seeds 0,1,2.")
+        if any(not 0 <= seed <= MAX_STORED_INT for seed in sweep.seeds):
+            raise InvalidParameterError(f"seeds must be integers from 0 to 2**63 - 1, got {sweep.seeds}; "
+                                        f"pass e.g. --seeds 0,1,2.")
+        if any(level > MAX_STORED_INT for level in sweep.levels):
+            raise InvalidParameterError(f"supervision levels must be at most 2**63 - 1, got {sweep.levels}.")
+        self._validate_components(sweep)
         metrics = [self._describe("metric", n, p) for n, p in sweep.metrics]
         damages = self._plan_damage(sweep)
         cells = []
@@ -160,6 +167,27 @@ class Runner:
                             cells.append(Cell(dataset_name, aligner_name, int(level), int(seed),
                                               {**config, "perturbation": damage}, label))
         return cells
+
+    def _validate_components(self, sweep: Sweep) -> None:
+        """Impossible parameter values, before any work: every component whose class defines
+        ``validate()`` checks itself (raising InvalidParameterError or InvalidInputError), and a
+        perturbation must damage a modality of every dataset (``modalities`` on the dataset class,
+        default image and text)."""
+        chosen = [("dataset", sweep.datasets), ("aligner", sweep.aligners), ("metric", sweep.metrics),
+                  ("encoder", list(sweep.encoders.values())), ("perturbation", sweep.perturbations)]
+        for kind, components in chosen:
+            for name, params in components:
+                validate = getattr(self.registry.create(kind, name, params), "validate", None)
+                if callable(validate):
+                    validate()
+        for name, params in sweep.perturbations:
+            modality = getattr(self.registry.create("perturbation", name, params), "modality", None)
+            for dataset_name, _ in sweep.datasets if modality is not None else ():
+                modalities = getattr(self.registry.load("dataset", dataset_name), "modalities", ("image", "text"))
+                if modality not in modalities:
+                    raise InvalidParameterError(
+                        f"perturbation {name!r} damages {modality!r}, but {dataset_name} holds "
+                        f"{' and '.join(modalities)}; write e.g. --perturbation {name}:{modalities[0]}.")
 
     def _plan_damage(self, sweep: Sweep) -> list[dict[str, Any]]:
         if sweep.perturbations and sweep.protocol != "standard":
@@ -287,10 +315,14 @@ class Runner:
         dataset_identity = {"dataset": dataset["name"], "split": split, "side": modality}
         if damage is not None:
             dataset_identity["perturbation"] = {k: damage[k] for k in ("name", "params", "source")}
-        return self.cache.get_or_encode(
-            encoder.encode, items, encoder_identity=identity, dataset_identity=dataset_identity,
-            ids_hash=ids_hash, progress=progress,
-        )
+        try:
+            return self.cache.get_or_encode(
+                encoder.encode, items, encoder_identity=identity, dataset_identity=dataset_identity,
+                ids_hash=ids_hash, progress=progress,
+            )
+        except CacheWriteError as exc:  # encoded, not cached: warn once (the cache tries no more writes) and go on
+            log.warning("%s", exc)
+            return exc.embeddings
 
     def damage(self, cell: Cell, splits: DatasetSplits) -> Damage | str:
         """The damaged train split a perturbed cell learns from, or why the cell is n/a."""

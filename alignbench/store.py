@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
+from .errors import StoreError
+
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS results (
     key TEXT PRIMARY KEY,
@@ -31,6 +33,8 @@ CREATE TABLE IF NOT EXISTS results (
 """
 
 STATUSES = ("ok", "n/a", "failed")
+COLUMNS = ["key", "dataset", "aligner", "anchors", "seed", "status", "config", "metrics", "timings", "environment",
+           "message", "finished_at"]
 
 
 @dataclass(frozen=True)
@@ -55,11 +59,43 @@ class ResultStore:
     def __init__(self, path: str | Path):
         self.path = str(path)
         if self.path != ":memory:":
-            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(self.path)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute(SCHEMA)
-        self._db.commit()
+            _check_location(Path(self.path))
+            _check_header(Path(self.path))
+        try:
+            self._db = sqlite3.connect(self.path)
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot open the results store {self.path} ({exc}); pass another path "
+                             f"(--store or $ALIGNBENCH_STORE).") from None
+        try:
+            self._check_contents()  # first: a file that is not ours is left as it was
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute(SCHEMA)
+            self._db.commit()
+        except sqlite3.Error as exc:
+            self._db.close()
+            raise StoreError(f"{self.path} is not a usable results store ({exc}): not a SQLite database, or a "
+                             f"damaged one. Move it away to start a new store, or pass another path (--store).") from None
+        except StoreError:
+            self._db.close()
+            raise
+
+    def _check_contents(self) -> None:
+        """Refuse, before any cell runs, a SQLite file that is damaged or holds something else: a cell
+        must never be computed and then fail to be stored."""
+        problems = [row[0] for row in self._db.execute("PRAGMA quick_check")]
+        if problems != ["ok"]:
+            detail = [line for line in problems[0].splitlines() if not line.startswith("***")] or problems
+            raise StoreError(f"{self.path} is damaged ({detail[0]}); move it away to start a new store, or "
+                             f"recover its rows with `sqlite3 {self.path} .recover`.")
+        tables = [row[0] for row in self._db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
+        if "results" in tables:
+            columns = [row[1] for row in self._db.execute("PRAGMA table_info(results)")]
+            if columns != COLUMNS:
+                raise StoreError(f"{self.path} has a results table of another schema (columns: {', '.join(columns)}); "
+                                 f"pass another path (--store) for alignbench's results.")
+        elif tables:
+            raise StoreError(f"{self.path} is a SQLite database of something else (tables: {', '.join(tables)}); "
+                             f"pass another path (--store) for alignbench's results.")
 
     def close(self) -> None:
         self._db.close()
@@ -105,6 +141,38 @@ class ResultStore:
                 key, dataset, aligner, anchors, seed, status, json.loads(config), json.loads(metrics),
                 json.loads(timings), json.loads(env), message, finished,
             )
+
+
+def _check_location(path: Path) -> None:
+    """The store's path must be a file (or nothing yet) in a directory that exists or can be made."""
+    if path.is_dir():
+        raise StoreError(f"the results store {path} is a directory; pass a file path such as {path / 'results.sqlite'}.")
+    parent = path.parent
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if not parent.is_dir():
+        raise StoreError(f"cannot create the results store {path}: {parent} is a file, not a directory; pass "
+                         f"another path (--store or $ALIGNBENCH_STORE).")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise StoreError(f"cannot create the directory of the results store {path} ({exc.strerror}); pass another "
+                         f"path (--store or $ALIGNBENCH_STORE).") from None
+
+
+def _check_header(path: Path) -> None:
+    """A non-empty file must start as SQLite files do (SQLite would take a short one for an empty
+    database and write over it)."""
+    try:
+        with open(path, "rb") as f:
+            header = f.read(16)
+    except FileNotFoundError:
+        return
+    except OSError as exc:
+        raise StoreError(f"cannot read the results store {path} ({exc.strerror}); pass another path (--store).") from None
+    if header and header != b"SQLite format 3\x00":
+        raise StoreError(f"{path} is not a results store (not a SQLite database); pass another path (--store), or "
+                         f"move the file away to start a new store.")
 
 
 def _dumps(value: Any) -> str:

@@ -38,7 +38,7 @@ def test_leaderboard_command_rewrites_from_the_store(invoke, tmp_path):
 
 
 @pytest.mark.parametrize("args, message", [
-    (["run", "--aligner", "fmapp"], "unknown aligner 'fmapp'. Did you mean 'fmap'? Known aligners: fmap, gw-procrustes, identity, lstsq"),
+    (["run", "--aligner", "fmapp"], "unknown aligner 'fmapp'. Did you mean 'fmap'? Known aligners: fmap, fmap-spectral, gw-procrustes, identity, lstsq"),
     (["run", "--dataset", "cocoo"], "unknown dataset 'cocoo'. Did you mean 'coco'?"),
     (["run", "--dataset", "coco"], "coco: no data directory given. Pass --param coco.data_dir=/path"),
     (["run", "--anchors", "ten"], "--anchors must be comma-separated integers"),

@@ -6,6 +6,7 @@ import numpy as np
 
 from alignbench import Dataset, PairedData
 from alignbench.errors import InvalidParameterError
+from alignbench.params import check_fits_in_memory, check_range
 
 from .splitting import item_ids, split_items
 
@@ -53,6 +54,21 @@ class SyntheticCorrelated(Dataset):
         self.nonlinearity = nonlinearity
         self.test_fraction = test_fraction
         self.seed = seed
+
+    def validate(self) -> None:
+        """Impossible values, rejected when the sweep is planned."""
+        for key in ("n_items", "n_captions", "latent_dim", "specific_dim", "dim_x", "dim_y", "n_classes"):
+            check_range(f"synthetic-correlated.{key}", getattr(self, key), low=1)
+        check_range("synthetic-correlated.n_items", self.n_items, low=2)  # one train and one test item at least
+        check_range("synthetic-correlated.correlation", self.correlation, low=0, high=1)
+        check_range("synthetic-correlated.noise", self.noise, low=0)
+        check_range("synthetic-correlated.test_fraction", self.test_fraction, low=0, high=1, open_low=True,
+                    open_high=True)
+        check_range("synthetic-correlated.seed", self.seed, low=0)
+        texts = self.n_items * self.n_captions
+        check_fits_in_memory("synthetic-correlated.n_items",
+                             (self.n_items * (self.latent_dim + self.specific_dim + self.dim_x)
+                              + texts * (self.specific_dim + self.dim_y)) * 12)
 
     def load(self):
         if not 0 <= self.correlation <= 1:

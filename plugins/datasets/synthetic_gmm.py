@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from alignbench import Dataset, PairedData
+from alignbench.params import check_fits_in_memory, check_range
 
 from .splitting import item_ids, split_items
 
@@ -46,6 +47,18 @@ class SyntheticGMM(Dataset):
         self.noise = noise
         self.test_fraction = test_fraction
         self.seed = seed
+
+    def validate(self) -> None:
+        """Impossible values, rejected when the sweep is planned."""
+        for key in ("n_items", "latent_dim", "dim_x", "dim_y"):
+            check_range(f"synthetic-gmm.{key}", getattr(self, key), low=1)
+        check_range("synthetic-gmm.n_items", self.n_items, low=2)  # one train and one test item at least
+        check_range("synthetic-gmm.separation", self.separation)
+        check_range("synthetic-gmm.noise", self.noise, low=0)
+        check_range("synthetic-gmm.test_fraction", self.test_fraction, low=0, high=1, open_low=True, open_high=True)
+        check_range("synthetic-gmm.seed", self.seed, low=0)
+        # latent, x, y in float64, then float32 copies
+        check_fits_in_memory("synthetic-gmm.n_items", self.n_items * (self.latent_dim + self.dim_x + self.dim_y) * 12)
 
     def load(self):
         rng = np.random.default_rng(self.seed)
