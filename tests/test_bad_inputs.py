@@ -320,8 +320,6 @@ def test_a_cache_that_fails_while_writing_warns_and_goes_on(invoke, tmp_path, to
     assert stored_cells(tmp_path / "store.sqlite") == 1
 
 
-@pytest.mark.xfail(strict=True, reason="procrustes.dim=-3 runs silently (min(-3, dx, dy) components): the check "
-                                       "belongs in plugins/aligners/procrustes.py as a validate() method")
 def test_a_negative_procrustes_dim_is_refused(invoke):
     result = invoke(["run", *GMM, *SWEEP, "--param", "procrustes.dim=-3"])
     assert result.exit_code == 1 and "procrustes.dim" in result.stderr

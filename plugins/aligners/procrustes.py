@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Literal
 
 from alignbench import Aligner
+from alignbench.params import check_range
 
 from .preprocessing import common_dimension, fit_side, orthogonal_map, stack_available
 
@@ -36,6 +37,11 @@ class ProcrustesAligner(Aligner):
         self.normalize = normalize
         self.center = center
         self.scale = scale
+
+    def validate(self) -> None:
+        """Impossible values, rejected when the sweep is planned."""
+        if self.dim is not None:
+            check_range("procrustes.dim", self.dim, low=1)
 
     def _fit(self, xa, ya, xu, yu):
         dim = common_dimension(xa.shape[1], ya.shape[1], self.dim, self.reduce)
