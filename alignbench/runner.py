@@ -225,7 +225,10 @@ class Runner:
     def run(self, sweep: Sweep, *, on_cell: Callable[[Cell, str], None] | None = None) -> RunSummary:
         """Run every unfinished cell. ``on_cell(cell, status)`` is called after each one (for progress).
 
-        KeyboardInterrupt propagates; every cell finished before it is already stored.
+        Several processes may run sweeps on one store at once: each cell is claimed in the store
+        before it runs, a cell another live process holds is passed over and come back to once the
+        rest is done (finished there: skipped here; its holder gone: taken over), so every cell is
+        computed once. KeyboardInterrupt propagates; every cell finished before it is already stored.
         """
         cells = self.plan(sweep)
         summary = RunSummary()
@@ -237,20 +240,42 @@ class Runner:
                     on_cell(cell, "skipped")
             else:
                 todo.append(cell)
-        for (dataset_key, seed), group in _group_by_dataset_and_seed(todo):
-            splits = self.splits_for(group[0].config)
-            levels = sorted({c.anchors for c in group if c.anchors <= splits.train.n_items})
-            anchors = draw_anchors(splits.train, levels, seed, sweep.anchor_strategy) if levels else {}
-            for cell in group:
-                status, message = self._run_cell(cell, splits, anchors.get(cell.anchors))
-                if status == "ok":
-                    summary.ran += 1
-                elif status == "n/a":
-                    summary.not_applicable += 1
-                else:
-                    summary.failed.append((cell, message))
-                if on_cell:
-                    on_cell(cell, status)
+        if not todo:
+            return summary
+        started, pause = time.time(), 0.1
+        with self.store.renewing_leases():
+            while todo:
+                held = []
+                for (dataset_key, seed), group in _group_by_dataset_and_seed(todo):
+                    anchors = None  # drawn when the group's first cell is claimed
+                    for cell in group:
+                        claim = self.store.claim(cell.key, since=started)
+                        if claim == "held":
+                            held.append(cell)
+                            continue
+                        if claim == "done":  # finished by another process meanwhile
+                            summary.skipped += 1
+                            if on_cell:
+                                on_cell(cell, "skipped")
+                            continue
+                        splits = self.splits_for(group[0].config)
+                        if anchors is None:
+                            levels = sorted({c.anchors for c in group if c.anchors <= splits.train.n_items})
+                            anchors = draw_anchors(splits.train, levels, seed, sweep.anchor_strategy) if levels else {}
+                        status, message = self._run_cell(cell, splits, anchors.get(cell.anchors))
+                        if status == "ok":
+                            summary.ran += 1
+                        elif status == "n/a":
+                            summary.not_applicable += 1
+                        else:
+                            summary.failed.append((cell, message))
+                        if on_cell:
+                            on_cell(cell, status)
+                if held:  # other processes are computing these: wait for them (or for their leases to lapse)
+                    pause = 0.1 if len(held) < len(todo) else min(2 * pause, 2.0)
+                    log.info("waiting for %d cells that other processes are computing", len(held))
+                    time.sleep(pause)
+                todo = held
         return summary
 
     def splits_for(self, config: dict[str, Any]) -> DatasetSplits:

@@ -3,15 +3,28 @@
 A cell's key is a hash of every setting that can move its numbers, so a re-run of the same sweep
 finds finished cells and skips them, and a changed setting is a new cell rather than an overwrite.
 SQLite commits each row on its own: an interrupted sweep keeps everything it finished.
+
+Several processes can share one store: a process claims a cell (a row in ``leases`` naming its host
+and pid, with an expiry its heartbeat pushes forward) before computing it, and the others take other
+cells. A lease whose holder is gone (its pid is dead on this host, or its expiry passed) is taken over,
+so a process killed with kill -9 loses no cell. Claims run in ``BEGIN IMMEDIATE`` transactions: check
+and take are one step, and SQLite's write lock makes them atomic across processes.
 """
 
 from __future__ import annotations
 
 import json
+import logging
+import os
+import socket
 import sqlite3
+import threading
+import time
+import uuid
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterator, Literal
 
 from .errors import StoreError
 
@@ -32,9 +45,27 @@ CREATE TABLE IF NOT EXISTS results (
 )
 """
 
+# Added beside ``results`` (stores written before it gain it on open; older alignbench ignores it).
+LEASES_SCHEMA = """
+CREATE TABLE IF NOT EXISTS leases (
+    key TEXT PRIMARY KEY,          -- the cell's key
+    owner TEXT NOT NULL,           -- the ResultStore that holds it: host/pid/random token
+    host TEXT NOT NULL,            -- hostname and pid namespace: where pid can be checked
+    pid INTEGER NOT NULL,
+    expires_at REAL NOT NULL,      -- unix time; the holder's heartbeat pushes it forward
+    released_at REAL               -- NULL while held; set when the holder stored the cell as failed
+)
+"""
+
 STATUSES = ("ok", "n/a", "failed")
 COLUMNS = ["key", "dataset", "aligner", "anchors", "seed", "status", "config", "metrics", "timings", "environment",
            "message", "finished_at"]
+LEASE_COLUMNS = ["key", "owner", "host", "pid", "expires_at", "released_at"]
+LEASE_SECONDS = 60.0  # a lease of a process elsewhere is trusted this long after its last heartbeat
+BUSY_SECONDS = 30.0  # how long a write waits for another process's write lock
+Claim = Literal["claimed", "held", "done"]
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -53,16 +84,32 @@ class CellRecord:
     finished_at: str
 
 
-class ResultStore:
-    """SQLite-backed results; ``path=":memory:"`` for a throwaway store."""
+@dataclass(frozen=True)
+class Lease:
+    key: str
+    owner: str
+    host: str
+    pid: int
+    expires_at: float
+    released_at: float | None
 
-    def __init__(self, path: str | Path):
+
+class ResultStore:
+    """SQLite-backed results; ``path=":memory:"`` for a throwaway store.
+
+    ``lease_seconds``: how long a claimed cell stays claimed without a heartbeat (see :meth:`claim`).
+    """
+
+    def __init__(self, path: str | Path, *, lease_seconds: float = LEASE_SECONDS):
         self.path = str(path)
+        self.lease_seconds = lease_seconds
+        self.leases_host = _machine()
+        self._owner = f"{self.leases_host}/{os.getpid()}/{uuid.uuid4().hex[:12]}"
         if self.path != ":memory:":
             _check_location(Path(self.path))
             _check_header(Path(self.path))
         try:
-            self._db = sqlite3.connect(self.path)
+            self._db = sqlite3.connect(self.path, timeout=BUSY_SECONDS)
         except sqlite3.Error as exc:
             raise StoreError(f"cannot open the results store {self.path} ({exc}); pass another path "
                              f"(--store or $ALIGNBENCH_STORE).") from None
@@ -71,6 +118,8 @@ class ResultStore:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute(SCHEMA)
             self._db.commit()
+            self._add_leases_table()
+            self._synchronous = self._db.execute("PRAGMA synchronous").fetchone()[0]
         except sqlite3.Error as exc:
             self._db.close()
             raise StoreError(f"{self.path} is not a usable results store ({exc}): not a SQLite database, or a "
@@ -88,14 +137,26 @@ class ResultStore:
             raise StoreError(f"{self.path} is damaged ({detail[0]}); move it away to start a new store, or "
                              f"recover its rows with `sqlite3 {self.path} .recover`.")
         tables = [row[0] for row in self._db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
-        if "results" in tables:
-            columns = [row[1] for row in self._db.execute("PRAGMA table_info(results)")]
-            if columns != COLUMNS:
-                raise StoreError(f"{self.path} has a results table of another schema (columns: {', '.join(columns)}); "
-                                 f"pass another path (--store) for alignbench's results.")
-        elif tables:
+        if "results" not in tables and set(tables) - {"leases"}:
             raise StoreError(f"{self.path} is a SQLite database of something else (tables: {', '.join(tables)}); "
                              f"pass another path (--store) for alignbench's results.")
+        for table, expected in (("results", COLUMNS), ("leases", LEASE_COLUMNS)):
+            if table in tables:
+                columns = [row[1] for row in self._db.execute(f"PRAGMA table_info({table})")]
+                if columns != expected:
+                    raise StoreError(f"{self.path} has a {table} table of another schema (columns: "
+                                     f"{', '.join(columns)}); pass another path (--store) for alignbench's results.")
+
+    def _add_leases_table(self) -> None:
+        """Stores written before leases gain the table; one that cannot be written (read-only) is
+        still opened for reading its results (claiming a cell in it fails)."""
+        try:
+            with self._db:
+                self._db.execute(LEASES_SCHEMA)
+        except sqlite3.OperationalError as exc:
+            if "readonly" not in str(exc):
+                raise
+            log.debug("%s is read-only: no leases table added", self.path)
 
     def close(self) -> None:
         self._db.close()
@@ -113,7 +174,7 @@ class ResultStore:
     def put(self, record: CellRecord) -> None:
         if record.status not in STATUSES:
             raise ValueError(f"status must be one of {STATUSES}, got {record.status!r}")
-        with self._db:  # one transaction per cell: committed now, or not at all
+        with self._db:  # one transaction per cell: committed now, or not at all, with its lease released
             self._db.execute(
                 "INSERT OR REPLACE INTO results VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
@@ -122,6 +183,101 @@ class ResultStore:
                     _dumps(record.environment), record.message, record.finished_at,
                 ),
             )
+            if record.status == "failed":  # kept as a mark: runs under way when it failed do not retry it
+                self._db.execute("UPDATE leases SET released_at = ? WHERE key = ? AND owner = ?",
+                                 (time.time(), record.key, self._owner))
+            else:  # finished for good: no lease is needed any more
+                self._db.execute("DELETE FROM leases WHERE key = ?", (record.key,))
+
+    # ------------------------------------------------------------------ leases
+    def claim(self, key: str, *, since: float) -> Claim:
+        """Claim a cell before computing it. ``"claimed"``: it is this store's to compute until
+        :meth:`put` stores it (or :meth:`release`). ``"held"``: another live process is computing it;
+        ask again later. ``"done"``: stored as ok or n/a, or stored as failed by another process at or
+        after ``since`` (unix time: when this run started; a run retries failures of earlier runs only).
+
+        A lease is taken over when its expiry passed, or at once when it names a process of this host
+        that no longer exists (killed). One small write transaction: cheap next to any cell.
+        """
+        # A lease is worth no disk flush (lost with the machine, it is moot): the next stored cell's
+        # commit flushes it along, and results keep SQLite's full durability.
+        self._db.execute("PRAGMA synchronous = NORMAL")
+        try:
+            self._db.execute("BEGIN IMMEDIATE")  # the write lock first: no other process can claim in between
+            try:
+                claim = self._claim(key, since, time.time())
+            except BaseException:
+                self._db.rollback()
+                raise
+            self._db.commit()
+        finally:
+            self._db.execute(f"PRAGMA synchronous = {int(self._synchronous)}")
+        return claim
+
+    def _claim(self, key: str, since: float, now: float) -> Claim:
+        status = self._db.execute("SELECT status FROM results WHERE key = ?", (key,)).fetchone()
+        if status is not None and status[0] != "failed":
+            return "done"
+        lease = self._db.execute("SELECT owner, host, pid, expires_at, released_at FROM leases WHERE key = ?",
+                                 (key,)).fetchone()
+        if lease is not None:
+            owner, host, pid, expires_at, released_at = lease
+            if released_at is not None:
+                if status is not None and released_at >= since and owner != self._owner:
+                    return "done"
+            elif owner != self._owner and expires_at > now and not (host == self.leases_host and _gone(pid)):
+                return "held"
+            else:
+                log.info("taking over cell %s from %s (%s)", key, owner,
+                         "ours" if owner == self._owner else "expired" if expires_at <= now else "process gone")
+        self._db.execute("INSERT OR REPLACE INTO leases VALUES (?, ?, ?, ?, ?, NULL)",
+                         (key, self._owner, self.leases_host, os.getpid(), now + self.lease_seconds))
+        return "claimed"
+
+    def release(self, key: str | None = None) -> None:
+        """Give back a claimed cell that will not be stored (``None``: every cell this store holds)."""
+        with self._db:
+            if key is None:
+                self._db.execute("DELETE FROM leases WHERE owner = ? AND released_at IS NULL", (self._owner,))
+            else:
+                self._db.execute("DELETE FROM leases WHERE key = ? AND owner = ? AND released_at IS NULL",
+                                 (key, self._owner))
+
+    @contextmanager
+    def renewing_leases(self) -> Iterator[None]:
+        """While the block runs, a heartbeat thread keeps this store's leases from expiring (a cell may
+        compute for minutes); at the end, whatever is still claimed (interrupted, raised) is released."""
+        stop = threading.Event()
+        heartbeat = None
+        if self.path != ":memory:":  # no other process can see a memory store: nothing to renew
+            heartbeat = threading.Thread(target=self._renew, args=(stop,), name="alignbench-lease-heartbeat",
+                                         daemon=True)
+            heartbeat.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            if heartbeat is not None:
+                heartbeat.join()
+            self.release()
+
+    def _renew(self, stop: threading.Event) -> None:
+        db = sqlite3.connect(self.path, timeout=BUSY_SECONDS)  # a connection belongs to one thread
+        try:
+            db.execute("PRAGMA synchronous = NORMAL")  # leases only: see claim()
+            while not stop.wait(self.lease_seconds / 4):
+                try:
+                    with db:
+                        db.execute("UPDATE leases SET expires_at = ? WHERE owner = ? AND released_at IS NULL",
+                                   (time.time() + self.lease_seconds, self._owner))
+                except sqlite3.Error as exc:  # the next beat tries again; four missed in a row: they lapse
+                    log.warning("could not renew the leases in %s (%s)", self.path, exc)
+        finally:
+            db.close()
+
+    def leases(self) -> list[Lease]:
+        """Cells claimed and not stored yet, for inspection."""
+        return [Lease(*row) for row in self._db.execute("SELECT * FROM leases WHERE released_at IS NULL ORDER BY key")]
 
     def records(self, *, dataset: str | None = None, status: str | None = None) -> list[CellRecord]:
         query, args = "SELECT * FROM results WHERE 1=1", []
@@ -141,6 +297,32 @@ class ResultStore:
                 key, dataset, aligner, anchors, seed, status, json.loads(config), json.loads(metrics),
                 json.loads(timings), json.loads(env), message, finished,
             )
+
+
+def _machine() -> str:
+    """Where a pid names a process: the hostname, and the pid namespace where Linux tells it (two
+    containers may share a hostname and a store, not their pids)."""
+    try:
+        return f"{socket.gethostname()} {os.readlink('/proc/self/ns/pid')}"
+    except OSError:
+        return socket.gethostname()
+
+
+def _gone(pid: int) -> bool:
+    """Whether no process ``pid`` runs on this machine (a zombie counts as gone). Unsure: False."""
+    if os.name != "posix":  # os.kill(pid, 0) would terminate it on Windows: rely on the expiry there
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except OSError:  # PermissionError: it exists, as another user
+        return False
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rpartition(")")[2].split()[0] in ("Z", "X")
+    except (OSError, IndexError):
+        return False
 
 
 def _check_location(path: Path) -> None:

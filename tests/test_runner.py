@@ -154,3 +154,48 @@ def test_an_aligners_own_seed_follows_the_cell_seed_unless_the_user_set_it(regis
     for cell in cells:  # seedless aligners (and seed 0, the default) are described, and keyed, as before
         if cell.aligner in ("procrustes", "lstsq", "fmap") or cell.seed == 0:
             assert cell.config["aligner"] == runner._describe("aligner", cell.aligner, dict(aligners)[cell.aligner])
+
+
+def test_a_cell_another_process_holds_is_left_to_it_and_skipped_once_stored_there(registry, tmp_path):
+    """Another process (here a thread with its own store) computes one cell: this run takes the
+    others, comes back to that one at the end and finds it stored."""
+    import threading
+
+    from alignbench.store import CellRecord
+
+    counter, db = tmp_path / "fits.log", tmp_path / "results.sqlite"
+    sweep = counting_sweep(counter, levels=(5, 10), seeds=(0,))
+    with ResultStore(db) as store:
+        held = Runner(registry, store).plan(sweep)[0]
+        claimed, progress = threading.Event(), []
+
+        def other_process():
+            with ResultStore(db) as other:
+                assert other.claim(held.key, since=0) == "claimed"
+                claimed.set()
+                time.sleep(0.6)
+                other.put(CellRecord(held.key, held.dataset, held.aligner, held.anchors, held.seed, "ok", held.config,
+                                     {}, {}, {}, "", "now"))
+
+        thread = threading.Thread(target=other_process)
+        thread.start()
+        claimed.wait(10)
+        summary = Runner(registry, store).run(sweep, on_cell=lambda cell, status: progress.append((cell.key, status)))
+        thread.join()
+        assert (summary.ran, summary.skipped) == (1, 1) and fits_logged(counter) == 1
+        assert progress[-1] == (held.key, "skipped") and len(progress) == 2
+        assert len(store) == 2 and store.leases() == []
+
+
+def test_a_cell_whose_lease_lapses_is_taken_over_at_the_end(registry, tmp_path):
+    """A holder that stops renewing (hung, or on another machine and killed) loses the cell at expiry."""
+    counter, db = tmp_path / "fits.log", tmp_path / "results.sqlite"
+    sweep = counting_sweep(counter, levels=(5, 10), seeds=(0,))
+    with ResultStore(db) as store, ResultStore(db, lease_seconds=0.5) as hung:
+        held = Runner(registry, store).plan(sweep)[0]
+        assert hung.claim(held.key, since=0) == "claimed"  # no heartbeat runs for it
+        started = time.monotonic()
+        summary = Runner(registry, store).run(sweep)
+        assert (summary.ran, summary.skipped) == (2, 0) and fits_logged(counter) == 2
+        assert 0.4 < time.monotonic() - started < 10
+        assert store.leases() == []
