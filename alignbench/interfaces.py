@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Sequence
+from typing import Any, Callable, ClassVar, Hashable, Sequence
 
 import numpy as np
 
@@ -313,6 +313,15 @@ class AlignmentResult:
     train: PairedData | None = None
     unpaired_rows: tuple[np.ndarray, np.ndarray] | None = None
     extras: dict[str, Any] = field(default_factory=dict)
+    _shared: dict[Hashable, Any] = field(default_factory=dict, init=False, repr=False, compare=False)
+
+    def shared(self, key: Hashable, compute: Callable[[], Any]) -> Any:
+        """``compute()``, called once per result and key: metrics that need the same derived object
+        (retrieval and class retrieval read their ranks from one pass over the similarity matrix)
+        ask for it under the same key, and the first one to ask computes it."""
+        if key not in self._shared:
+            self._shared[key] = compute()
+        return self._shared[key]
 
 
 class Metric(Component, ABC):

@@ -21,6 +21,7 @@ text -> image there is one relevant image and AP equals the reciprocal rank.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
@@ -43,6 +44,218 @@ def tie_tolerance(zx: np.ndarray, zy: np.ndarray) -> float:
     return TIE_ULPS * np.sqrt(zx.shape[1]) * float(np.finfo(np.float32).eps) * scale
 
 
+@dataclass(frozen=True)
+class SimilarityRanks:
+    """What one pass over the similarity matrix counts (see :func:`similarity_ranks`).
+
+    i2t, t2i: ``(n_texts,)`` instance counts, as :func:`retrieval_ranks` returns them.
+    class_i2t: ``(n_items,)``, class_t2i: ``(n_texts,)``, as :func:`label_ranks` returns them (None
+    without labels).
+    """
+
+    i2t: np.ndarray
+    t2i: np.ndarray
+    class_i2t: np.ndarray | None = None
+    class_t2i: np.ndarray | None = None
+
+
+# Columns of the tiles the product is counted in: a (block_size, width) float32 tile of TILE_BYTES.
+TILE_BYTES = 1 << 22
+# Where at most this fraction of a tile's scores clears a threshold, the scores that clear it are
+# gathered and compared one by one; above it, whole-tile comparisons are cheaper.
+SPARSE_FRACTION = 1 / 32
+
+
+def similarity_ranks(zx: np.ndarray, zy: np.ndarray, text_item: np.ndarray, item_labels: np.ndarray | None = None,
+                     block_size: int = 256, tolerance: float | None = None,
+                     text_labels: np.ndarray | None = None) -> SimilarityRanks:
+    """Instance and (with ``item_labels``) class ranks from one blocked pass over ``zx @ zy.T``.
+
+    zx: ``(n_items, k)`` float32; zy: ``(n_texts, k)`` float32; text_item: ``(n_texts,)``;
+    item_labels: ``(n_items,)`` or None; text_labels: ``(n_texts,)``, default the labels of the texts'
+    items. Ties within ``tolerance`` (default :func:`tie_tolerance`) count against the relevant item
+    or class, exactly as in :func:`retrieval_ranks` and :func:`label_ranks`.
+
+    The product is computed ``block_size`` items at a time (the shapes it always had, so every score
+    has the same last bits) and counted in column tiles. Each item's thresholds (one per text, and its class's) are
+    taken in increasing order: while many scores clear one, they are counted by a whole-tile
+    comparison; once few do, those few are gathered and compared against every higher threshold.
+    Texts' thresholds likewise. Nothing is copied per threshold. Class ranks need each text's best
+    same-class item before counting: the same-class part of the product (``1 / n_classes`` of it
+    for balanced classes) is computed first for that. Memory is ``O(block_size * n_texts)``.
+    """
+    n_items, n_texts = zx.shape[0], zy.shape[0]
+    text_item = np.asarray(text_item, dtype=np.int64)
+    if tolerance is None:
+        tolerance = tie_tolerance(zx, zy)
+    counter = _TileCounter(zx, zy, text_item, np.float32(tolerance), item_labels, text_labels, block_size)
+    block_size = max(int(block_size), 1)
+    width = max(TILE_BYTES // (4 * block_size), 256)
+    block = np.empty((min(block_size, n_items), n_texts), dtype=np.float32)
+    mask = np.empty(min(block_size, n_items) * min(width, n_texts), dtype=bool)
+    for r0 in range(0, n_items, block_size):
+        r1 = min(r0 + block_size, n_items)
+        # The whole row block at once: a score's last bits depend on the shape of the product it
+        # comes from, and these are the shapes the ranks have always been computed from.
+        scores = np.matmul(zx[r0:r1], zy.T, out=block[:r1 - r0])
+        for c0 in range(0, n_texts, width):
+            counter.count(scores, r0, c0, min(c0 + width, n_texts), mask)
+    return counter.result()
+
+
+class _TileCounter:
+    """The thresholds and counts of :func:`similarity_ranks`; ``count`` counts one tile."""
+
+    def __init__(self, zx, zy, text_item, tol, item_labels, text_labels, block_size):
+        n_items, n_texts = zx.shape[0], zy.shape[0]
+        self.text_item = text_item
+        # Lowered by the tolerance once, so that ">= threshold" counts ties.
+        self.relevant = np.einsum("ij,ij->i", zx[text_item], zy) - tol  # (n_texts,)
+        # Each item's texts as a padded (n_items, max_texts) table, in increasing order of threshold.
+        order = np.lexsort((self.relevant, text_item))
+        counts = np.bincount(text_item, minlength=n_items)
+        slot = np.arange(len(order)) - np.repeat(np.cumsum(counts) - counts, counts)
+        self.table = np.full((n_items, max(int(counts.max(initial=0)), 1)), -1, dtype=np.int64)
+        self.table[text_item[order], slot] = order
+        self.item_thresholds = np.where(self.table >= 0, self.relevant[self.table], np.float32(np.inf))
+        self.item_thresholds = self.item_thresholds.astype(np.float32)
+        self.i2t_sorted = np.zeros(self.table.shape, dtype=np.int64)
+        self.t2i = np.zeros(n_texts, dtype=np.int64)
+        self.with_classes = item_labels is not None
+        if self.with_classes:
+            # Labels as codes 0..n_classes-1; a text whose label no item has gets -1.
+            item_labels = np.asarray(item_labels)
+            text_labels = item_labels[text_item] if text_labels is None else np.asarray(text_labels)
+            codes = np.unique(item_labels)
+            self.item_codes = np.searchsorted(codes, item_labels)
+            self.text_codes = np.searchsorted(codes, text_labels)
+            self.text_codes[codes[np.minimum(self.text_codes, len(codes) - 1)] != text_labels] = -1
+            best_text, best_item = _same_class_best(zx, zy, self.item_codes, self.text_codes, block_size)
+            self.text_class_threshold, self.item_class_threshold = best_text - tol, best_item - tol
+            self.class_i2t = np.zeros(n_items, dtype=np.int64)
+            self.class_t2i = np.zeros(n_texts, dtype=np.int64)
+        else:
+            self.text_class_threshold = np.full(n_items, np.inf, dtype=np.float32)
+            self.item_class_threshold = np.full(n_texts, np.inf, dtype=np.float32)
+        # The lowest threshold a score must clear to count anywhere: per item for each level, per text.
+        self.row_probe = np.minimum(self.item_thresholds, self.text_class_threshold[:, None])
+        self.column_probe = np.minimum(self.relevant, self.item_class_threshold)
+
+    def result(self) -> SimilarityRanks:
+        i2t = np.zeros(len(self.t2i), dtype=np.int64)
+        i2t[self.table[self.table >= 0]] = self.i2t_sorted[self.table >= 0]
+        if not self.with_classes:
+            return SimilarityRanks(i2t, self.t2i)
+        return SimilarityRanks(i2t, self.t2i, self.class_i2t, self.class_t2i)
+
+    def count(self, block: np.ndarray, r0: int, c0: int, c1: int, mask_buffer: np.ndarray) -> None:
+        """Count the tile ``block[:, c0:c1]`` of the row block starting at item ``r0``."""
+        r1 = r0 + block.shape[0]
+        rows, cols = slice(r0, r1), slice(c0, c1)
+        scores = block[:, cols]
+        above = mask_buffer[:scores.size].reshape(scores.shape)
+        own_cols = c0 + np.flatnonzero((self.text_item[cols] >= r0) & (self.text_item[cols] < r1))
+        # An item never competes with its own texts, in any of the four counts.
+        scores[self.text_item[own_cols] - r0, own_cols - c0] = -np.inf
+        self._count_columns(scores, above, rows, cols)
+        self._count_rows(scores, above, rows, cols)
+
+    def _count_columns(self, scores, above, rows, cols):
+        """text -> image: the items scoring at least each text's threshold(s)."""
+        width = cols.stop - cols.start
+        np.greater_equal(scores, self.column_probe[None, cols], out=above)
+        if _sparse(above):
+            r, c, v = _gather(scores, above)
+            text = cols.start + c
+            self.t2i[cols] += np.bincount(c[v >= self.relevant[text]], minlength=width)
+            if self.with_classes:
+                counted = (v >= self.item_class_threshold[text]) & (self.item_codes[rows.start + r] != self.text_codes[text])
+                self.class_t2i[cols] += np.bincount(c[counted], minlength=width)
+            return
+        if not np.array_equal(self.column_probe[cols], self.relevant[cols]):
+            np.greater_equal(scores, self.relevant[None, cols], out=above)
+        self.t2i[cols] += _count(above, axis=0)
+        if self.with_classes:
+            np.greater_equal(scores, self.item_class_threshold[None, cols], out=above)
+            if _sparse(above):
+                r, c, _ = _gather(scores, above)
+                counted = self.item_codes[rows.start + r] != self.text_codes[cols.start + c]
+                self.class_t2i[cols] += np.bincount(c[counted], minlength=width)
+            else:
+                above &= self.item_codes[rows, None] != self.text_codes[None, cols]
+                self.class_t2i[cols] += _count(above, axis=0)
+
+    def _count_rows(self, scores, above, rows, cols):
+        """image -> text: the texts scoring at least each of an item's thresholds, lowest first."""
+        n_rows, levels = scores.shape[0], self.table.shape[1]
+        i2t_sorted, class_i2t = self.i2t_sorted[rows], self.class_i2t[rows] if self.with_classes else None
+        class_done = not self.with_classes
+        for level in range(levels):
+            probe = self.row_probe[rows, level]
+            if np.isinf(probe).all():
+                break
+            np.greater_equal(scores, probe[:, None], out=above)
+            if _sparse(above):
+                r, c, v = _gather(scores, above)
+                hit, hit_level = np.nonzero(v[:, None] >= self.item_thresholds[rows.start + r, level:])
+                i2t_sorted[:, level:] += np.bincount(r[hit] * (levels - level) + hit_level,
+                                                     minlength=n_rows * (levels - level)).reshape(n_rows, -1)
+                if self.with_classes:
+                    item, text = rows.start + r, cols.start + c
+                    counted = (v >= self.text_class_threshold[item]) & (self.text_codes[text] != self.item_codes[item])
+                    class_i2t += np.bincount(r[counted], minlength=n_rows)
+                    class_done = True
+                break
+            if not np.array_equal(probe, self.item_thresholds[rows, level]):
+                np.greater_equal(scores, self.item_thresholds[rows, level, None], out=above)
+            i2t_sorted[:, level] += _count(above, axis=1)
+        if class_done:
+            return
+        np.greater_equal(scores, self.text_class_threshold[rows, None], out=above)
+        if _sparse(above):
+            r, c, _ = _gather(scores, above)
+            class_i2t += np.bincount(r[self.text_codes[cols.start + c] != self.item_codes[rows.start + r]],
+                                     minlength=n_rows)
+        else:
+            above &= self.item_codes[rows, None] != self.text_codes[None, cols]
+            class_i2t += _count(above, axis=1)
+
+
+def _sparse(mask: np.ndarray) -> bool:
+    return np.count_nonzero(mask) <= SPARSE_FRACTION * mask.size
+
+
+def _gather(scores: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Row, column and score of the set entries of ``mask`` (C-contiguous, shaped like ``scores``)."""
+    r, c = np.divmod(np.flatnonzero(mask), mask.shape[1])
+    return r, c, scores[r, c]
+
+
+def _count(mask: np.ndarray, axis: int) -> np.ndarray:
+    """``mask.sum(axis)`` as int64, summing bytes (numpy's bool sum converts every element)."""
+    small = mask.shape[axis] <= np.iinfo(np.uint16).max
+    return np.add.reduce(mask.view(np.uint8), axis=axis, dtype=np.uint16 if small else np.int64).astype(np.int64)
+
+
+def _same_class_best(zx: np.ndarray, zy: np.ndarray, item_labels: np.ndarray, text_labels: np.ndarray,
+                     block_size: int) -> tuple[np.ndarray, np.ndarray]:
+    """Each item's best same-class text score ``(n_items,)`` and each text's best same-class item
+    score ``(n_texts,)``, from the same-class blocks of the product only (-inf where there is none)."""
+    best_text = np.full(len(zx), -np.inf, dtype=np.float32)
+    best_item = np.full(len(zy), -np.inf, dtype=np.float32)
+    for label in np.unique(item_labels):
+        items, texts = np.flatnonzero(item_labels == label), np.flatnonzero(text_labels == label)
+        if not len(texts):
+            continue
+        class_texts = zy[texts]
+        for start in range(0, len(items), block_size):
+            rows = items[start:start + block_size]
+            scores = zx[rows] @ class_texts.T
+            best_text[rows] = scores.max(axis=1)
+            best_item[texts] = np.maximum(best_item[texts], scores.max(axis=0))
+    return best_text, best_item
+
+
 def retrieval_ranks(zx: np.ndarray, zy: np.ndarray, text_item: np.ndarray, block_size: int = 256,
                     tolerance: float | None = None):
     """Non-relevant items scoring at least as high as each relevant one (ties within ``tolerance``,
@@ -51,40 +264,26 @@ def retrieval_ranks(zx: np.ndarray, zy: np.ndarray, text_item: np.ndarray, block
     zx: ``(n_items, k)``; zy: ``(n_texts, k)``; text_item: ``(n_texts,)``.
     Returns ``(i2t, t2i)``: ``i2t[t]`` counts the texts not of item ``text_item[t]`` that item
     scores at least as high as text ``t``; ``t2i[t]`` counts the items other than ``text_item[t]``
-    that score at least as high against text ``t``. Memory is ``O(block_size * n_texts)``.
+    that score at least as high against text ``t``. See :func:`similarity_ranks` for the pass.
     """
-    n_items = zx.shape[0]
-    if tolerance is None:
-        tolerance = tie_tolerance(zx, zy)
-    # Lowered by the tolerance once, so that ">= threshold" counts ties.
-    relevant_score = np.einsum("ij,ij->i", zx[text_item], zy) - np.float32(tolerance)  # (n_texts,)
-    i2t = np.zeros(len(text_item), dtype=np.int64)
-    t2i = np.zeros(len(text_item), dtype=np.int64)
-    # Texts grouped by item, as a padded (n_items, max_texts) table of text indices (-1 = none).
-    order = np.argsort(text_item, kind="stable")
-    counts = np.bincount(text_item, minlength=n_items)
-    slot = np.arange(len(order)) - np.repeat(np.cumsum(counts) - counts, counts)
-    table = np.full((n_items, counts.max()), -1, dtype=np.int64)
-    table[text_item[order], slot] = order
-    for start in range(0, n_items, block_size):
-        stop = min(start + block_size, n_items)
-        scores = zx[start:stop] @ zy.T  # (b, n_texts)
-        rows = np.arange(stop - start)
-        own = (text_item >= start) & (text_item < stop)
-        own_rows, own_cols = text_item[own] - start, np.flatnonzero(own)
-        beats = scores >= relevant_score[None, :]
-        beats[own_rows, own_cols] = False  # an item never outranks itself
-        t2i += beats.sum(axis=0)
-        scores[own_rows, own_cols] = -np.inf  # only non-relevant texts compete in image -> text
-        for j in range(table.shape[1]):
-            texts = table[start:stop, j]
-            present = texts >= 0
-            if not present.any():
-                continue
-            threshold = relevant_score[np.where(present, texts, 0)]
-            above = (scores[rows[present]] >= threshold[present, None]).sum(axis=1)
-            i2t[texts[present]] = above
-    return i2t, t2i
+    ranks = similarity_ranks(zx, zy, text_item, None, block_size, tolerance)
+    return ranks.i2t, ranks.t2i
+
+
+def shared_ranks(result: AlignmentResult, similarity: Literal["cosine", "dot"] = "cosine",
+                 block_size: int = 256) -> SimilarityRanks:
+    """The ranks of ``result``'s aligned test split, computed once per result for every metric that
+    asks with the same similarity and block size (retrieval and class retrieval share one pass).
+    Class ranks are included where the split has labels and the similarity is cosine."""
+
+    def compute() -> SimilarityRanks:
+        zx, zy = result.zx.astype(np.float32), result.zy.astype(np.float32)
+        if similarity == "cosine":
+            zx, zy = l2_normalize(zx), l2_normalize(zy)
+        labels = result.test.labels if similarity == "cosine" else None
+        return similarity_ranks(zx, zy, result.test.text_item, labels, block_size)
+
+    return result.shared(("retrieval-ranks", similarity, int(block_size)), compute)
 
 
 class Retrieval(Metric):
@@ -104,12 +303,9 @@ class Retrieval(Metric):
         self.paper_i2t = paper_i2t
 
     def compute(self, result: AlignmentResult) -> dict[str, float]:
-        zx, zy = result.zx.astype(np.float32), result.zy.astype(np.float32)
-        if self.similarity == "cosine":
-            zx, zy = l2_normalize(zx), l2_normalize(zy)
-        text_item = result.test.text_item
-        i2t_above, t2i_above = retrieval_ranks(zx, zy, text_item, self.block_size)
-        return retrieval_scores(i2t_above, t2i_above, text_item, zx.shape[0], self.ks, self.paper_i2t)
+        ranks = shared_ranks(result, self.similarity, self.block_size)
+        return retrieval_scores(ranks.i2t, ranks.t2i, result.test.text_item, result.test.n_items, self.ks,
+                                self.paper_i2t)
 
 
 def retrieval_scores(i2t_above: np.ndarray, t2i_above: np.ndarray, text_item: np.ndarray, n_items: int,
@@ -150,25 +346,18 @@ def label_ranks(zx: np.ndarray, zy: np.ndarray, item_labels: np.ndarray, text_la
     Returns ``(i2t, t2i)``: for each item, the number of other-class texts scoring at least as high
     as its best same-class text; for each text, the number of other-class items scoring at least as
     high as its best same-class item. Ties within ``tolerance`` (default :func:`tie_tolerance`)
-    count against the relevant class.
+    count against the relevant class. ``text_labels`` must be the labels of the texts' items.
     """
-    n_items = zx.shape[0]
-    if tolerance is None:
-        tolerance = tie_tolerance(zx, zy)
-    best_item = np.full(len(zy), -np.inf, dtype=np.float32)  # pass 1: each text's best same-class item
-    for start in range(0, n_items, block_size):
-        scores = zx[start:start + block_size] @ zy.T
-        same = item_labels[start:start + block_size, None] == text_labels[None, :]
-        best_item = np.maximum(best_item, np.where(same, scores, -np.inf).max(axis=0))
-    i2t = np.zeros(n_items, dtype=np.int64)
-    t2i = np.zeros(len(zy), dtype=np.int64)
-    for start in range(0, n_items, block_size):  # pass 2: count the other-class competitors
-        scores = zx[start:start + block_size] @ zy.T
-        same = item_labels[start:start + block_size, None] == text_labels[None, :]
-        best_text = np.where(same, scores, -np.inf).max(axis=1) - np.float32(tolerance)
-        i2t[start:start + block_size] = ((scores >= best_text[:, None]) & ~same).sum(axis=1)
-        t2i += ((scores >= best_item[None, :] - np.float32(tolerance)) & ~same).sum(axis=0)
-    return i2t, t2i
+    item_labels, text_labels = np.asarray(item_labels), np.asarray(text_labels)
+    # The class ranks do not depend on which item a text belongs to: spread each class's texts over
+    # its items (item 0 for a class without items), so that the instance counts stay cheap.
+    text_item = np.zeros(len(text_labels), dtype=np.int64)
+    for label in np.unique(text_labels):
+        texts, items = np.flatnonzero(text_labels == label), np.flatnonzero(item_labels == label)
+        if len(items):
+            text_item[texts] = items[np.arange(len(texts)) % len(items)]
+    ranks = similarity_ranks(zx, zy, text_item, item_labels, block_size, tolerance, text_labels)
+    return ranks.class_i2t, ranks.class_t2i
 
 
 class ClassRetrieval(Metric):
@@ -193,8 +382,8 @@ class ClassRetrieval(Metric):
         labels = result.test.labels
         if labels is None:
             return {}
-        zx, zy = l2_normalize(result.zx.astype(np.float32)), l2_normalize(result.zy.astype(np.float32))
-        i2t, t2i = label_ranks(zx, zy, labels, labels[result.test.text_item], self.block_size)
+        ranks = shared_ranks(result, "cosine", self.block_size)
+        i2t, t2i = ranks.class_i2t, ranks.class_t2i
         scores = {}
         for k in self.ks:
             scores[f"class_i2t_R@{k}"] = float(np.mean(i2t < k))

@@ -175,3 +175,57 @@ def test_integer_embeddings_give_the_brute_force_ranks_exactly(similarity):
     i2t, t2i = brute_force_ranks(ax, ay, text_item, tie_tolerance(ax, ay))
     expected = retrieval_scores(i2t, t2i, text_item, 40, metric.ks)
     assert scores == pytest.approx(expected, abs=0)
+
+
+def brute_force_class_ranks(zx, zy, labels, text_labels, tolerance):
+    """The class tie rule one pair at a time, in float64."""
+    s = zx.astype(np.float64) @ zy.astype(np.float64).T
+    same = labels[:, None] == text_labels[None, :]
+    best_text = np.where(same, s, -np.inf).max(axis=1)
+    best_item = np.where(same, s, -np.inf).max(axis=0)
+    i2t = ((s >= best_text[:, None] - tolerance) & ~same).sum(axis=1)
+    t2i = ((s >= best_item[None, :] - tolerance) & ~same).sum(axis=0)
+    return i2t, t2i
+
+
+@pytest.mark.parametrize("sparse_fraction", [0.0, 1 / 32, 1.0])  # always whole-tile, mixed, always gathered
+@pytest.mark.parametrize("case", range(6))
+def test_one_pass_counts_whole_tiles_and_gathered_scores_alike(monkeypatch, sparse_fraction, case):
+    """similarity_ranks counts densely or by gathering, tile by tile (small tiles here): the instance and
+    class ranks equal the brute-force ones either way, duplicates (exact ties) included."""
+    from alignbench_plugins.metrics import retrieval
+
+    monkeypatch.setattr(retrieval, "SPARSE_FRACTION", sparse_fraction)
+    monkeypatch.setattr(retrieval, "TILE_BYTES", 4 * 8 * 300)
+    rng = np.random.default_rng(100 + case)
+    n_items = int(rng.integers(30, 120))
+    zx = rng.standard_normal((n_items // 2, 24)).astype(np.float32)[rng.integers(0, n_items // 2, n_items)]
+    text_item = np.repeat(np.arange(n_items), rng.integers(1, 7, n_items))
+    zy = (zx[text_item] + [0.2, 1.0, 5.0][case % 3] * rng.standard_normal((len(text_item), 24))).astype(np.float32)
+    zy[rng.random(len(zy)) < 0.3] = zy[0]  # a repeated "string"
+    zx, zy = l2_normalize(zx), l2_normalize(zy)
+    labels = rng.integers(0, int(rng.integers(1, 5)), n_items)
+    tolerance = tie_tolerance(zx, zy)
+    ranks = retrieval.similarity_ranks(zx, zy, text_item, labels, block_size=8)
+    expected_i2t, expected_t2i = brute_force_ranks(zx, zy, text_item, tolerance)
+    np.testing.assert_array_equal(ranks.i2t, expected_i2t)
+    np.testing.assert_array_equal(ranks.t2i, expected_t2i)
+    class_i2t, class_t2i = brute_force_class_ranks(zx, zy, labels, labels[text_item], tolerance)
+    np.testing.assert_array_equal(ranks.class_i2t, class_i2t)
+    np.testing.assert_array_equal(ranks.class_t2i, class_t2i)
+
+
+def test_retrieval_and_class_retrieval_share_one_pass(monkeypatch):
+    from alignbench_plugins.metrics import retrieval
+    from alignbench_plugins.metrics.retrieval import ClassRetrieval
+
+    calls = []
+    original = retrieval.similarity_ranks
+    monkeypatch.setattr(retrieval, "similarity_ranks", lambda *a, **k: calls.append(1) or original(*a, **k))
+    result = toy_result()
+    alone = ClassRetrieval().compute(toy_result()) | Retrieval().compute(toy_result())
+    calls.clear()
+    together = Retrieval().compute(result) | ClassRetrieval().compute(result)
+    assert len(calls) == 1 and together == alone
+    Retrieval(similarity="dot").compute(result)  # another similarity is another pass
+    assert len(calls) == 2
