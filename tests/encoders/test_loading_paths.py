@@ -15,6 +15,7 @@ from alignbench.plugins import load_registry  # noqa: E402
 from alignbench_plugins.encoders.clip import CLIPImageEncoder, CLIPTextEncoder  # noqa: E402
 from alignbench_plugins.encoders.dinov2 import DINOv2Encoder  # noqa: E402
 from alignbench_plugins.encoders.runtime import EncoderUnavailableError  # noqa: E402
+from tiny_encoder_weights import tiny_clip, tiny_dinov2  # noqa: E402  (tests/support)
 
 rng = np.random.default_rng(0)
 IMAGES = [rng.integers(0, 255, (64, 80, 3), dtype=np.uint8) for _ in range(3)]
@@ -22,12 +23,7 @@ IMAGES = [rng.integers(0, 255, (64, 80, 3), dtype=np.uint8) for _ in range(3)]
 
 @pytest.fixture(scope="module")
 def tiny_dinov2_dir(tmp_path_factory):
-    torch.manual_seed(0)
-    config = transformers.Dinov2Config(hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-                                       intermediate_size=64, patch_size=14, image_size=224)
-    path = tmp_path_factory.mktemp("tiny-random-dinov2")
-    transformers.Dinov2Model(config).save_pretrained(path)  # weights only: no processor saved
-    return str(path)
+    return tiny_dinov2(tmp_path_factory.mktemp("tiny-random-dinov2"))
 
 
 def test_dinov2_loading_path_on_a_tiny_random_model(tiny_dinov2_dir):
@@ -48,27 +44,7 @@ def test_dinov2_identity_changes_with_the_weights(tiny_dinov2_dir, tmp_path):
 
 @pytest.fixture(scope="module")
 def tiny_clip_dir(tmp_path_factory):
-    import json
-
-    torch.manual_seed(0)
-    path = tmp_path_factory.mktemp("tiny-random-clip")
-    letters = "abcdefghijklmnopqrstuvwxyz"
-    vocab = {"<|startoftext|>": 0, "<|endoftext|>": 1}
-    for token in list(letters) + [c + "</w>" for c in letters]:
-        vocab[token] = len(vocab)
-    (path / "vocab.json").write_text(json.dumps(vocab))
-    (path / "merges.txt").write_text("#version: 0.2\n")
-    tokenizer = transformers.CLIPTokenizer(str(path / "vocab.json"), str(path / "merges.txt"))
-    processor = transformers.CLIPProcessor(image_processor=transformers.CLIPImageProcessor(), tokenizer=tokenizer)
-    config = transformers.CLIPConfig(
-        text_config={"vocab_size": len(vocab), "hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2,
-                     "num_attention_heads": 2, "max_position_embeddings": 77},
-        vision_config={"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2, "num_attention_heads": 2,
-                       "image_size": 224, "patch_size": 32},
-        projection_dim=16)
-    transformers.CLIPModel(config).save_pretrained(path)
-    processor.save_pretrained(path)
-    return str(path)
+    return tiny_clip(tmp_path_factory.mktemp("tiny-random-clip"))
 
 
 def test_clip_loading_path_on_a_tiny_random_model(tiny_clip_dir):
@@ -78,6 +54,7 @@ def test_clip_loading_path_on_a_tiny_random_model(tiny_clip_dir):
     zy = texts.encode(["a cat", "a dog on a mat", "birds"])
     assert zx.shape == (3, 16) and zy.shape == (3, 16)  # both towers land in the shared projection
     np.testing.assert_array_equal(zy, texts.encode(["a cat", "a dog on a mat", "birds"]))
+    assert not np.allclose(zy[0], zy[1])  # the text tower pools each caption's own end token
     # Per-batch padding must not change a text's embedding.
     np.testing.assert_allclose(texts.encode(["a cat"]), zy[:1], atol=1e-5)
 
