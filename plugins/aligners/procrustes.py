@@ -7,7 +7,7 @@ from typing import Literal
 from alignbench import Aligner
 from alignbench.params import check_range
 
-from .preprocessing import common_dimension, fit_side, orthogonal_map, stack_available
+from .preprocessing import common_dimension, fit_side, rotation_from_cross, stack_available
 
 
 class ProcrustesAligner(Aligner):
@@ -48,7 +48,10 @@ class ProcrustesAligner(Aligner):
         options = dict(reduce=self.reduce, normalize=self.normalize, center=self.center, scale=self.scale)
         self.side_x_ = fit_side(stack_available(xa, xu), dim, **options)
         self.side_y_ = fit_side(stack_available(ya, yu), dim, **options)
-        self.rotation_ = orthogonal_map(self.side_x_(xa), self.side_y_(ya))
+        # orthogonal_map(side_x(xa), side_y(ya)) without projecting the anchors: the cross-covariance
+        # of the prepared anchors (d x d, float64), then both bases.
+        cross = self.side_x_.prepare(xa).T @ self.side_y_.prepare(ya)
+        self.rotation_ = rotation_from_cross(self.side_x_.basis.T @ cross @ self.side_y_.basis)
 
     def _transform_x(self, x):
         return self.side_x_(x) @ self.rotation_
