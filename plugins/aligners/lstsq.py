@@ -6,11 +6,14 @@ import numpy as np
 
 from alignbench import Aligner
 
+from .preprocessing import least_squares
+
 
 class LeastSquaresAligner(Aligner):
     """``W = argmin ||(Xa - mx) W - (Ya - my)||^2 + alpha ||W||^2``; x maps into y's space.
 
-    With fewer anchors than dimensions and ``alpha = 0`` this is the minimum-norm solution.
+    With fewer anchors than dimensions and ``alpha = 0`` this is the minimum-norm solution (numpy's
+    SVD least squares); with more, a Cholesky solve of the normal equations accumulated in float64.
     """
 
     name = "lstsq"
@@ -31,7 +34,9 @@ class LeastSquaresAligner(Aligner):
             gram = xc.T @ xc + self.alpha * np.eye(xc.shape[1])
             self.coef_ = np.linalg.solve(gram, xc.T @ yc)
         else:
-            self.coef_ = np.linalg.lstsq(xc, yc, rcond=None)[0]
+            # A Cholesky solve of the float64 Gram with more anchors than dimensions; numpy's SVD
+            # least squares (the minimum-norm solution) with fewer, or when the Gram is ill-conditioned.
+            self.coef_ = least_squares(xc, yc)
 
     def _transform_x(self, x):
         return (x - self.mean_x_) @ self.coef_

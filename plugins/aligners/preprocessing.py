@@ -7,6 +7,8 @@ from dataclasses import dataclass
 from typing import ContextManager
 
 import numpy as np
+import scipy.linalg
+import scipy.linalg.lapack
 
 from alignbench.arrays import l2_normalize
 
@@ -126,3 +128,30 @@ def rotation_from_cross(cross: np.ndarray, dtype=np.float64) -> np.ndarray:
         u, s, vt = np.linalg.svd(cross, full_matrices=False)
     rank = int((s > RANK_TOL * s[0]).sum()) if len(s) and s[0] > 0 else 0
     return (u[:, :rank] @ vt[:rank]).astype(dtype)
+
+
+# A Cholesky solve of the Gram matrix is trusted while the Gram's reciprocal condition number is above
+# this (the data's condition number below 1e4): its solution then agrees with the SVD one well within
+# float32 rounding. Below it, or with no more rows than columns, the SVD least squares is kept.
+MIN_GRAM_RCOND = 1e-8
+
+
+def least_squares(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``argmin_w ||a w - b||^2`` for ``a`` ``(n, d)``, ``b`` ``(n, k)``, in float64: ``(d, k)``.
+
+    With more rows than columns and a well-conditioned ``a``, a Cholesky solve of the Gram ``a^T a``
+    accumulated in float64 (5x faster than an SVD at n = 5000, d = 384). Otherwise numpy's SVD
+    least squares, the minimum-norm solution where the system is underdetermined or rank deficient
+    (least squares' double descent at as many anchors as dimensions depends on it).
+    """
+    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    if a.shape[0] > a.shape[1]:
+        gram = a.T @ a
+        with single_threaded():
+            factor, info = scipy.linalg.lapack.dpotrf(gram, lower=0, clean=1)
+            if info == 0:
+                rcond, info = scipy.linalg.lapack.dpocon(factor, float(np.abs(gram).sum(axis=0).max()))
+                if info == 0 and rcond > MIN_GRAM_RCOND:
+                    return scipy.linalg.cho_solve((factor, False), a.T @ b, check_finite=False)
+    with single_threaded():
+        return np.linalg.lstsq(a, b, rcond=None)[0]

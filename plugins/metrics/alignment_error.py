@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from alignbench import AlignmentResult, Metric
+from alignbench_plugins.aligners.preprocessing import least_squares
 
 
 def mean_squared_distance(a: np.ndarray, b: np.ndarray) -> float:
@@ -60,9 +61,10 @@ class AlignmentError(Metric):
 
 
 def unexplained_variance(z: np.ndarray, latent: np.ndarray) -> float:
-    """``1 - R^2`` of the least-squares affine map ``z -> latent``."""
+    """``1 - R^2`` of the least-squares affine map ``z -> latent`` (a Cholesky solve of the float64 Gram
+    where it is well conditioned, else the SVD least squares: :func:`least_squares`)."""
     design = np.concatenate([z.astype(np.float64), np.ones((len(z), 1))], axis=1)
     target = latent.astype(np.float64)
-    coef = np.linalg.lstsq(design, target, rcond=None)[0]
+    coef = least_squares(design, target)
     residual = ((design @ coef - target) ** 2).sum()
     return float(residual / ((target - target.mean(axis=0)) ** 2).sum())
