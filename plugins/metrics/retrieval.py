@@ -164,6 +164,9 @@ class _TileCounter:
         """text -> image: the items scoring at least each text's threshold(s)."""
         width = cols.stop - cols.start
         np.greater_equal(scores, self.column_probe[None, cols], out=above)
+        if not self.with_classes:  # the probe is the threshold: count it as it is
+            self.t2i[cols] += _count(above, axis=0)
+            return
         if _sparse(above):
             r, c, v = _gather(scores, above)
             text = cols.start + c
