@@ -181,7 +181,7 @@ def test_robustness_command_runs_a_small_suite(tmp_path):
     (["--perturbation", "dropp"], "unknown perturbation 'dropp'. Did you mean 'drop'?"),
     (["--perturbation", ":text"], "write NAME or NAME:MODALITY"),
     (["--fractions", "20,x"], "--fractions must be comma-separated integers"),
-    (["--perturbation", "drop:audio"], "damages 'audio' but this dataset's modalities are image and text"),
+    (["--perturbation", "drop:audio"], "damages 'audio', but synthetic-gmm holds image and text"),
 ])
 def test_robustness_command_errors_name_the_fix(tmp_path, args, message):
     result = CliRunner().invoke(cli, ["robustness", "--dataset", "synthetic-gmm", "--aligner", "lstsq", "--seeds", "0",
