@@ -30,6 +30,16 @@ Expected layout under the {name} root:
 {extra}"""
 
 
+def inside(root: Path, relative: str | Path, source: Path) -> Path:
+    """``root / relative``, or a one-line error when a listed name points outside ``root``
+    (``../../etc/passwd``, an absolute path): a split file only names images within its folder."""
+    path = root / relative
+    if Path(relative).is_absolute() or not path.resolve().is_relative_to(root.resolve()):
+        raise DatasetNotFoundError(f"{source} lists {str(relative)!r}, outside {root}; image names in a split file "
+                                   f"must be relative paths inside the image folder.")
+    return path
+
+
 def karpathy_records(path: Path, image_root: Path, splits: set[str], use_filepath: bool):
     """``(item_id, image_path, captions)`` for the images of the given Karpathy splits."""
     try:
@@ -42,7 +52,7 @@ def karpathy_records(path: Path, image_root: Path, splits: set[str], use_filepat
             continue
         relative = Path(entry.get("filepath", "")) / entry["filename"] if use_filepath else Path(entry["filename"])
         captions = [s.get("raw") or " ".join(s.get("tokens", [])) for s in entry.get("sentences", [])]
-        records.append((str(relative), image_root / relative, captions))
+        records.append((str(relative), inside(image_root, relative, path), captions))
     return records
 
 
@@ -55,7 +65,7 @@ def official_coco_records(annotations: Path, image_dir: Path):
             captions.setdefault(annotation["image_id"], []).append(annotation["caption"])
     except (json.JSONDecodeError, KeyError, TypeError) as exc:
         raise DatasetNotFoundError(f"{annotations} is not a COCO captions file ({exc}).") from None
-    return [(f"{image_dir.name}/{name}", image_dir / name, captions.get(image_id, []))
+    return [(f"{image_dir.name}/{name}", inside(image_dir, name, annotations), captions.get(image_id, []))
             for image_id, name in sorted(images.items())]
 
 
@@ -165,7 +175,7 @@ class Flickr8k(_Flickr):
                 captions.setdefault(key.split("#")[0], []).append(caption)
 
         def listed(filename: str):
-            names = require_file(root / filename, self.name, self.layout()).read_text().split()
-            return [(name, images / name, captions.get(name, [])) for name in names]
+            listing = require_file(root / filename, self.name, self.layout())
+            return [(name, inside(images, name, listing), captions.get(name, [])) for name in listing.read_text().split()]
 
         return listed("Flickr_8k.trainImages.txt"), listed("Flickr_8k.testImages.txt"), (str(tokens), str(tokens))

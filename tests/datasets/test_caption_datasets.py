@@ -97,3 +97,23 @@ def test_skimage_photos_are_captioned_by_their_docstrings():
     captions = dict(zip(splits.train.item_ids + splits.test.item_ids, splits.train.y + splits.test.y))
     assert len(captions) == 23
     assert captions["chelsea"] == "Chelsea the cat." and captions["coffee"] == "Coffee cup."
+
+
+@pytest.mark.parametrize("name", ["../../outside.jpg", "/etc/passwd", "sub/../../../outside.jpg"])
+def test_split_file_entries_must_stay_inside_the_data_folder(tmp_path, name):
+    import json
+
+    root = karpathy_coco(tmp_path / "coco")
+    split = json.loads((root / "dataset_coco.json").read_text())
+    split["images"][0]["filename"] = name
+    (root / "dataset_coco.json").write_text(json.dumps(split))
+    with pytest.raises(DatasetNotFoundError, match="outside") as error:
+        COCO(data_dir=str(root)).load()
+    assert "\n" not in str(error.value)
+
+
+def test_flickr8k_listing_entries_must_stay_inside_the_image_folder(tmp_path):
+    root = flickr8k_original(tmp_path)
+    (root / "Flickr_8k.testImages.txt").write_text("../Flickr8k.token.txt\n")
+    with pytest.raises(DatasetNotFoundError, match="outside"):
+        Flickr8k(data_dir=str(root)).load()
