@@ -1,7 +1,8 @@
 """Speed of the core kernels, side by side with the obvious alternative, in one run.
 
 Run with ``python -m pytest tests/benchmarks --benchmark-enable``; compare within a group as ratios
-(the machine is noisy). In the default test run these execute once, as smoke tests.
+(the machine is noisy). In the default test run (benchmarks disabled) each executes once at a
+smoke size, a twenty-fifth of the benchmarked one.
 """
 
 import numpy as np
@@ -11,6 +12,11 @@ from alignbench.arrays import l2_normalize
 from alignbench_plugins.aligners.nullspace import NullSpaceAligner
 from alignbench_plugins.aligners.procrustes import ProcrustesAligner
 from alignbench_plugins.metrics.retrieval import retrieval_ranks
+
+
+def sized(benchmark, n: int) -> int:
+    """``n`` when benchmarking, a smoke size in the default test run."""
+    return n if not benchmark.disabled else max(n // 25, 40)
 
 
 def caption_set(n_items, per_item=5, dim=256, seed=0):
@@ -33,19 +39,19 @@ def ranks_by_sorting(zx, zy, text_item):
 
 @pytest.mark.benchmark(group="retrieval 1k images x 5k captions")
 def test_retrieval_blocked_counting(benchmark):
-    zx, zy, text_item = caption_set(1000)
+    zx, zy, text_item = caption_set(sized(benchmark, 1000))
     benchmark(retrieval_ranks, zx, zy, text_item)
 
 
 @pytest.mark.benchmark(group="retrieval 1k images x 5k captions")
 def test_retrieval_full_argsort(benchmark):
-    zx, zy, text_item = caption_set(1000)
+    zx, zy, text_item = caption_set(sized(benchmark, 1000))
     benchmark(ranks_by_sorting, zx, zy, text_item)
 
 
 @pytest.mark.benchmark(group="retrieval COCO-5k size")
 def test_retrieval_blocked_counting_5k_by_25k(benchmark):
-    zx, zy, text_item = caption_set(5000)
+    zx, zy, text_item = caption_set(sized(benchmark, 5000))
     benchmark.pedantic(retrieval_ranks, args=(zx, zy, text_item), rounds=2, iterations=1)
 
 
@@ -66,18 +72,18 @@ def null_space_by_svd(x, y, k):
 
 @pytest.mark.benchmark(group="null space, 5k anchors, 384 + 384 dims")
 def test_nullspace_gram_eigh(benchmark):
-    x, y = anchors(5000)
+    x, y = anchors(sized(benchmark, 5000))
     benchmark(lambda: NullSpaceAligner(whiten=False, n_components=64).fit(x, y))
 
 
 @pytest.mark.benchmark(group="null space, 5k anchors, 384 + 384 dims")
 def test_nullspace_thin_svd(benchmark):
-    x, y = anchors(5000)
+    x, y = anchors(sized(benchmark, 5000))
     benchmark(null_space_by_svd, x, y, 64)
 
 
 @pytest.mark.benchmark(group="procrustes fit, 384 dims")
 @pytest.mark.parametrize("n", [5000, 25000])
 def test_procrustes_fit(benchmark, n):
-    x, y = anchors(n)
+    x, y = anchors(sized(benchmark, n))
     benchmark(lambda: ProcrustesAligner().fit(x, y))
