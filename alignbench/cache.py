@@ -27,6 +27,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from .errors import InvalidParameterError
+from .processes import process_gone
 
 log = logging.getLogger(__name__)
 
@@ -264,7 +265,7 @@ class EmbeddingCache:
                 continue
             age = now - stat.st_mtime
             owner_gone = (match["pid"] is not None and match["host"] == _host()
-                          and not _process_alive(int(match["pid"])))
+                          and process_gone(int(match["pid"])))
             out.append(TemporaryFile(match["key"], path, stat.st_size, age, age > STALE_AFTER_S or owner_gone))
         return out
 
@@ -341,15 +342,3 @@ def _remove_path(path: Path, directories_only: bool = False) -> None:
 @functools.lru_cache(maxsize=1)
 def _host() -> str:
     return re.sub(r"[^A-Za-z0-9_-]", "_", socket.gethostname()) or "host"
-
-
-def _process_alive(pid: int) -> bool:
-    if os.name != "posix":  # os.kill(pid, 0) is not a liveness probe elsewhere: only the age counts
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except OSError:  # EPERM: alive, someone else's
-        return True
-    return True

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any, Iterator, Literal
 
 from .errors import StoreError
+from .processes import process_gone
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS results (
@@ -225,7 +226,7 @@ class ResultStore:
             if released_at is not None:
                 if status is not None and released_at >= since and owner != self._owner:
                     return "done"
-            elif owner != self._owner and expires_at > now and not (host == self.leases_host and _gone(pid)):
+            elif owner != self._owner and expires_at > now and not (host == self.leases_host and process_gone(pid)):
                 return "held"
             else:
                 log.info("taking over cell %s from %s (%s)", key, owner,
@@ -306,23 +307,6 @@ def _machine() -> str:
         return f"{socket.gethostname()} {os.readlink('/proc/self/ns/pid')}"
     except OSError:
         return socket.gethostname()
-
-
-def _gone(pid: int) -> bool:
-    """Whether no process ``pid`` runs on this machine (a zombie counts as gone). Unsure: False."""
-    if os.name != "posix":  # os.kill(pid, 0) would terminate it on Windows: rely on the expiry there
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return True
-    except OSError:  # PermissionError: it exists, as another user
-        return False
-    try:
-        with open(f"/proc/{pid}/stat") as stat:
-            return stat.read().rpartition(")")[2].split()[0] in ("Z", "X")
-    except (OSError, IndexError):
-        return False
 
 
 def _check_location(path: Path) -> None:
