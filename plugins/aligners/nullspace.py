@@ -6,7 +6,7 @@ import numpy as np
 
 from alignbench import Aligner
 
-from .preprocessing import whitening
+from .preprocessing import principal_directions, whitening
 
 
 class NullSpaceAligner(Aligner):
@@ -97,15 +97,6 @@ class NullSpaceAligner(Aligner):
 
     def _transform_y(self, y):
         return (y - self.mean_y_) @ self.proj_y_ @ self.w_y_.T
-
-
-def principal_directions(centred: np.ndarray, tol: float) -> tuple[np.ndarray, np.ndarray]:
-    """Eigenvalues (descending) of ``centred^T centred`` above ``tol`` times the largest, and their
-    ``(d, r)`` orthonormal eigenvectors. ``centred``: ``(m, d)`` float64."""
-    eigvals, eigvecs = np.linalg.eigh(centred.T @ centred)
-    eigvals, eigvecs = eigvals[::-1], eigvecs[:, ::-1]
-    keep = eigvals > tol * max(eigvals[0], np.finfo(float).tiny)
-    return eigvals[keep], eigvecs[:, keep]
 
 
 def _spectrum(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -39,17 +39,22 @@ def pca_basis(x: np.ndarray, dim: int) -> np.ndarray:
     return basis * np.where(flip == 0, 1.0, flip)
 
 
+def principal_directions(centred: np.ndarray, tol: float) -> tuple[np.ndarray, np.ndarray]:
+    """Eigenvalues (descending) of ``centred^T centred`` above ``tol`` times the largest, and their
+    ``(d, r)`` orthonormal eigenvectors: the informative directions of ``centred`` ``(m, d)``."""
+    centred = np.asarray(centred, dtype=np.float64)
+    eigvals, eigvecs = np.linalg.eigh(centred.T @ centred)
+    eigvals, eigvecs = eigvals[::-1], eigvecs[:, ::-1]
+    keep = eigvals > tol * max(eigvals[0], np.finfo(float).tiny)
+    return eigvals[keep], eigvecs[:, keep]
+
+
 def whitening(x: np.ndarray, tol: float = 1e-8, max_dim: int | None = None) -> np.ndarray:
     """A ``(d, r)`` map that makes centred ``x`` ``(n, d)`` have identity covariance on its ``r``
-    informative directions (eigenvalues above ``tol`` times the largest)."""
-    x = np.asarray(x, dtype=np.float64)
-    eigvals, eigvecs = np.linalg.eigh(x.T @ x / max(len(x), 1))
-    order = np.argsort(eigvals)[::-1]
-    eigvals, eigvecs = eigvals[order], eigvecs[:, order]
-    keep = eigvals > tol * max(eigvals[0], np.finfo(float).tiny)
-    if max_dim is not None:
-        keep &= np.arange(len(eigvals)) < max_dim
-    return eigvecs[:, keep] / np.sqrt(eigvals[keep])
+    informative directions (:func:`principal_directions`, at most ``max_dim`` of them)."""
+    eigvals, eigvecs = principal_directions(x, tol)
+    eigvals, eigvecs = eigvals[:max_dim], eigvecs[:, :max_dim]
+    return eigvecs / np.sqrt(eigvals / max(len(x), 1))
 
 
 def rms_norm(x: np.ndarray) -> float:
