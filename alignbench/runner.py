@@ -177,17 +177,17 @@ class Runner:
                   ("encoder", list(sweep.encoders.values())), ("perturbation", sweep.perturbations)]
         for kind, components in chosen:
             for name, params in components:
-                validate = getattr(self.registry.create(kind, name, params), "validate", None)
+                component = self.registry.create(kind, name, params)
+                validate = getattr(component, "validate", None)
                 if callable(validate):
                     validate()
-        for name, params in sweep.perturbations:
-            modality = getattr(self.registry.create("perturbation", name, params), "modality", None)
-            for dataset_name, _ in sweep.datasets if modality is not None else ():
-                modalities = getattr(self.registry.load("dataset", dataset_name), "modalities", ("image", "text"))
-                if modality not in modalities:
-                    raise InvalidParameterError(
-                        f"perturbation {name!r} damages {modality!r}, but {dataset_name} holds "
-                        f"{' and '.join(modalities)}; write e.g. --perturbation {name}:{modalities[0]}.")
+                modality = getattr(component, "modality", None) if kind == "perturbation" else None
+                for dataset_name, _ in sweep.datasets if modality is not None else ():
+                    modalities = getattr(self.registry.load("dataset", dataset_name), "modalities", ("image", "text"))
+                    if modality not in modalities:
+                        raise InvalidParameterError(
+                            f"perturbation {name!r} damages {modality!r}, but {dataset_name} holds "
+                            f"{' and '.join(modalities)}; write e.g. --perturbation {name}:{modalities[0]}.")
 
     def _plan_damage(self, sweep: Sweep) -> list[dict[str, Any]]:
         if sweep.perturbations and sweep.protocol != "standard":
@@ -432,10 +432,8 @@ class Runner:
         xu = yu = rows = None
         train = splits.train if damage is None else damage.train
         if aligner.uses_unpaired:
-            if damage is None:
-                rows = unpaired_rows(train, anchors, cell.seed)
-            else:
-                rows = unpaired_rows(train, anchors, cell.seed, damage.kept_items, damage.kept_texts)
+            kept = () if damage is None else (damage.kept_items, damage.kept_texts)
+            rows = unpaired_rows(train, anchors, cell.seed, *kept)
             xu, yu = train.x[rows[0]], train.y[rows[1]]
         started = time.perf_counter()
         aligner.fit(anchors.x, anchors.y, xu, yu)

@@ -117,8 +117,7 @@ class _TileCounter:
         slot = np.arange(len(order)) - np.repeat(np.cumsum(counts) - counts, counts)
         self.table = np.full((n_items, max(int(counts.max(initial=0)), 1)), -1, dtype=np.int64)
         self.table[text_item[order], slot] = order
-        self.item_thresholds = np.where(self.table >= 0, self.relevant[self.table], np.float32(np.inf))
-        self.item_thresholds = self.item_thresholds.astype(np.float32)
+        self.item_thresholds = np.where(self.table >= 0, self.relevant[self.table], np.inf).astype(np.float32)
         self.i2t_sorted = np.zeros(self.table.shape, dtype=np.int64)
         self.t2i = np.zeros(n_texts, dtype=np.int64)
         self.with_classes = item_labels is not None
@@ -171,22 +170,20 @@ class _TileCounter:
             r, c, v = _gather(scores, above)
             text = cols.start + c
             self.t2i[cols] += np.bincount(c[v >= self.relevant[text]], minlength=width)
-            if self.with_classes:
-                counted = (v >= self.item_class_threshold[text]) & (self.item_codes[rows.start + r] != self.text_codes[text])
-                self.class_t2i[cols] += np.bincount(c[counted], minlength=width)
+            other_class = self.item_codes[rows.start + r] != self.text_codes[text]
+            self.class_t2i[cols] += np.bincount(c[(v >= self.item_class_threshold[text]) & other_class], minlength=width)
             return
         if not np.array_equal(self.column_probe[cols], self.relevant[cols]):
             np.greater_equal(scores, self.relevant[None, cols], out=above)
         self.t2i[cols] += _count(above, axis=0)
-        if self.with_classes:
-            np.greater_equal(scores, self.item_class_threshold[None, cols], out=above)
-            if _sparse(above):
-                r, c, _ = _gather(scores, above)
-                counted = self.item_codes[rows.start + r] != self.text_codes[cols.start + c]
-                self.class_t2i[cols] += np.bincount(c[counted], minlength=width)
-            else:
-                above &= self.item_codes[rows, None] != self.text_codes[None, cols]
-                self.class_t2i[cols] += _count(above, axis=0)
+        np.greater_equal(scores, self.item_class_threshold[None, cols], out=above)
+        if _sparse(above):
+            r, c, _ = _gather(scores, above)
+            counted = self.item_codes[rows.start + r] != self.text_codes[cols.start + c]
+            self.class_t2i[cols] += np.bincount(c[counted], minlength=width)
+        else:
+            above &= self.item_codes[rows, None] != self.text_codes[None, cols]
+            self.class_t2i[cols] += _count(above, axis=0)
 
     def _count_rows(self, scores, above, rows, cols):
         """image -> text: the texts scoring at least each of an item's thresholds, lowest first."""
