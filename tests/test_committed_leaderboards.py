@@ -11,6 +11,11 @@ chaotic in their inputs' last bits by nature (a Gromov-Wasserstein local optimum
 less kept by fmap's cycle-consistency filter at 5 anchors), and the spread says how much such a
 cell's number means. The same sweep on the same machine is byte-identical (tests/test_leaderboard.py).
 
+The full check (every default dataset, all seeds, and the robustness samples below) takes about 3
+minutes on 2 cores, so it is the ``leaderboards`` tier: ``python -m pytest -m leaderboards``, which
+``.ci/run`` runs after the default tier. The default tier keeps a smoke form: seed 0 of
+synthetic-correlated, every default aligner and level, against the committed seed-0 rows.
+
 The robustness tables take about 20 minutes to regenerate on 2 cores, too long for every CI run,
 so CI re-runs a sample of their cells (seed 0, 50% damage, every default aligner, clean and
 damaged) and checks each against the committed seed-0 row, within the same bound plus that cell's
@@ -64,6 +69,33 @@ def check_board(fresh: pd.DataFrame, committed: pd.DataFrame, name: str):
     assert not problems, STALE.format(name) + ":\n" + "\n".join(problems[:20])
 
 
+def test_seed_zero_of_synthetic_correlated_reproduces_the_committed_rows(tmp_path):
+    """The default tier's smoke form of the check below (about 20 s)."""
+    dataset = "synthetic-correlated"
+    result = CliRunner().invoke(cli, ["run", "--dataset", dataset, "--seeds", "0",
+                                      "--store", str(tmp_path / "s.sqlite"), "--out", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    fresh, committed = pd.read_csv(tmp_path / f"{dataset}.csv"), pd.read_csv(COMMITTED / f"{dataset}.csv")
+    check_seed_rows(fresh, committed, f"{dataset}.csv")
+
+
+def check_seed_rows(fresh: pd.DataFrame, committed: pd.DataFrame, name: str):
+    """``fresh`` holds some seeds of the committed sweep: each of its rows within the bound of the
+    committed row of the same cell and seed, plus that cell's spread over the committed seeds."""
+    keys, cell = ["setting", "aligner", "anchors", "seed"], ["setting", "aligner", "anchors"]
+    assert list(fresh.columns) == list(committed.columns), STALE.format(name)
+    numeric = [c for c in fresh.select_dtypes("number").columns if c not in keys]
+    spread = committed.groupby(cell)[numeric].std()
+    same = committed.merge(fresh[keys], on=keys)
+    assert len(same) == len(fresh), STALE.format(name) + ": the committed table lacks some cells"
+    statuses = [frame.sort_values(keys)["status"].fillna("n/a").tolist() for frame in (fresh, same)]
+    assert statuses[0] == statuses[1], STALE.format(name)
+    spread = spread.reindex(pd.MultiIndex.from_frame(same[cell])).set_axis(pd.MultiIndex.from_frame(same[keys]))
+    problems = spread_problems(fresh[keys + numeric], same[keys + numeric], spread, keys)
+    assert not problems, STALE.format(name) + ":\n" + "\n".join(problems[:20])
+
+
+@pytest.mark.leaderboards
 def test_default_sweep_reproduces_the_committed_leaderboards_and_robustness_samples(tmp_path):
     result = CliRunner().invoke(cli, ["run", "--store", str(tmp_path / "s.sqlite"), "--out", str(tmp_path)])
     assert result.exit_code == 0, result.output
@@ -88,6 +120,19 @@ def test_the_check_tolerates_seed_noise_but_not_a_shifted_cell():
         check_board(shifted, committed, "toy.csv")
     with pytest.raises(AssertionError):
         check_board(committed[committed["seed"] < 2], committed, "toy.csv")  # a missing cell
+
+
+def test_the_seed_row_check_tolerates_seed_noise_but_not_a_shifted_row():
+    committed = pd.DataFrame({"setting": "s", "aligner": ["a"] * 3 + ["b"] * 3, "anchors": 5, "seed": [0, 1, 2] * 2,
+                              "status": "ok", "mean_R@1": [0.50, 0.51, 0.49, 0.2, 0.9, 0.5]})
+    seed0 = committed[committed["seed"] == 0]
+    check_seed_rows(seed0.assign(**{"mean_R@1": [0.505, 0.5]}), committed, "toy.csv")  # b: within its spread
+    with pytest.raises(AssertionError, match="'a', 5, 0\\) mean_R@1: 0.45 now, 0.5 committed"):
+        check_seed_rows(seed0.assign(**{"mean_R@1": [0.45, 0.2]}), committed, "toy.csv")
+    with pytest.raises(AssertionError, match="stale"):
+        check_seed_rows(seed0.assign(status=["ok", "failed"]), committed, "toy.csv")
+    with pytest.raises(AssertionError, match="lacks some cells"):
+        check_seed_rows(seed0.assign(anchors=7), committed, "toy.csv")
 
 
 ROW = ["aligner", "perturbation", "fraction", "anchors", "seed"]
