@@ -27,7 +27,9 @@ def test_a_sweep_stores_every_cell_and_a_rerun_skips_them(registry, store, tmp_p
     assert len(store) == 6 and fits_logged(counter) == 4
     record = store.records(status="ok")[0]
     assert {"mean_R@1", "i2t_R@5", "alignment_error_heldout"} <= set(record.metrics)
-    assert set(record.timings) == {"fit_s", "transform_s", "metrics_s"} and "numpy" in record.environment
+    per_metric = {f"metric:{m['name']}_s" for m in record.config["metrics"]}
+    assert set(record.timings) == {"fit_s", "transform_s", "metrics_s"} | per_metric and "numpy" in record.environment
+    assert record.timings["metrics_s"] == pytest.approx(sum(record.timings[k] for k in per_metric))
     assert record.config["aligner"]["params"] == {"counter_path": str(counter), "sleep": 0.0}
 
     again = Runner(registry, store).run(counting_sweep(counter))

@@ -8,9 +8,11 @@ from alignbench import AlignmentResult, Metric
 from alignbench_plugins.geometry import diagnostics as d
 import scipy.sparse as sp
 
+from alignbench.memo import memoize_by_content
 from alignbench_plugins.geometry.graphs import graph_eigenbasis
 
 
+@memoize_by_content(maxsize=4)  # once per held-out split, not once per cell
 def ground_truth_map(x: np.ndarray, y: np.ndarray, text_item: np.ndarray, n_neighbors: int, n_eigen: int):
     """``C_gt = Psi^T Pi Phi`` on held-out data whose pairs are all known.
 

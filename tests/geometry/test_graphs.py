@@ -1,7 +1,10 @@
 import numpy as np
 import scipy.sparse as sp
 
-from alignbench_plugins.geometry.graphs import knn, knn_graph, laplacian_eigenbasis, largest_component
+from alignbench_plugins.geometry.functional_maps import nearest_rows
+from alignbench_plugins.geometry.graphs import (
+    knn, knn_graph, laplacian_eigenbasis, largest_component, top_k, top_k_numpy,
+)
 
 
 def test_knn_is_exact_and_blocking_does_not_matter():
@@ -15,6 +18,23 @@ def test_knn_is_exact_and_blocking_does_not_matter():
     np.fill_diagonal(full, -np.inf)
     np.testing.assert_array_equal(idx_big, np.argsort(-full, axis=1)[:, :5])
     assert (np.diff(sims, axis=1) <= 0).all()
+
+
+def test_top_k_with_and_without_torch_agrees_with_a_full_sort():
+    rng = np.random.default_rng(3)
+    scores = rng.standard_normal((50, 2000)).astype(np.float32)
+    expected = np.argsort(-scores, axis=1, kind="stable")[:, :15]
+    for select in (top_k, top_k_numpy):
+        indices, values = select(scores, 15)
+        np.testing.assert_array_equal(indices, expected)
+        np.testing.assert_array_equal(values, np.take_along_axis(scores, expected, axis=1))
+
+
+def test_nearest_rows_is_the_brute_force_euclidean_nearest():
+    rng = np.random.default_rng(4)
+    queries, points = rng.standard_normal((70, 5)), rng.standard_normal((90, 5))
+    brute = np.argmin(((queries[:, None, :] - points[None, :, :]) ** 2).sum(axis=2), axis=1)
+    np.testing.assert_array_equal(nearest_rows(queries, points, block_size=16), brute)
 
 
 def test_graph_is_symmetric_and_eigenbasis_matches_dense_solver():
