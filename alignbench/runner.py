@@ -489,4 +489,7 @@ def _group_by_dataset_and_seed(cells: list[Cell]) -> Iterator[tuple[tuple[str, i
         key = (config_key({"d": cell.config["dataset"], "e": cell.config["encoders"],
                            "s": cell.config["anchor_strategy"], "p": cell.config.get("protocol")}), cell.seed)
         groups.setdefault(key, []).append(cell)
-    yield from groups.items()
+    # Level by level: the cells of one level share their unpaired rows, so aligners that do the
+    # same aligner-independent work on them (fmap and fmap-spectral's eigenbases) find it done.
+    for key, group in groups.items():
+        yield key, sorted(group, key=lambda cell: cell.anchors)

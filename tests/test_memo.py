@@ -64,3 +64,16 @@ def test_fmap_and_fmap_spectral_on_one_cell_build_each_eigenbasis_once_and_fit_a
     np.testing.assert_array_equal(fresh.C_, spectral.C_)
     np.testing.assert_array_equal(fresh.transform_y(y), spectral.transform_y(y))
     assert fmap.eigvals_full_x_ is spectral.eigvals_full_x_
+
+
+def test_a_sweep_runs_level_by_level_so_fmap_spectral_reuses_fmaps_eigenbases(registry, store):
+    from alignbench.runner import Runner, Sweep
+
+    small = ("synthetic-correlated", {"n_items": 300, "dim_x": 16, "dim_y": 12, "latent_dim": 4, "specific_dim": 4})
+    sweep = Sweep(aligners=[("fmap", {}), ("fmap-spectral", {})], datasets=[small], levels=[5, 25, 50], seeds=[0],
+                  metrics=[("retrieval", {})])
+    graph_eigenbasis.memo_clear()
+    summary = Runner(registry, store).run(sweep)
+    assert summary.ran == 6
+    # Each level: fmap builds the two eigenbases, fmap-spectral finds them (the memo holds 8).
+    assert graph_eigenbasis.memo_info()["misses"] == 6 and graph_eigenbasis.memo_info()["hits"] == 6
