@@ -31,24 +31,29 @@ def launch(playwright):
     return playwright.chromium.launch(executable_path=find_chromium(), args=["--no-sandbox"])
 
 
-def screenshot(site: Path, png: Path) -> Path:
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        raise AlignbenchError("Playwright is not installed: pip install -e '.[site]'.") from None
+def screenshot(site: Path, png: Path, browser=None) -> Path:
+    """Save the top of ``site``'s index page as ``png``; ``browser``: a launched Playwright browser to
+    use (one is started otherwise)."""
     index = (site / "index.html").resolve()
     if not index.exists():
         raise AlignbenchError(f"{index} does not exist; run `alignbench publish --out {site}` first.")
     png.parent.mkdir(parents=True, exist_ok=True)
+    if browser is not None:
+        page = browser.new_page(viewport=VIEWPORT)
+        page.goto(index.as_uri())
+        page.screenshot(path=str(png))
+        page.close()
+        return png
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        raise AlignbenchError("Playwright is not installed: pip install -e '.[site]'.") from None
     with sync_playwright() as playwright:
-        browser = launch(playwright)
+        started = launch(playwright)
         try:
-            page = browser.new_page(viewport=VIEWPORT)
-            page.goto(index.as_uri())
-            page.screenshot(path=str(png))
+            return screenshot(site, png, started)
         finally:
-            browser.close()
-    return png
+            started.close()
 
 
 if __name__ == "__main__":
