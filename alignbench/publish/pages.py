@@ -203,8 +203,10 @@ def reproduce_command(table: Table, cells: list[Cell], defaults: Callable[[str, 
     for kind, component, values in params:
         default = defaults(kind, component) or {}
         for key, value in sorted(values.items()):
-            if key not in default or default[key] != value:
-                args += ["--param", f"{component}.{key}={json.dumps(value)}"]
+            text = json.dumps(value, sort_keys=True, separators=(",", ":"))
+            # As JSON: a default tuple (1, 5, 10) is the recorded list [1, 5, 10].
+            if key not in default or json.dumps(default[key], sort_keys=True, separators=(",", ":")) != text:
+                args += ["--param", f"{component}.{key}={text}"]
     return " ".join(shlex.quote(a) for a in args)
 
 
