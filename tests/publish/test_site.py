@@ -124,3 +124,12 @@ def test_publish_refuses_a_folder_it_did_not_make_and_replaces_one_it_did(tmp_pa
     (site / "stale.html").write_text("from an older publish")
     build_site(COMMITTED, site, known_metrics=known, seeds=DEFAULT_SEEDS)
     assert not (site / "stale.html").exists() and (site / "index.html").exists()
+
+
+def test_without_chromium_the_browser_tests_are_told_how_to_get_it(monkeypatch, tmp_path):
+    from alignbench.publish.screenshot import CHROMIUM_ENV, find_chromium
+
+    monkeypatch.setenv("PATH", str(tmp_path))
+    monkeypatch.delenv(CHROMIUM_ENV, raising=False)
+    with pytest.raises(AlignbenchError, match="apt-get install chromium"):
+        find_chromium()
