@@ -53,12 +53,14 @@ def build_site(leaderboards: Path, out: Path, *, store_records: list[CellRecord]
     if store_records is not None:
         report.store_disagreements = add_store_provenance(tables, store_records)
         seen = {r.key: normalized(r.metrics) for r in store_records}
-    accepted = []
+    accepted, site_rejections = [], []
     for path in sorted(results.glob("*.json")) if results is not None else []:
         try:  # one bad file is reported and skipped; the others still publish
             submission = load_submission(path, known_metrics, seeds, seen)
         except SubmissionError as exc:
             report.rejected.append(str(exc))
+            # The site names the file alone: where the folder was on the build machine is no reader's concern.
+            site_rejections.append(str(exc).replace(str(path), path.name, 1))
             continue
         seen.update({r.key: normalized(r.metrics) for r in submission.records})
         add_submission(tables, submission)
@@ -80,7 +82,7 @@ def build_site(leaderboards: Path, out: Path, *, store_records: list[CellRecord]
     navigation = pages.nav(tables, links)
     write = _writer(report)
     write(out / "index.html", pages.layout("alignbench leaderboards",
-                                           pages.index_page(tables, links, verdicts, report.rejected), navigation))
+                                           pages.index_page(tables, links, verdicts, site_rejections), navigation))
     for table in tables:
         link = links[(table.dataset, table.setting_id)]
         body = pages.table_page(table, link, robustness(leaderboards, table.dataset), defaults)

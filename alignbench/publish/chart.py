@@ -21,7 +21,7 @@ def nice_ceiling(value: float) -> float:
 
 
 def recall_chart(series: dict[str, dict[int, float]], levels: list[int], title: str,
-                 dashed: frozenset[str] = frozenset()) -> str:
+                 dashed: frozenset[str] = frozenset(), axis: str = "mean R@1 (%)") -> str:
     """``series``: row label -> {anchor level: mean recall in percent} (levels without a number are left
     out of the line). Levels are spaced evenly (0 to 500 anchors on a linear axis would crowd the
     small levels, and a log axis has no place for 0). ``dashed``: rows drawn dashed (submitted rows)."""
@@ -45,7 +45,7 @@ def recall_chart(series: dict[str, dict[int, float]], levels: list[int], title: 
         parts.append(f'<text class="tick" x="{position:.1f}" y="{TOP + plot_h + 16}" text-anchor="middle">{level}</text>')
     parts.append(f'<text class="label" x="{LEFT + plot_w / 2:.1f}" y="{HEIGHT - 6}" text-anchor="middle">anchor pairs</text>')
     parts.append(f'<text class="label" x="12" y="{TOP + plot_h / 2:.1f}" text-anchor="middle" '
-                 f'transform="rotate(-90 12 {TOP + plot_h / 2:.1f})">mean R@1 (%)</text>')
+                 f'transform="rotate(-90 12 {TOP + plot_h / 2:.1f})">{escape(axis)}</text>')
     for i, (row, points) in enumerate(sorted(series.items())):
         colour = PALETTE[i % len(PALETTE)]
         dash = ' stroke-dasharray="5 3"' if row in dashed else ""

@@ -100,7 +100,7 @@ def chart(table: Table, metric: str = HEADLINE) -> str:
         if summary.mean is not None:
             series[row][level] = 100 * summary.mean
     dashed = frozenset(c.row for c in table.cells if c.origin)
-    return (f'<figure class="chart">{recall_chart(series, table.levels(), f"{table.dataset}: {metric} (%) against anchor pairs", dashed)}'
+    return (f'<figure class="chart">{recall_chart(series, table.levels(), f"{table.dataset}: {metric} (%) against anchor pairs", dashed, f"{metric} (%)")}'
             f"<figcaption>{escape(metric)} (%) against anchor pairs, mean over seeds; one line per aligner"
             f"{' (submitted rows dashed)' if dashed else ''}.</figcaption></figure>\n")
 
@@ -281,7 +281,9 @@ def index_page(tables: list[Table], links: dict[tuple[str, str], PageLinks], ver
                       + (headline_table(table, CLASS_HEADLINE) if metric == CLASS_HEADLINE else "")
                       + chart(table, metric) + "</section>\n")
     parts = ["<p>Cross-modal alignment: aligners by supervision level (anchor pairs). Numbers are mean ± std over "
-             "seeds; rows marked <span class=\"badge\">submitted by …</span> come from third-party results files.</p>\n",
+             "seeds; rows marked <span class=\"badge\">submitted by …</span> come from third-party results files. "
+             "The numbers are computed from the leaderboard JSON files, which keep six decimals: a last digit can "
+             "differ by one from the markdown tables, which round the full-precision values.</p>\n",
              *boards,
              '<section id="claims"><h2>Seed claims</h2>\n<table class="claims"><thead><tr><th scope="col">claim</th>'
              '<th scope="col">dataset</th><th scope="col">verdict</th><th scope="col">evidence</th></tr></thead><tbody>\n']
