@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,8 +17,6 @@ from .sources import Table, add_store_provenance, add_submission, local_tables, 
 ASSETS = Path(__file__).parent / "assets"
 MARKER = ".alignbench-site"  # a site folder we made, and so may empty before writing it again
 FIGURE_KINDS = ("recall-vs-anchors", "spectra", "functional-maps")
-
-log = logging.getLogger(__name__)
 
 
 @dataclass

@@ -100,7 +100,9 @@ def chart(table: Table, metric: str = HEADLINE) -> str:
         if summary.mean is not None:
             series[row][level] = 100 * summary.mean
     dashed = frozenset(c.row for c in table.cells if c.origin)
-    return (f'<figure class="chart">{recall_chart(series, table.levels(), f"{table.dataset}: {metric} (%) against anchor pairs", dashed, f"{metric} (%)")}'
+    svg = recall_chart(series, table.levels(), f"{table.dataset}: {metric} (%) against anchor pairs", dashed,
+                       f"{metric} (%)")
+    return (f'<figure class="chart">{svg}'
             f"<figcaption>{escape(metric)} (%) against anchor pairs, mean over seeds; one line per aligner"
             f"{' (submitted rows dashed)' if dashed else ''}.</figcaption></figure>\n")
 
@@ -211,6 +213,9 @@ def reproduce_command(table: Table, cells: list[Cell], defaults: Callable[[str, 
 
 
 def provenance_section(table: Table, defaults: Callable[[str, str], dict | None], json_name: str) -> str:
+    """Per row: where it came from, what ran (versions, parameters, seeds, cell keys) and how to rerun it."""
+    unknown = "not in the leaderboard JSON; publish with <code>--store</code> to show it"
+    metrics = ", ".join(f"{m['name']} v{m['version']} ({m['source']})" for m in table.setting.get("metrics", []))
     parts = ['<section id="provenance"><h2>Provenance</h2>\n']
     for row in ranked_rows(table, HEADLINE):
         cells = sorted((c for c in table.cells if c.row == row), key=lambda c: (c.anchors, c.seed))
@@ -222,26 +227,25 @@ def provenance_section(table: Table, defaults: Callable[[str, str], dict | None]
         else:
             origin = f'the local leaderboards (<a href="data/{escape(json_name)}">{escape(json_name)}</a>)'
         aligner = first.provenance.get("aligner")
+        if aligner:
+            described = (f"<code>{escape(aligner['name'])}</code> "
+                         f"{escape(json.dumps(aligner['params'], sort_keys=True))} ({escape(aligner['source'])})")
+        else:
+            described = f"<code>{escape(first.aligner)}</code>; parameters {unknown}"
         environments = sorted({json.dumps(c.provenance["environment"], sort_keys=True) for c in cells if c.provenance})
         keys = [f"{c.anchors}/{c.seed}: {c.provenance['key']}" for c in cells if c.provenance]
-        unknown = "not in the leaderboard JSON; publish with <code>--store</code> to show it"
-        parts.append(
-            f'<details id="prov-{escape(_slug(row))}"><summary>{escape(row)}</summary><dl>'
-            f"<dt>origin</dt><dd>{origin}</dd>"
-            f"<dt>aligner</dt><dd>"
-            + (f"<code>{escape(aligner['name'])}</code> {escape(json.dumps(aligner['params'], sort_keys=True))} "
-               f"({escape(aligner['source'])})" if aligner else f"<code>{escape(first.aligner)}</code>; parameters {unknown}")
-            + "</dd>"
-            f"<dt>components</dt><dd>dataset {escape(table.setting['dataset']['source'])}; metrics "
-            + escape(", ".join(f"{m['name']} v{m['version']} ({m['source']})" for m in table.setting.get("metrics", [])))
-            + "</dd>"
-            f"<dt>environment</dt><dd>" + ("; ".join(escape(e) for e in environments) if environments else unknown)
-            + "</dd>"
-            f"<dt>seeds</dt><dd>{', '.join(map(str, sorted({c.seed for c in cells})))}</dd>"
-            f"<dt>cell keys (anchors/seed: key)</dt><dd>"
-            + ("<br>".join(escape(k) for k in keys) if keys else unknown) + "</dd>"
-            f"<dt>reproduce</dt><dd><pre><code>{escape(reproduce_command(table, cells, defaults))}</code></pre></dd>"
-            "</dl></details>\n")
+        entries = [
+            ("origin", origin),
+            ("aligner", described),
+            ("components", f"dataset {escape(table.setting['dataset']['source'])}; metrics {escape(metrics)}"),
+            ("environment", "; ".join(escape(e) for e in environments) if environments else unknown),
+            ("seeds", ", ".join(map(str, sorted({c.seed for c in cells})))),
+            ("cell keys (anchors/seed: key)", "<br>".join(escape(k) for k in keys) if keys else unknown),
+            ("reproduce", f"<pre><code>{escape(reproduce_command(table, cells, defaults))}</code></pre>"),
+        ]
+        parts.append(f'<details id="prov-{escape(_slug(row))}"><summary>{escape(row)}</summary><dl>'
+                     + "".join(f"<dt>{escape(term)}</dt><dd>{html}</dd>" for term, html in entries)
+                     + "</dl></details>\n")
     parts.append("</section>\n")
     return "".join(parts)
 
@@ -250,7 +254,8 @@ def _slug(text: str) -> str:
     return "".join(ch if ch.isalnum() or ch in "-_" else "-" for ch in text)
 
 
-def table_page(table: Table, links: PageLinks, robustness: dict | None, defaults: Callable[[str, str], dict | None]) -> str:
+def table_page(table: Table, links: PageLinks, robustness: dict | None,
+               defaults: Callable[[str, str], dict | None]) -> str:
     has_class = CLASS_HEADLINE in table.metric_names()
     figures = "".join(f'<figure><img src="{escape(f)}" alt="{escape(f.rsplit("/", 1)[-1])}" width="640">'
                       f"<figcaption>{escape(f.rsplit('/', 1)[-1])}</figcaption></figure>\n" for f in links.figures)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -99,7 +99,7 @@ def add_store_provenance(tables: list[Table], records: list[CellRecord]) -> int:
             if record.status != cell.status or not same_numbers(cell.metrics, record.metrics):
                 disagreeing += 1
                 continue
-            table.cells[i] = Cell(**{**cell.__dict__, "provenance": provenance(record)})
+            table.cells[i] = replace(cell, provenance=provenance(record))
     return disagreeing
 
 

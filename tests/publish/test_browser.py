@@ -20,6 +20,10 @@ from alignbench.publish.screenshot import launch, screenshot
 COMMITTED = Path(__file__).parent.parent.parent / "leaderboards"
 SKIP = os.environ.get("ALIGNBENCH_SKIP_BROWSER") == "1"
 pytestmark = pytest.mark.skipif(SKIP, reason="ALIGNBENCH_SKIP_BROWSER=1")
+# Read in the page: a table's body as text, its header texts, one column's sort keys.
+BODY_TEXT = "t => Array.from(t.tBodies[0].rows, r => Array.from(r.cells, c => c.textContent.trim()))"
+HEADER_TEXT = "t => Array.from(t.tHead.rows[0].cells, c => c.textContent.trim())"
+SORT_KEYS = "(t, column) => Array.from(t.tBodies[0].rows, r => r.cells[column].getAttribute('data-sort'))"
 
 
 @pytest.fixture(scope="module")
@@ -48,7 +52,7 @@ class Visit:
         self.console: list[str] = []
         self.errors: list[str] = []
         self.outside: list[str] = []
-        self.page.on("console", lambda m: self.console.append(f"{m.type}: {m.text}") if m.type in ("error", "warning") else None)
+        self.page.on("console", lambda m: m.type in ("error", "warning") and self.console.append(f"{m.type}: {m.text}"))
         self.page.on("pageerror", lambda e: self.errors.append(str(e)))
         self.page.route("**/*", self._route)
         self.page.goto((self.site / name).as_uri())
@@ -66,10 +70,13 @@ class Visit:
         return parsed.scheme == "file" and Path(unquote(parsed.path)).resolve().is_relative_to(self.site)
 
     def table(self, selector: str) -> list[list[str]]:
-        return self.page.eval_on_selector(selector, "t => Array.from(t.tBodies[0].rows, r => Array.from(r.cells, c => c.textContent.trim()))")
+        return self.page.eval_on_selector(selector, BODY_TEXT)
+
+    def headers(self, selector: str) -> list[str]:
+        return self.page.eval_on_selector(selector, HEADER_TEXT)
 
     def sort_values(self, selector: str, column: int) -> list[str]:
-        return self.page.eval_on_selector(selector, f"t => Array.from(t.tBodies[0].rows, r => r.cells[{column}].getAttribute('data-sort'))")
+        return self.page.eval_on_selector(selector, SORT_KEYS, column)
 
     def close(self):
         self.context.close()
@@ -124,7 +131,7 @@ def test_headline_tables_hold_exactly_the_numbers_of_the_json(browser, committed
             if not any(expected.values()):
                 continue
             selector = f'table[data-table="{metric}"]'
-            headers = visit.page.eval_on_selector(selector, "t => Array.from(t.tHead.rows[0].cells, c => c.textContent.trim())")
+            headers = visit.headers(selector)
             rows = visit.table(selector)
             assert sorted(r[0] for r in rows) == sorted({a for a, _ in expected}), metric
             for row in rows:
@@ -136,10 +143,9 @@ def test_headline_tables_hold_exactly_the_numbers_of_the_json(browser, committed
                         assert text == want, (path.name, metric, row[0], level)
                     checked += 1
         # Every metric, to the last digit: the all-metrics table's sort values are the JSON's means.
-        headers = visit.page.eval_on_selector('table[data-table="all-metrics"]',
-                                              "t => Array.from(t.tHead.rows[0].cells, c => c.textContent.trim())")
-        rows = visit.page.eval_on_selector('table[data-table="all-metrics"]', """t => Array.from(t.tBodies[0].rows,
-            r => Array.from(r.cells, c => c.getAttribute('data-sort')))""")
+        headers = visit.headers('table[data-table="all-metrics"]')
+        rows = visit.page.eval_on_selector('table[data-table="all-metrics"]',
+                                           "t => Array.from(t.tBodies[0].rows, r => Array.from(r.cells, c => c.dataset.sort))")
         assert len(rows) == len({(c["aligner"], c["anchors"]) for c in payload["cells"]})
         for row in rows:
             aligner, anchors = row[0], int(float(row[1]))
@@ -158,7 +164,7 @@ def test_sorting_a_column_reorders_the_rows(browser, committed_site):
     visit = Visit(browser, committed_site.out, "synthetic-correlated.html")
     selector = 'table[data-table="mean_R@1"]'
     before = visit.table(selector)
-    column = visit.page.eval_on_selector(selector, "t => Array.from(t.tHead.rows[0].cells, c => c.textContent.trim()).indexOf('100')")
+    column = visit.headers(selector).index("100")
     assert column > 0
     header = visit.page.locator(f"{selector} thead th").nth(column).locator("button")
     header.click()
