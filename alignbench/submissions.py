@@ -137,6 +137,8 @@ def _check_records(records: list[CellRecord], known_metrics: dict[str, str], see
     for record in records:
         where = f"record {record.key[:12]} ({record.dataset} {record.aligner} anchors={record.anchors} seed={record.seed})"
         config = record.config
+        if record.anchors < 0 or record.seed < 0:
+            raise ValueError(f"{where}: anchors and seed must be >= 0.")
         if record.status not in STATUSES:
             raise ValueError(f"{where}: status {record.status!r} is not one of {', '.join(STATUSES)}.")
         try:

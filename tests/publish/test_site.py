@@ -133,3 +133,31 @@ def test_without_chromium_the_browser_tests_are_told_how_to_get_it(monkeypatch, 
     monkeypatch.delenv(CHROMIUM_ENV, raising=False)
     with pytest.raises(AlignbenchError, match="apt-get install chromium"):
         find_chromium()
+
+
+def test_a_submission_under_another_setting_gets_a_page_of_its_own(tiny_site, tmp_path):
+    """Rows run under other dataset parameters never join the local table (mteb #5228): both
+    settings get a page, named by setting, and the index links both."""
+    from alignbench.runner import Runner, Sweep
+    from alignbench.submissions import export_payload
+
+    seeds = DEFAULT_SEEDS
+    name, params = "synthetic-correlated", {"n_items": 200, "dim_x": 16, "dim_y": 16, "noise": 0.1}
+    store_path = tmp_path / "other.sqlite"
+    with ResultStore(store_path) as store:
+        Runner(load_registry(), store).run(Sweep(aligners=[("lstsq", {})], datasets=[(name, params)],
+                                                 levels=[5], seeds=seeds))
+        records = store.records()
+    (tmp_path / "results").mkdir()
+    (tmp_path / "results" / "other.json").write_text(json.dumps(export_payload(records, {"name": "B"})))
+    registry = load_registry()
+    report = build_site(tiny_site.leaderboards, tmp_path / "site", results=tmp_path / "results",
+                        known_metrics=known_metric_versions(registry), seeds=seeds)
+    assert report.rejected == [] and len(report.accepted) == 1
+    pages = sorted(p.name for p in report.pages if p.name != "index.html")
+    assert len(pages) == 2 and all(re.fullmatch(r"synthetic-correlated-[0-9a-f]{8}\.html", p) for p in pages)
+    index = (tmp_path / "site" / "index.html").read_text()
+    for page in pages:
+        assert f'href="{page}"' in index
+    for href in re.findall(r'(?:href|src)="([^"#]+)', "".join((tmp_path / "site" / p).read_text() for p in pages)):
+        assert (tmp_path / "site" / href).is_file(), href

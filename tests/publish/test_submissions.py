@@ -85,6 +85,7 @@ def good_payload(tiny_site) -> dict:
     (lambda p: p["records"][0].pop("config"), "lacks ['config']"),
     (lambda p: p["records"][0].update(anchors="5"), "wrong types for ['anchors']"),
     (lambda p: p["records"][0].update(status="great"), "status 'great'"),
+    (lambda p: p["records"][0].update(anchors=-5), "anchors and seed must be >= 0"),
 ])
 def test_validation_names_the_file_and_the_problem_in_one_line(tiny_site, tmp_path, known, edit, problem):
     payload = good_payload(tiny_site)
