@@ -103,8 +103,9 @@ def shared_sweep_options(command):
         # Paths are checked by alignbench, in one line each: a file as --cache-dir is a warning, not an error.
         click.option("--store", type=click.Path(path_type=Path),
                      help=f"Results file [default: .alignbench/results.sqlite or ${STORE_ENV}]."),
-        click.option("--out", type=click.Path(path_type=Path), default=Path("leaderboards"),
-                     show_default=True, help="Directory for the tables."),
+        click.option("--out", type=click.Path(path_type=Path),
+                     help="Directory for the tables [default: leaderboards/ for the default sweep, "
+                          "<store's folder>/leaderboards/ for any other]."),
         click.option("--cache-dir", type=click.Path(path_type=Path),
                      help="Embedding cache [default: ~/.cache/alignbench/embeddings or $ALIGNBENCH_CACHE]."),
         click.option("--no-cache", is_flag=True, help="Encode every time; keep no embeddings."),
@@ -130,6 +131,9 @@ def run(aligners, datasets, levels, seeds, metrics, params, anchor_strategy, ima
     registry = loaded_registry()
     sweep = make_sweep(registry, aligners or DEFAULT_ALIGNERS, datasets, levels, seeds, metrics, params,
                        anchor_strategy, image_encoder, text_encoder)
+    canonical = not (aligners or datasets or metrics or params or image_encoder or text_encoder) and \
+        anchor_strategy == "random" and sweep.levels == DEFAULT_LEVELS and sweep.seeds == DEFAULT_SEEDS
+    out = tables_dir(out, store, canonical)
     check_output_dir(out, "--out")
     with open_store(store) as (results, store_path):
         summary = execute(registry, results, store_path, [sweep], cache_dir, no_cache)
@@ -169,6 +173,10 @@ def robustness(perturbations, fractions, levels, aligners, datasets, seeds, metr
     base = make_sweep(registry, aligners or ROBUSTNESS_ALIGNERS, datasets, levels, seeds, metrics, params,
                       anchor_strategy, image_encoder, text_encoder, perturbations or ROBUSTNESS_PERTURBATIONS)
     base.fractions = int_list(fractions, "--fractions")
+    canonical = not (perturbations or aligners or datasets or metrics or params or image_encoder or text_encoder) and \
+        anchor_strategy == "random" and base.levels == ROBUSTNESS_LEVELS and base.seeds == DEFAULT_SEEDS and \
+        base.fractions == ROBUSTNESS_FRACTIONS
+    out = tables_dir(out, store, canonical)
     check_output_dir(out, "--out")
     sweeps = []
     for dataset in base.datasets:  # one sweep per dataset: the default input corruptions need raw items
@@ -188,6 +196,15 @@ def robustness(perturbations, fractions, levels, aligners, datasets, seeds, metr
             click.echo(f"wrote {path}", err=True)
     if summary.failed:
         sys.exit(1)
+
+
+def tables_dir(out: Path | None, store: Path | None, canonical: bool) -> Path:
+    """``--out`` when given; else ``leaderboards/`` for the canonical sweep only (the committed tables,
+    which CI regenerates), and the store's folder for any other, so that a user's own sweep never
+    rewrites the published leaderboards."""
+    if out is not None:
+        return out
+    return Path("leaderboards") if canonical else (store or default_store()).parent / "leaderboards"
 
 
 def loaded_registry():
@@ -499,6 +516,109 @@ def diagnose(dataset, levels, seeds, params, protocol, image_encoder, text_encod
     click.echo(tabulate(report.diagnostics, headers="keys", tablefmt="github", floatfmt=".4g"))
     for path in report.figures:
         click.echo(f"wrote {path}", err=True)
+
+
+@cli.command()
+@click.option("--out", type=click.Path(path_type=Path), default=Path("site"), show_default=True,
+              help="Directory for the site (a folder an earlier publish made is emptied first).")
+@click.option("--leaderboards", type=click.Path(path_type=Path), default=Path("leaderboards"), show_default=True,
+              help="Folder of the leaderboard files (<dataset>.json and what sits beside them).")
+@click.option("--store", type=click.Path(path_type=Path),
+              help="Results store that made them: adds cell keys, environment and aligner parameters to their rows.")
+@click.option("--results", type=click.Path(path_type=Path),
+              help="Folder of submitted results files (`alignbench export`) to validate and merge.")
+@click.option("--strict", is_flag=True, help="Exit non-zero when a submitted file is rejected (the others still publish).")
+@one_line_errors
+def publish(out, leaderboards, store, results, strict):
+    """Build the static leaderboard site: index, one page per dataset and setting, raw files."""
+    import time
+
+    from .publish import build_site, default_params
+    from .store import ResultStore
+    from .submissions import known_metric_versions
+
+    for path, option in ((leaderboards, "--leaderboards"), (results, "--results")):
+        if path is not None and not Path(path).is_dir():
+            raise AlignbenchError(f"{option} {path} is not a directory; pass the folder that holds the files.")
+    if store is not None and not Path(store).is_file():
+        raise AlignbenchError(f"no results store at {store}; pass the store the leaderboards came from, or leave out --store.")
+    check_output_dir(out, "--out")
+    registry = loaded_registry()
+    started = time.perf_counter()
+    records = None
+    if store is not None:
+        with ResultStore(store) as stored:
+            records = stored.records()
+    report = build_site(Path(leaderboards), Path(out), store_records=records, results=results,
+                        known_metrics=known_metric_versions(registry), seeds=DEFAULT_SEEDS,
+                        defaults=default_params(registry))
+    for line in report.rejected:
+        click.echo(f"rejected {line}", err=True)
+    if report.store_disagreements:
+        click.echo(f"warning: {store} holds {report.store_disagreements} of the published cells with other numbers; "
+                   f"their provenance is left out (pass the store that made {leaderboards}).", err=True)
+    click.echo(f"wrote {len(report.pages)} pages, {len(report.files)} files ({report.size_bytes / 1024:.0f} KiB) to "
+               f"{out} in {time.perf_counter() - started:.1f} s; {len(report.accepted)} submissions merged, "
+               f"{len(report.rejected)} rejected", err=True)
+    if strict and report.rejected:
+        sys.exit(1)
+
+
+@cli.command()
+@click.option("--out", type=click.Path(path_type=Path), required=True, help="The results file, e.g. results/NAME.json.")
+@click.option("--store", type=click.Path(path_type=Path), help=f"Results file [default: .alignbench/results.sqlite or ${STORE_ENV}].")
+@click.option("--dataset", "datasets", multiple=True, help="Only these datasets (repeatable).")
+@click.option("--aligner", "aligners", multiple=True, help="Only these aligners (repeatable), e.g. your own.")
+@click.option("--name", required=True, help="Who produced the results: shown beside each submitted row.")
+@click.option("--url", default="", help="Where the aligner lives (repository, paper).")
+@click.option("--contact", default="", help="Who to ask about the results.")
+@click.option("--notes", default="", help="Anything a reader should know (hardware, a fork).")
+@one_line_errors
+def export(out, store, datasets, aligners, name, url, contact, notes):
+    """Write the store's cells (with their config, environment and keys) as a results file to submit
+    (schema alignbench-results/1; README "Publishing")."""
+    from .plugins import load_registry
+    from .store import ResultStore
+    from .submissions import SubmissionError, known_metric_versions, load_submission, write_export
+
+    store_path = store or default_store()
+    if not Path(store_path).is_file():
+        raise AlignbenchError(f"no results store at {store_path}; run `alignbench run` first or pass --store.")
+    with ResultStore(store_path) as results:
+        records = [r for r in results.records() if (not datasets or r.dataset in datasets)
+                   and (not aligners or r.aligner in aligners)]
+    path = write_export(records, {"name": name, "url": url, "contact": contact, "notes": notes}, Path(out))
+    click.echo(f"wrote {len(records)} records to {path}", err=True)
+    try:  # say now what publishing would say, while the run can still be completed
+        load_submission(path, known_metric_versions(load_registry(strict=False)), DEFAULT_SEEDS)
+    except SubmissionError as exc:
+        click.echo(f"warning: `alignbench publish` would reject it: {exc}", err=True)
+
+
+@cli.command()
+@click.argument("before", type=click.Path(path_type=Path))
+@click.argument("after", type=click.Path(path_type=Path))
+@click.option("--metric", "metrics", multiple=True, help="Only these metrics (repeatable). Default: every metric.")
+@click.option("--fail-on-change", is_flag=True, help="Exit 1 when a cell moved (for a CI check of an aligner change).")
+@one_line_errors
+def compare(before, after, metrics, fail_on_change):
+    """Cells (dataset, setting, aligner, anchors) whose mean over seeds moved from BEFORE to AFTER by
+    more than the seeds' spread. Each side is a results store or a leaderboard JSON."""
+    from .compare import compare as compare_values, load_values
+
+    result = compare_values(load_values(Path(before)), load_values(Path(after)), list(metrics) or None)
+    if not result.compared:
+        raise AlignbenchError(f"{before} and {after} share no cell (dataset, setting, aligner, anchors): they ran "
+                              f"under different settings or datasets; compare runs of the same sweep.")
+    if result.moved:
+        rows = [(m.cell[0], m.cell[1], m.cell[2], m.cell[3], m.metric, f"{m.before[0]:.4g} ± {m.before[1]:.2g}",
+                 f"{m.after[0]:.4g} ± {m.after[1]:.2g}", f"{m.change:+.4g}") for m in result.moved]
+        click.echo(tabulate(rows, headers=["dataset", "setting", "aligner", "anchors", "metric", "before", "after",
+                                           "change"], disable_numparse=True))
+    click.echo(f"{len({m.cell for m in result.moved})} of {result.compared} cells moved beyond their seeds' spread; "
+               f"{len(result.only_before)} only in {before}, {len(result.only_after)} only in {after}", err=True)
+    if fail_on_change and result.moved:
+        sys.exit(1)
 
 
 def main() -> None:

@@ -1,0 +1,115 @@
+"""``alignbench compare A B``: which cells moved between two runs (a results store or a leaderboard
+JSON each), by more than their seeds' spread.
+
+A cell here is (dataset, setting, aligner, anchors): the mean over its seeds. A change within the
+larger of the two sides' standard deviations over seeds is what re-drawing the anchors does anyway
+and is not reported; a cell with a single seed (no spread) is reported on any change above the
+JSON files' rounding.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sqlite3
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .errors import AlignbenchError
+
+ROUNDING = 1e-6  # leaderboard JSON keeps 6 decimals: a store and its own JSON differ by this much
+CELL_FIELDS = ("aligner", "anchors", "seed", "setting", "status")
+
+CellKey = tuple[str, str, str, int]  # dataset, setting id, aligner label, anchors
+
+
+@dataclass(frozen=True)
+class Move:
+    cell: CellKey
+    metric: str
+    before: tuple[float, float]  # mean, std over seeds
+    after: tuple[float, float]
+
+    @property
+    def change(self) -> float:
+        return self.after[0] - self.before[0]
+
+
+@dataclass(frozen=True)
+class Comparison:
+    moved: list[Move]
+    only_before: list[CellKey]
+    only_after: list[CellKey]
+    compared: int  # cells present on both sides
+
+
+def load_values(path: Path) -> dict[CellKey, dict[str, list[float]]]:
+    """Per cell, per metric: the values of its finished seeds."""
+    if not path.exists():
+        raise AlignbenchError(f"{path} does not exist; pass a results store (.sqlite) or a leaderboard JSON.")
+    if path.suffix == ".json":
+        return _from_json(path)
+    with open(path, "rb") as f:
+        is_sqlite = f.read(16) == b"SQLite format 3\x00"
+    if not is_sqlite:
+        raise AlignbenchError(f"{path} is neither a results store (SQLite) nor a .json leaderboard; pass one of those.")
+    return _from_store(path)
+
+
+def _from_json(path: Path) -> dict[CellKey, dict[str, list[float]]]:
+    try:
+        payload = json.loads(path.read_text())
+        cells, dataset = payload["cells"], payload["dataset"]
+    except (ValueError, KeyError, TypeError):
+        raise AlignbenchError(f"{path} is not a leaderboard JSON (leaderboards/<dataset>.json: dataset, settings, "
+                              f"cells); pass one of those or a results store.") from None
+    out: dict[CellKey, dict[str, list[float]]] = {}
+    for cell in cells:
+        key = (dataset, cell["setting"], cell["aligner"], int(cell["anchors"]))
+        metrics = out.setdefault(key, {})
+        if cell["status"] == "ok":
+            for name, value in cell.items():
+                if name not in CELL_FIELDS and value is not None:
+                    metrics.setdefault(name, []).append(float(value))
+    return out
+
+
+def _from_store(path: Path) -> dict[CellKey, dict[str, list[float]]]:
+    from .leaderboard import aligner_config, aligner_labels, boards
+    from .store import ResultStore
+
+    try:
+        with ResultStore(path) as store:
+            records = store.records()
+    except sqlite3.Error as exc:  # ResultStore reports its own problems as StoreError
+        raise AlignbenchError(f"cannot read {path} ({exc}); pass a results store.") from None
+    out: dict[CellKey, dict[str, list[float]]] = {}
+    for board in boards(records):
+        labels = aligner_labels(board)
+        for record in board.records:
+            metrics = out.setdefault((board.dataset, board.setting_id, labels[aligner_config(record)], record.anchors), {})
+            if record.status == "ok":
+                for name, value in record.metrics.items():
+                    if value is not None and not (isinstance(value, float) and math.isnan(value)):
+                        metrics.setdefault(name, []).append(float(value))
+    return out
+
+
+def mean_std(values: list[float]) -> tuple[float, float]:
+    return float(np.mean(values)), float(np.std(values, ddof=1)) if len(values) > 1 else 0.0
+
+
+def compare(before: dict[CellKey, dict[str, list[float]]], after: dict[CellKey, dict[str, list[float]]],
+            metrics: list[str] | None = None) -> Comparison:
+    """Cells on both sides whose mean moved by more than max(std before, std after) + rounding."""
+    common = sorted(set(before) & set(after))
+    moved = []
+    for cell in common:
+        names = sorted(set(before[cell]) & set(after[cell]))
+        for name in names if metrics is None else [m for m in metrics if m in names]:
+            b, a = mean_std(before[cell][name]), mean_std(after[cell][name])
+            if abs(a[0] - b[0]) > max(b[1], a[1]) + ROUNDING * max(1.0, abs(b[0])):
+                moved.append(Move(cell, name, b, a))
+    return Comparison(moved, sorted(set(before) - set(after)), sorted(set(after) - set(before)), len(common))

@@ -1,0 +1,143 @@
+"""What the site shows, gathered from its three sources into tables of cells.
+
+- the leaderboard JSON files (``leaderboards/<dataset>.json``): every published number comes from them;
+- a results store, when given: provenance (cell keys, environment, aligner parameters) for the cells
+  of the JSON files that it holds with the same numbers; it adds no numbers of its own, so that the
+  site and the committed tables cannot disagree;
+- validated submission files (alignbench.submissions): rows of their own, marked with their producer.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from ..leaderboard import aligner_config, aligner_labels, boards
+from ..store import CellRecord
+from ..submissions import Submission
+
+CELL_FIELDS = ("aligner", "anchors", "seed", "setting", "status")
+# JSON keeps 6 decimals (leaderboard.write_leaderboards): a store's full-precision number agrees with it
+# when it rounds to the same value.
+AGREE = 1e-6
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One sweep cell as the site shows it."""
+
+    row: str                 # the table row: the aligner's label, plus the producer for a submitted row
+    aligner: str             # the aligner's label (name, plus parameters where one name ran with several)
+    anchors: int
+    seed: int
+    status: str
+    metrics: dict[str, float | None]
+    origin: str = ""         # "" for the local leaderboards, the file name for a submission
+    producer: dict[str, str] = field(default_factory=dict)
+    provenance: dict[str, Any] = field(default_factory=dict)  # key, environment, aligner config; {} if unknown
+
+
+@dataclass
+class Table:
+    """One dataset under one setting (leaderboard.Board's grouping), local and submitted cells together."""
+
+    dataset: str
+    setting_id: str
+    setting: dict
+    cells: list[Cell]
+
+    def rows(self) -> list[str]:
+        return sorted({c.row for c in self.cells})
+
+    def levels(self) -> list[int]:
+        return sorted({c.anchors for c in self.cells})
+
+    def seeds(self) -> list[int]:
+        return sorted({c.seed for c in self.cells})
+
+    def metric_names(self) -> list[str]:
+        return sorted({name for c in self.cells for name in c.metrics})
+
+
+def local_tables(directory: Path) -> list[Table]:
+    """Tables of ``directory/<dataset>.json`` files (robustness files are read by robustness())."""
+    tables = []
+    for path in sorted(directory.glob("*.json")):
+        payload = json.loads(path.read_text())
+        if not isinstance(payload, dict) or "cells" not in payload or "settings" not in payload:
+            continue  # robustness payloads and anything else
+        for setting_id, setting in sorted(payload["settings"].items()):
+            cells = [Cell(row=c["aligner"], aligner=c["aligner"], anchors=int(c["anchors"]), seed=int(c["seed"]),
+                          status=c["status"], metrics={k: v for k, v in c.items() if k not in CELL_FIELDS})
+                     for c in payload["cells"] if c["setting"] == setting_id]
+            tables.append(Table(payload["dataset"], setting_id, setting, cells))
+    return tables
+
+
+def robustness(directory: Path, dataset: str) -> dict | None:
+    path = directory / f"{dataset}-robustness.json"
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def add_store_provenance(tables: list[Table], records: list[CellRecord]) -> int:
+    """Attach each store record's provenance to the local cell it produced; returns how many local
+    cells the store holds with other numbers (a store that did not make these leaderboards)."""
+    index = {}
+    for board in boards(records):
+        labels = aligner_labels(board)
+        for record in board.records:
+            index[(board.dataset, board.setting_id, labels[aligner_config(record)], record.anchors, record.seed)] = record
+    disagreeing = 0
+    for table in tables:
+        for i, cell in enumerate(table.cells):
+            record = index.get((table.dataset, table.setting_id, cell.aligner, cell.anchors, cell.seed))
+            if record is None or cell.origin:
+                continue
+            if record.status != cell.status or not same_numbers(cell.metrics, record.metrics):
+                disagreeing += 1
+                continue
+            table.cells[i] = replace(cell, provenance=provenance(record))
+    return disagreeing
+
+
+def add_submission(tables: list[Table], submission: Submission) -> None:
+    """Rows of a validated submission join the table of their dataset and setting (or a new one)."""
+    by_id = {(t.dataset, t.setting_id): t for t in tables}
+    name = submission.path.name
+    for board in boards(list(submission.records)):
+        labels = aligner_labels(board)
+        table = by_id.get((board.dataset, board.setting_id))
+        if table is None:
+            table = by_id[(board.dataset, board.setting_id)] = Table(board.dataset, board.setting_id, board.setting, [])
+            tables.append(table)
+        for record in board.records:
+            label = labels[aligner_config(record)]
+            table.cells.append(Cell(row=f"{label} [{submission.producer['name']}]", aligner=label,
+                                    anchors=record.anchors, seed=record.seed, status=record.status,
+                                    metrics=normalized(record.metrics), origin=name, producer=submission.producer,
+                                    provenance=provenance(record)))
+    tables.sort(key=lambda t: (t.dataset, t.setting_id))
+
+
+def provenance(record: CellRecord) -> dict[str, Any]:
+    return {"key": record.key, "environment": record.environment, "aligner": record.config["aligner"],
+            "anchor_set": record.config.get("anchor_set", "")}
+
+
+def normalized(metrics: dict[str, Any]) -> dict[str, float | None]:
+    """NaN (a store's "does not apply") as None, as the JSON files have it."""
+    return {k: None if v is None or (isinstance(v, float) and math.isnan(v)) else v for k, v in metrics.items()}
+
+
+def same_numbers(published: dict[str, float | None], stored: dict[str, Any]) -> bool:
+    stored = normalized(stored)
+    for name, value in published.items():
+        other = stored.get(name)
+        if (value is None) != (other is None):
+            return False
+        if value is not None and abs(value - other) > AGREE * max(1.0, abs(value)):
+            return False
+    return True

@@ -1,0 +1,188 @@
+"""Results files: a run's records exported by ``alignbench export``, submitted by third parties and
+merged into the published site by ``alignbench publish --results``.
+
+Schema ``alignbench-results/1`` (a JSON object; README "Publishing" documents it)::
+
+    {"schema": "alignbench-results/1",
+     "producer": {"name": "...", "url": "...", "contact": "...", "notes": "..."},   # name required
+     "records": [{"key", "dataset", "aligner", "anchors", "seed", "status", "config", "metrics",
+                  "environment", "message"}, ...]}                                 # one per cell
+
+A record is a results-store row (alignbench.store.CellRecord) less its timings and finish time,
+which are not results and would make two exports of the same cells differ. Validation is strict
+because a submitted row sits beside the local ones: a file whose records could not have been made by
+this alignbench (unknown metric version, a key that is not the hash of its config) or that would
+make a mean mean something else (other seeds, one cell with two values) is rejected whole.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .errors import AlignbenchError
+from .store import STATUSES, CellRecord
+
+SCHEMA = "alignbench-results/1"
+RECORD_FIELDS = {"key": str, "dataset": str, "aligner": str, "anchors": int, "seed": int, "status": str,
+                 "config": dict, "metrics": dict, "environment": dict, "message": str}
+PRODUCER_FIELDS = ("name", "url", "contact", "notes")
+# Metric keys by the range their values live in; any other key must be finite.
+UNIT_INTERVAL = re.compile(r"(R@\d+|MRR|mAP|accuracy|chance|jaccard|mutual_knn)$")
+NON_NEGATIVE = re.compile(r"(error|median_rank|matches_kept)")
+
+
+class SubmissionError(AlignbenchError):
+    """A results file that cannot be merged; the message is one line naming the file and the problem."""
+
+
+@dataclass(frozen=True)
+class Submission:
+    """A validated results file."""
+
+    path: Path
+    producer: dict[str, str]
+    records: tuple[CellRecord, ...]
+
+
+def known_metric_versions(registry) -> dict[str, str]:
+    """Metric name -> the version this installation computes."""
+    return {spec.name: str(registry.load("metric", spec.name).version) for spec in registry.specs("metric")}
+
+
+def export_payload(records: list[CellRecord], producer: dict[str, str]) -> dict[str, Any]:
+    """The schema's object for ``records`` (sorted by key, so that the same cells give the same file)."""
+    rows = [{name: getattr(r, name) for name in RECORD_FIELDS} for r in sorted(records, key=lambda r: r.key)]
+    for row in rows:  # the store keeps NaN (a metric that does not apply); JSON has null for it
+        row["metrics"] = {k: None if isinstance(v, float) and math.isnan(v) else v for k, v in row["metrics"].items()}
+    return {"schema": SCHEMA, "producer": {k: v for k, v in producer.items() if v}, "records": rows}
+
+
+def write_export(records: list[CellRecord], producer: dict[str, str], out: Path) -> Path:
+    if not records:
+        raise SubmissionError("no records to export: the store holds no cells of the chosen datasets and aligners.")
+    if not producer.get("name"):
+        raise SubmissionError("name the producer (--name): submitted rows are shown with it.")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(export_payload(records, producer), indent=1, sort_keys=True, allow_nan=False) + "\n")
+    return out
+
+
+def load_submission(path: Path, known_metrics: dict[str, str], seeds: list[int],
+                    seen: dict[str, dict] | None = None) -> Submission:
+    """Read and validate one results file.
+
+    ``known_metrics``: metric name -> the version this alignbench computes. ``seeds``: the seeds every
+    published cell group is averaged over. ``seen``: cell key -> metrics of cells already merged (from
+    the store and earlier files); a key seen with other numbers is a conflict.
+    Raises SubmissionError with one line naming the file.
+    """
+    try:
+        payload = json.loads(path.read_text(), parse_constant=_reject_constant)
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SubmissionError(f"{path}: cannot be read ({exc}); submit a UTF-8 JSON file.") from None
+    except (json.JSONDecodeError, ValueError) as exc:
+        raise SubmissionError(f"{path}: not valid JSON ({exc}); write it with `alignbench export`.") from None
+    try:
+        producer, records = _check_schema(payload)
+        _check_records(records, known_metrics, seeds, dict(seen or {}))
+    except ValueError as exc:
+        raise SubmissionError(f"{path}: {exc}") from None
+    return Submission(path, producer, tuple(records))
+
+
+def _reject_constant(name: str) -> float:
+    raise ValueError(f"{name} is not a number JSON allows; write missing values as null")
+
+
+def _check_schema(payload: Any) -> tuple[dict[str, str], list[CellRecord]]:
+    if not isinstance(payload, dict) or payload.get("schema") != SCHEMA:
+        found = payload.get("schema") if isinstance(payload, dict) else type(payload).__name__
+        raise ValueError(f"schema is {found!r}, this alignbench reads {SCHEMA!r}; write it with `alignbench export`.")
+    producer = payload.get("producer")
+    if not isinstance(producer, dict) or not isinstance(producer.get("name"), str) or not producer["name"].strip():
+        raise ValueError('"producer" must be an object with a non-empty "name" (who made these results).')
+    odd = sorted(k for k in producer if k not in PRODUCER_FIELDS or not isinstance(producer[k], str))
+    if odd:
+        raise ValueError(f"producer fields {odd} are unknown or not strings; use {', '.join(PRODUCER_FIELDS)}.")
+    rows = payload.get("records")
+    if not isinstance(rows, list) or not rows:
+        raise ValueError('"records" must be a non-empty list of cells.')
+    records = []
+    for index, row in enumerate(rows):
+        if not isinstance(row, dict):
+            raise ValueError(f"record {index} is not an object.")
+        missing = [f for f in RECORD_FIELDS if f not in row]
+        wrong = [f for f, kind in RECORD_FIELDS.items() if f in row and not _is(row[f], kind)]
+        if missing or wrong:
+            raise ValueError(f"record {index} lacks {missing} / has wrong types for {wrong}; see the schema in README "
+                             f"'Publishing'.")
+        records.append(CellRecord(**{f: row[f] for f in RECORD_FIELDS}, timings={}, finished_at=""))
+    return {k: producer[k] for k in sorted(producer)}, records
+
+
+def _is(value: Any, kind: type) -> bool:
+    return isinstance(value, kind) and not (kind is int and isinstance(value, bool))
+
+
+def _check_records(records: list[CellRecord], known_metrics: dict[str, str], seeds: list[int],
+                   seen: dict[str, dict]) -> None:
+    from .runner import config_key  # numpy-heavy: imported only when a file is checked
+
+    groups: dict[tuple, set[int]] = {}
+    for record in records:
+        where = f"record {record.key[:12]} ({record.dataset} {record.aligner} anchors={record.anchors} seed={record.seed})"
+        config = record.config
+        if record.anchors < 0 or record.seed < 0:
+            raise ValueError(f"{where}: anchors and seed must be >= 0.")
+        if record.status not in STATUSES:
+            raise ValueError(f"{where}: status {record.status!r} is not one of {', '.join(STATUSES)}.")
+        try:
+            names = (config["dataset"]["name"], config["aligner"]["name"], config["anchors"], config["seed"])
+            metric_versions = [(m["name"], str(m["version"])) for m in config["metrics"]]
+        except (KeyError, TypeError):
+            raise ValueError(f"{where}: config lacks dataset/aligner names, anchors, seed or metrics with versions; "
+                             f"export it with `alignbench export`.") from None
+        if names != (record.dataset, record.aligner, record.anchors, record.seed):
+            raise ValueError(f"{where}: its config describes {names}, not the record's own cell.")
+        for name, version in metric_versions:
+            if known_metrics.get(name) != version:
+                known = f"version {known_metrics[name]}" if name in known_metrics else "no such metric"
+                raise ValueError(f"{where}: metric {name} version {version} is not known here ({known}); "
+                                 f"re-run with this alignbench's metrics.")
+        if record.key != config_key({k: v for k, v in config.items() if k != "anchor_set"}):
+            raise ValueError(f"{where}: key is not the hash of its config (edited after the run?); export the "
+                             f"store's records unchanged.")
+        problem = _metric_problem(record.metrics)
+        if problem:
+            raise ValueError(f"{where}: {problem}")
+        if record.key in seen and seen[record.key] != record.metrics:
+            raise ValueError(f"{where}: cell key {record.key} appears again with other numbers; one cell has one "
+                             f"result, drop one of them.")
+        seen[record.key] = record.metrics
+        if record.status == "ok":
+            group = json.dumps({k: v for k, v in config.items() if k not in ("seed", "anchor_set")}, sort_keys=True)
+            groups.setdefault((record.dataset, record.aligner, record.anchors, group), set()).add(record.seed)
+    for (dataset, aligner, anchors, _), got in sorted(groups.items()):
+        if sorted(got) != sorted(seeds):
+            raise ValueError(f"{dataset} {aligner} at {anchors} anchors has seeds {sorted(got)}; published rows are "
+                             f"means over seeds {','.join(map(str, seeds))} (run with --seeds "
+                             f"{','.join(map(str, seeds))}).")
+
+
+def _metric_problem(metrics: dict[str, Any]) -> str:
+    """What is wrong with a record's metrics, or ''."""
+    for name, value in sorted(metrics.items()):
+        if value is None:
+            continue  # a metric that does not apply to the cell (e.g. an error on zero anchors)
+        if not _is(value, int) and not isinstance(value, float) or not math.isfinite(value):
+            return f"metric {name} is {value!r}, not a finite number or null."
+        if UNIT_INTERVAL.search(name) and not 0.0 <= value <= 1.0:
+            return f"metric {name} = {value} is outside [0, 1] (rates are fractions, not percent)."
+        if NON_NEGATIVE.search(name) and value < 0:
+            return f"metric {name} = {value} is negative."
+    return ""

@@ -1,0 +1,77 @@
+"""`alignbench compare A B`: cells that moved by more than their seeds' spread."""
+
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from alignbench.cli import cli
+from alignbench.compare import compare, load_values
+
+COMMITTED = Path(__file__).parent.parent.parent / "leaderboards"
+
+
+def shifted(payload: dict, aligner: str, anchors: int, metric: str, by) -> dict:
+    out = json.loads(json.dumps(payload))
+    for cell in out["cells"]:
+        if cell["aligner"] == aligner and cell["anchors"] == anchors and cell.get(metric) is not None:
+            cell[metric] = by(cell[metric], cell["seed"])
+    return out
+
+
+@pytest.fixture
+def before(tmp_path):
+    path = tmp_path / "before.json"
+    path.write_text((COMMITTED / "synthetic-correlated.json").read_text())
+    return path
+
+
+def invoke(*args):
+    return CliRunner().invoke(cli, ["compare", *map(str, args)])
+
+
+def test_the_same_results_have_no_moved_cell(before, tiny_site):
+    result = invoke(before, COMMITTED / "synthetic-correlated.json", "--fail-on-change")
+    assert result.exit_code == 0 and "0 of 42 cells moved" in result.output
+    # A store against the leaderboard JSON it wrote: equal up to the JSON's 6 decimals.
+    result = invoke(tiny_site.store, tiny_site.leaderboards / "synthetic-correlated.json", "--fail-on-change")
+    assert result.exit_code == 0, result.output
+    assert "0 of 6 cells moved" in result.output
+
+
+def test_a_cell_moved_beyond_its_spread_is_reported_and_fails_the_check(before, tmp_path):
+    payload = json.loads(before.read_text())
+    after = tmp_path / "after.json"
+    after.write_text(json.dumps(shifted(payload, "procrustes", 100, "mean_R@1", lambda v, s: v - 0.05)))
+    result = invoke(before, after, "--metric", "mean_R@1")
+    assert result.exit_code == 0
+    lines = [line for line in result.output.splitlines() if "procrustes" in line]
+    assert len(lines) == 1 and "100" in lines[0] and "-0.05" in lines[0]
+    assert "1 of 42 cells moved" in result.output
+    assert invoke(before, after, "--fail-on-change").exit_code == 1
+
+
+def test_a_change_within_the_seeds_spread_is_not_a_move(before):
+    payload = json.loads(before.read_text())
+    values = load_values(before)[("synthetic-correlated", next(iter(payload["settings"])), "gw-procrustes", 100)]["mean_R@1"]
+    spread = float(__import__("numpy").std(values, ddof=1))
+    assert spread > 0.05  # gw-procrustes at 100 anchors is that unstable (16.8 ± 15.7 in the README)
+    moved = shifted(payload, "gw-procrustes", 100, "mean_R@1", lambda v, s: v + spread / 2)
+    after = before.with_name("after.json")
+    after.write_text(json.dumps(moved))
+    assert compare(load_values(before), load_values(after)).moved == []
+    assert invoke(before, after, "--fail-on-change").exit_code == 0
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda t: t / "missing.json", "does not exist"),
+    (lambda t: (t / "notes.txt", (t / "notes.txt").write_text("hello"))[0], "neither a results store"),
+    (lambda t: (t / "x.json", (t / "x.json").write_text("[1, 2]"))[0], "is not a leaderboard JSON"),
+    (lambda t: COMMITTED / "synthetic-gmm.json", "share no cell"),
+])
+def test_bad_inputs_are_one_line(before, tmp_path, make, message):
+    result = invoke(before, make(tmp_path))
+    assert result.exit_code != 0 and "Traceback" not in result.output
+    [line] = result.output.strip().splitlines()
+    assert line.startswith("Error: ") and message in line

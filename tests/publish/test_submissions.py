@@ -1,0 +1,148 @@
+"""Results files: export, validation, and merging into the site (one line per rejected file)."""
+
+import json
+import re
+
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from alignbench.cli import DEFAULT_SEEDS, cli
+from alignbench.plugins import load_registry
+from alignbench.submissions import SCHEMA, SubmissionError, known_metric_versions, load_submission
+
+COMMITTED = Path(__file__).parent.parent.parent / "leaderboards"
+
+
+@pytest.fixture(scope="module")
+def known():
+    return known_metric_versions(load_registry())
+
+
+def rejected_lines(output: str) -> dict[str, str]:
+    return {line.split(":", 1)[0].rsplit("/", 1)[-1]: line for line in output.splitlines() if line.startswith("rejected ")}
+
+
+def test_export_writes_the_documented_schema_with_full_records(tiny_site):
+    payload = json.loads((tiny_site.results / "good.json").read_text())
+    assert payload["schema"] == SCHEMA
+    assert payload["producer"] == {"name": "Ada Example", "url": "https://example.org/lstsq",
+                                   "notes": "a third party's run"}
+    assert len(payload["records"]) == len([0, 5, 20]) * len(DEFAULT_SEEDS)
+    record = payload["records"][0]
+    assert set(record) == {"key", "dataset", "aligner", "anchors", "seed", "status", "config", "metrics",
+                           "environment", "message"}
+    assert record["config"]["aligner"]["name"] == "lstsq" and "alignbench" in record["environment"]
+    assert [r["key"] for r in payload["records"]] == sorted(r["key"] for r in payload["records"])
+
+
+def test_each_bad_file_is_rejected_with_one_line_and_the_rest_publishes(tiny_site):
+    assert tiny_site.exit_code == 0, tiny_site.output
+    assert "Traceback" not in tiny_site.output
+    lines = rejected_lines(tiny_site.output)
+    assert sorted(lines) == ["duplicated.json", "fewer-seeds.json", "unknown-version.json"], tiny_site.output
+    assert "has seeds [0, 1]" in lines["fewer-seeds.json"] and "--seeds 0,1,2" in lines["fewer-seeds.json"]
+    assert "version 99 is not known here" in lines["unknown-version.json"]
+    assert "appears again with other numbers" in lines["duplicated.json"]
+    assert "1 submissions merged, 3 rejected" in tiny_site.output
+    html = (tiny_site.site / "index.html").read_text()
+    assert "lstsq [Ada Example]" in html and "submitted by Ada Example" in html
+    rejected = html.split('<section id="rejected">', 1)[1].split("</section>", 1)[0]
+    for name in lines:  # listed on the site too, by file name (no path of the build machine)
+        assert f"<li>{name}: " in rejected
+    assert str(tiny_site.results) not in html
+
+
+def test_submitted_rows_carry_their_producer_and_provenance(tiny_site):
+    html = (tiny_site.site / "synthetic-correlated.html").read_text()
+    section = html.split('<details id="prov-lstsq--Ada-Example-">', 1)[1].split("</details>", 1)[0]
+    assert 'href="data/submissions/good.json"' in section
+    assert "url: https://example.org/lstsq" in section and "name: Ada Example" in section
+    keys = json.loads((tiny_site.results / "good.json").read_text())["records"]
+    assert all(r["key"] in section for r in keys)
+    assert (tiny_site.site / "data" / "submissions" / "good.json").read_bytes() == \
+        (tiny_site.results / "good.json").read_bytes()
+
+
+def test_strict_publish_fails_on_a_rejected_file_but_still_writes_the_site(tiny_site, tmp_path):
+    result = CliRunner().invoke(cli, ["publish", "--leaderboards", str(tiny_site.leaderboards), "--results",
+                                      str(tiny_site.results), "--out", str(tmp_path / "site"), "--strict"])
+    assert result.exit_code == 1 and len(rejected_lines(result.output)) == 3
+    assert "lstsq [Ada Example]" in (tmp_path / "site" / "index.html").read_text()
+
+
+def good_payload(tiny_site) -> dict:
+    return json.loads((tiny_site.results / "good.json").read_text())
+
+
+@pytest.mark.parametrize("edit, problem", [
+    (lambda p: p.update(schema="alignbench-results/0"), "schema is 'alignbench-results/0'"),
+    (lambda p: p.update(producer={"name": ""}), 'non-empty "name"'),
+    (lambda p: p["records"][0]["metrics"].update({"mean_R@1": 1.5}), "outside [0, 1]"),
+    (lambda p: p["records"][0]["metrics"].update({"i2t_median_rank": -3.0}), "is negative"),
+    (lambda p: p["records"][0]["config"]["aligner"]["params"].update({"rcond": 0.5}), "key is not the hash"),
+    (lambda p: p["records"][0].pop("config"), "lacks ['config']"),
+    (lambda p: p["records"][0].update(anchors="5"), "wrong types for ['anchors']"),
+    (lambda p: p["records"][0].update(status="great"), "status 'great'"),
+    (lambda p: p["records"][0].update(anchors=-5), "anchors and seed must be >= 0"),
+])
+def test_validation_names_the_file_and_the_problem_in_one_line(tiny_site, tmp_path, known, edit, problem):
+    payload = good_payload(tiny_site)
+    edit(payload)
+    path = tmp_path / "mine.json"
+    path.write_text(json.dumps(payload))
+    with pytest.raises(SubmissionError) as caught:
+        load_submission(path, known, DEFAULT_SEEDS)
+    message = str(caught.value)
+    assert message.startswith(f"{path}: ") and problem in message and "\n" not in message
+
+
+def test_not_json_and_nan_are_rejected(tmp_path, known):
+    broken = tmp_path / "broken.json"
+    broken.write_text('{"schema": ')
+    with pytest.raises(SubmissionError, match=re.escape(f"{broken}: not valid JSON")):
+        load_submission(broken, known, DEFAULT_SEEDS)
+    nan = tmp_path / "nan.json"
+    nan.write_text('{"schema": "alignbench-results/1", "x": NaN}')
+    with pytest.raises(SubmissionError, match="NaN is not a number JSON allows"):
+        load_submission(nan, known, DEFAULT_SEEDS)
+
+
+def test_a_submission_that_contradicts_the_store_is_rejected(tiny_site, tmp_path, known):
+    """A cell key the local store holds with other numbers: one of the two is wrong."""
+    from alignbench.store import ResultStore
+
+    with ResultStore(tiny_site.store) as store:
+        local = {r.key: r.metrics for r in store.records()}
+    payload = good_payload(tiny_site)
+    path = tmp_path / "clash.json"
+    path.write_text(json.dumps(payload))
+    seen = {payload["records"][0]["key"]: {"mean_R@1": 0.123}, **local}
+    with pytest.raises(SubmissionError, match="appears again with other numbers"):
+        load_submission(path, known, DEFAULT_SEEDS, seen)
+    assert load_submission(path, known, DEFAULT_SEEDS, dict(local)).producer["name"] == "Ada Example"
+
+
+def test_export_warns_when_publish_would_reject_the_file(sweep_into, tmp_path):
+    store = tmp_path / "two-seeds.sqlite"
+    sweep_into(store, ["lstsq"], seeds=[0, 1])
+    result = CliRunner().invoke(cli, ["export", "--store", str(store), "--out", str(tmp_path / "r.json"),
+                                      "--name", "me"])
+    assert result.exit_code == 0
+    assert "warning: `alignbench publish` would reject it:" in result.output and "has seeds [0, 1]" in result.output
+
+
+@pytest.mark.parametrize("args, message", [
+    (["export", "--store", "nowhere.sqlite", "--out", "r.json", "--name", "me"], "no results store at nowhere.sqlite"),
+    (["publish", "--leaderboards", "nowhere"], "--leaderboards nowhere is not a directory"),
+    (["publish", "--leaderboards", str(COMMITTED), "--results", "nowhere"], "--results nowhere is not a directory"),
+    (["publish", "--leaderboards", str(COMMITTED), "--store", "nowhere.sqlite"], "no results store at nowhere.sqlite"),
+    (["publish", "--leaderboards", "."], "no leaderboard JSON files in ."),
+])
+def test_bad_options_are_one_line_errors(tmp_path, monkeypatch, args, message):
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code != 0 and "Traceback" not in result.output
+    [line] = result.output.strip().splitlines()
+    assert line.startswith("Error: ") and message in line
