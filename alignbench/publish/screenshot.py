@@ -1,7 +1,7 @@
 """A screenshot of the site's index in the system's headless Chromium (Playwright drives it; no browser
 is downloaded). The README's image is made with::
 
-    alignbench publish --out site && python -m alignbench.publish.screenshot site docs/leaderboards-index.png
+    alignbench publish --out site && python -m alignbench.publish.screenshot site index.png
 """
 
 from __future__ import annotations
