@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from alignbench_plugins.aligners.fmap import FunctionalMapAligner
-from alignbench_plugins.geometry.graphs import knn_graph, laplacian_eigenbasis, largest_component
+from alignbench_plugins.geometry.graphs import knn_graph, laplacian_eigenbasis, largest_component, top_k, top_k_numpy
 
 SIZES = [5000, 25000]
 
@@ -46,3 +46,11 @@ def test_fmap_fit(benchmark, n):
     x, y = spaces(sized(benchmark, n))
     aligner = FunctionalMapAligner()
     benchmark.pedantic(aligner.fit, args=(x[:100], y[:100], x[100:], y[100:][::-1]), rounds=1, iterations=1)
+
+
+@pytest.mark.benchmark(group="kNN selection, one 1024 x 25,000 block of scores (k=15)")
+@pytest.mark.parametrize("select", [top_k, top_k_numpy], ids=["torch.topk", "numpy argpartition"])
+def test_top_k_selection(benchmark, select):
+    scores = np.random.default_rng(0).standard_normal((1024, sized(benchmark, 25000))).astype(np.float32)
+    indices, _ = benchmark(select, scores, 15)
+    np.testing.assert_array_equal(indices, top_k_numpy(scores, 15)[0])
