@@ -60,12 +60,18 @@ def _tiny_encoder_weights() -> dict:
     params = {"minilm": cpu, "efficientnet-lite0": cpu}
     if importlib.util.find_spec("transformers") is None or importlib.util.find_spec("torch") is None:
         return params
-    from tiny_encoder_weights import tiny_clip, tiny_dinov2
+    from tiny_encoder_weights import tiny_clip, tiny_dinov2, tiny_open_clip, tiny_vision_backbone
 
     root = Path(tempfile.mkdtemp())
     clip, dinov2 = tiny_clip(root / "clip"), tiny_dinov2(root / "dinov2")
-    return {**params, "clip-image": {**cpu, "weights": clip}, "clip-text": {**cpu, "weights": clip},
-            "dinov2": {**cpu, "weights": dinov2}}
+    params = {**params, "clip-image": {**cpu, "weights": clip}, "clip-text": {**cpu, "weights": clip},
+              "dinov2": {**cpu, "weights": dinov2}, "sentence-transformers": cpu,
+              "hf-image": {**cpu, "weights": tiny_vision_backbone(root / "vit", "vit")}}
+    if importlib.util.find_spec("open_clip") is not None:  # the openclip extra
+        tiny = tiny_open_clip(root / "open-clip")
+        for name in ("open-clip-image", "open-clip-text"):
+            params[name] = {**cpu, "model": tiny["config"], "pretrained": tiny["checkpoint"]}
+    return params
 
 
 FAST_OT = {"epochs": 40, "dim": 8}  # the training loop's length is not what conformance checks
@@ -95,7 +101,7 @@ def test_the_suite_collected_checks_for_every_builtin():
     assert {"aligner", "dataset", "metric", "perturbation"} <= kinds
     assert len(ALIGNER_CHECKS) >= 13 * 4 and len(DATASET_CHECKS) >= 5 * 2 and len(METRIC_CHECKS) >= 6 * 2
     assert len(PERTURBATION_CHECKS) >= 2 * 6 + 3 * 4
-    assert len(ENCODER_CHECKS) == 7 * len(ENCODERS) >= 7 * 5
+    assert len(ENCODER_CHECKS) == 8 * len(ENCODERS) >= 8 * 9
 
 
 @pytest.mark.parametrize("check", ALIGNER_CHECKS, ids=lambda c: c.id)
