@@ -96,7 +96,12 @@ def tiny_sentence_transformer(path: Path) -> str:
     saved as a sentence-transformers folder (no Normalize layer: rows are not unit length)."""
     import torch
     import transformers
-    from sentence_transformers import SentenceTransformer, models
+    from sentence_transformers import SentenceTransformer
+
+    try:  # sentence-transformers 6 moved the modules
+        from sentence_transformers.sentence_transformer import modules as models
+    except ImportError:
+        from sentence_transformers import models
 
     torch.manual_seed(0)
     bert = path.parent / f"{path.name}-bert"
