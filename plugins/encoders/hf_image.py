@@ -41,11 +41,15 @@ class HFImageEncoder(TorchEncoder):
     def available(self) -> bool:
         return self.weights is not None and super().available()
 
-    def load_model(self):
-        transformers = require("transformers")
+    def validate(self) -> None:
+        """At planning: a model must be named (there is no default backbone)."""
         if self.weights is None:
             raise InvalidParameterError("hf-image needs weights: --param hf-image.weights=HUB_ID_OR_DIRECTORY "
                                         "(e.g. facebook/dinov2-small or a save_pretrained directory)")
+
+    def load_model(self):
+        transformers = require("transformers")
+        self.validate()
         try:
             model = transformers.AutoModel.from_pretrained(self.weights)
             self._processor = transformers.AutoImageProcessor.from_pretrained(self.weights)

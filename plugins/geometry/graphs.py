@@ -153,7 +153,8 @@ def graph_eigenbasis(x: np.ndarray, n_neighbors: int, n_eigen: int, seed: int = 
 
     Returns ``(nodes (m,), node_of_row (n,), eigenvalues (k,), eigenvectors (m, k))``: ``nodes[j]``
     is the first row of ``x`` at node j, ``node_of_row[i]`` the node of row i (-1 outside the
-    component); eigenvalues ascending, the trivial 0 left out (``k <= n_eigen``).
+    component); eigenvalues ascending, the trivial 0 left out (``k <= n_eigen``). ``backend``: the
+    kNN search (``exact`` by default; ``faiss-hnsw`` / ``faiss-ivf`` for 100k+ rows, see :func:`knn`).
     """
     first, inverse = distinct_rows(x)
     graph, _ = knn_graph(x[first], n_neighbors, backend=backend, seed=seed)

@@ -139,6 +139,8 @@ def test_hf_image_passes_the_conformance_suite_and_fingerprints_the_folder(backb
 def test_hf_image_without_weights_is_unavailable_and_says_what_to_pass(tmp_path):
     assert not HFImageEncoder().available()
     with pytest.raises(InvalidParameterError, match=r"--param hf-image.weights="):
+        HFImageEncoder().validate()  # the runner calls it when the sweep is planned
+    with pytest.raises(InvalidParameterError, match=r"--param hf-image.weights="):
         HFImageEncoder(device="cpu").encode(IMAGES)
     with pytest.raises(EncoderUnavailableError, match=r"--param hf-image.weights="):
         HFImageEncoder(weights=str(tmp_path / "missing"), device="cpu").encode(IMAGES)
@@ -153,3 +155,14 @@ def test_the_new_encoders_are_registered_through_entry_points():
     registry = load_registry(strict=True)
     assert {"sentence-transformers", "hf-image", "open-clip-image", "open-clip-text", "minilm"} <= set(
         registry.names("encoder"))
+
+
+def test_alignbench_list_says_how_to_list_open_clips_names():
+    from click.testing import CliRunner
+
+    from alignbench.cli import cli
+
+    result = CliRunner().invoke(cli, ["list", "--kind", "encoder"])
+    assert result.exit_code == 0, result.output
+    lines = [line for line in result.output.splitlines() if line.split()[1:2] in (["open-clip-image"], ["open-clip-text"])]
+    assert len(lines) == 2 and all("open_clip.list_pretrained()" in line for line in lines)
