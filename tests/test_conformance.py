@@ -38,15 +38,23 @@ def _embeddings_file() -> str:
 def _caption_fixtures() -> dict:
     import tempfile
 
+    import importlib.util
+
     from caption_fixtures import fashion_idx, karpathy_coco, karpathy_flickr
+    from format_fixtures import hf_dataset, image_folder, webdataset_shards
 
     root = Path(tempfile.mkdtemp())
-    return {
+    fixtures = {
         "coco": {"data_dir": str(karpathy_coco(root / "coco"))},
         "flickr30k": {"data_dir": str(karpathy_flickr(root / "f30k", "flickr30k", "flickr30k-images"))},
         "flickr8k": {"data_dir": str(karpathy_flickr(root / "f8k", "flickr8k", "Flicker8k_Dataset"))},
         "fashion-mnist": {"data_dir": str(fashion_idx(root / "fm")), "n_train": 20, "n_test": 10},
+        "image-folder": {"path": str(image_folder(root / "image-folder", "csv", "folders"))},
+        "webdataset": {"path": str(webdataset_shards(root / "webdataset", "json"))},
     }
+    if importlib.util.find_spec("datasets") is not None:  # the hf extra
+        fixtures["hf-dataset"] = {"path": str(hf_dataset(root / "hf-dataset", "single"))}
+    return fixtures
 
 
 def _tiny_encoder_weights() -> dict:
@@ -60,12 +68,18 @@ def _tiny_encoder_weights() -> dict:
     params = {"minilm": cpu, "efficientnet-lite0": cpu}
     if importlib.util.find_spec("transformers") is None or importlib.util.find_spec("torch") is None:
         return params
-    from tiny_encoder_weights import tiny_clip, tiny_dinov2
+    from tiny_encoder_weights import tiny_clip, tiny_dinov2, tiny_open_clip, tiny_vision_backbone
 
     root = Path(tempfile.mkdtemp())
     clip, dinov2 = tiny_clip(root / "clip"), tiny_dinov2(root / "dinov2")
-    return {**params, "clip-image": {**cpu, "weights": clip}, "clip-text": {**cpu, "weights": clip},
-            "dinov2": {**cpu, "weights": dinov2}}
+    params = {**params, "clip-image": {**cpu, "weights": clip}, "clip-text": {**cpu, "weights": clip},
+              "dinov2": {**cpu, "weights": dinov2}, "sentence-transformers": cpu,
+              "hf-image": {**cpu, "weights": tiny_vision_backbone(root / "vit", "vit")}}
+    if importlib.util.find_spec("open_clip") is not None:  # the openclip extra
+        tiny = tiny_open_clip(root / "open-clip")
+        for name in ("open-clip-image", "open-clip-text"):
+            params[name] = {**cpu, "model": tiny["config"], "pretrained": tiny["checkpoint"]}
+    return params
 
 
 FAST_OT = {"epochs": 40, "dim": 8}  # the training loop's length is not what conformance checks
@@ -74,10 +88,26 @@ PARAMS = {"embeddings": {"path": _embeddings_file()}, **_caption_fixtures(), "gw
                                         "ot-riemannian-riem")}, **_tiny_encoder_weights()}
 
 
+# Built-ins whose optional extra is not installed: their checks skip, with the reason, instead of running.
+NEEDS_EXTRA = {("dataset", "hf-dataset"): "hf"}
+
+
+def _skipped(kind, name):
+    import unittest
+
+    from alignbench.testing import Check
+
+    def skip():
+        raise unittest.SkipTest(f"{name} needs the {NEEDS_EXTRA[(kind, name)]} extra, not installed here")
+
+    return [Check(f"{name}-needs-the-{NEEDS_EXTRA[(kind, name)]}-extra", skip)]
+
+
 def _checks(kind, make_checks, specs=BUILTIN):
     return nonempty([c for s in specs if s.kind == kind
-                     for c in expect_failures(make_checks(REGISTRY.create(kind, s.name, PARAMS.get(s.name, {}))),
-                                              EXPECTED_FAILURES.get((kind, s.name), {}))], f"{kind} checks")
+                     for c in (_skipped(kind, s.name) if (kind, s.name) in NEEDS_EXTRA and s.name not in PARAMS else
+                               expect_failures(make_checks(REGISTRY.create(kind, s.name, PARAMS.get(s.name, {}))),
+                                               EXPECTED_FAILURES.get((kind, s.name), {})))], f"{kind} checks")
 
 
 ALIGNER_CHECKS = _checks("aligner", aligner_checks) + aligner_checks(
@@ -95,7 +125,7 @@ def test_the_suite_collected_checks_for_every_builtin():
     assert {"aligner", "dataset", "metric", "perturbation"} <= kinds
     assert len(ALIGNER_CHECKS) >= 13 * 4 and len(DATASET_CHECKS) >= 5 * 2 and len(METRIC_CHECKS) >= 6 * 2
     assert len(PERTURBATION_CHECKS) >= 2 * 6 + 3 * 4
-    assert len(ENCODER_CHECKS) == 7 * len(ENCODERS) >= 7 * 5
+    assert len(ENCODER_CHECKS) == 8 * len(ENCODERS) >= 8 * 9
 
 
 @pytest.mark.parametrize("check", ALIGNER_CHECKS, ids=lambda c: c.id)

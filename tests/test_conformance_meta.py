@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 import alignbench
+from alignbench.errors import InvalidInputError
 from alignbench.testing import (check_dataset, check_encoder, check_metric, dataset_checks, encoder_checks,
                                 expect_failures, metric_checks, nonempty, permuted_result, random_result, run_checks,
                                 toy_result)
@@ -176,6 +177,8 @@ class ToyTextEncoder(alignbench.Encoder):
         return 26
 
     def encode(self, items):
+        if not all(isinstance(item, str) for item in items):
+            raise InvalidInputError("toy-chars encodes text; pass strings")
         out = np.zeros((len(items), 26), np.float32)
         for row, text in enumerate(items):
             for char in text.lower():
@@ -229,8 +232,35 @@ class Unavailable(IgnoresInput):
         return False
 
 
+class TakesAnything(ToyTextEncoder):
+    """Encodes images as if they were text: the characters of their repr."""
+
+    name = "takes-anything"
+
+    def encode(self, items):
+        return super().encode([item if isinstance(item, str) else repr(item) for item in items])
+
+
+class FailsDeepInside(ToyTextEncoder):
+    """Images reach the tokenizer and fail there, with an error that says nothing about modalities."""
+
+    name = "fails-deep-inside"
+
+    def encode(self, items):
+        return super().encode([item.lower() for item in items])
+
+
+class VagueError(ToyTextEncoder):
+    name = "vague-error"
+
+    def encode(self, items):
+        if not all(isinstance(item, str) for item in items):
+            raise InvalidInputError("bad input")
+        return super().encode(items)
+
+
 def test_a_sound_encoder_passes_every_check():
-    assert check_encoder(ToyTextEncoder()) == 7
+    assert check_encoder(ToyTextEncoder()) == 8
 
 
 @pytest.mark.parametrize("encoder, check, message", [
@@ -239,6 +269,9 @@ def test_a_sound_encoder_passes_every_check():
     (BatchDependent(), "check_batch_size_invariant", "depends on the batch it is encoded in"),
     (Float64(), "check_output_shape_and_dtype", "dtype float64, expected float32"),
     (FlatWhenEmpty(), "check_empty_input", r"no items gave shape \(0,\), expected \(0, 26\)"),
+    (TakesAnything(), "check_rejects_the_other_modality", "image items were encoded by a text encoder"),
+    (FailsDeepInside(), "check_rejects_the_other_modality", "expected InvalidInputError naming 'text', got AttributeError"),
+    (VagueError(), "check_rejects_the_other_modality", "does not say the encoder takes text"),
 ], ids=lambda v: v if isinstance(v, str) and v.startswith("check_") else None)
 def test_a_broken_encoder_is_caught(encoder, check, message):
     with pytest.raises(AssertionError, match=message):
@@ -269,7 +302,10 @@ def test_encoder_checks_take_items_of_other_modalities():
 
     with pytest.raises(AssertionError, match="pass items="):
         _run(encoder_checks(Audio()), "check_output_shape_and_dtype")
-    assert check_encoder(Audio(), items=["beep", "boop bop"]) == 7
+    checks = encoder_checks(Audio(), items=["beep", "boop bop"])
+    with pytest.raises(unittest.SkipTest, match="no sample items of a modality other than 'audio'"):
+        _run(checks, "check_rejects_the_other_modality")
+    assert run_checks(checks) == 7  # the other-modality check skipped, with its reason
 
 
 # --------------------------------------------------------------------------------------- empty suites

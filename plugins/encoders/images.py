@@ -1,11 +1,15 @@
-"""Image inputs: PIL images, arrays (H x W grayscale or H x W x 3 uint8) or file paths."""
+"""Image inputs: PIL images, arrays (H x W grayscale or H x W x 3 uint8), file paths, encoded image
+bytes (a JPEG or PNG file's content) or anything with ``read_bytes()`` (a ``pathlib.Path``, an image
+inside a tar shard or an Arrow table, read when it is encoded)."""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
+
+from alignbench.errors import InvalidInputError
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -17,6 +21,12 @@ def to_rgb(item: Any):
 
     if isinstance(item, (str, Path)):
         with Image.open(item) as image:
+            return image.convert("RGB")
+    if isinstance(item, (bytes, bytearray, memoryview)) or callable(getattr(item, "read_bytes", None)):
+        import io
+
+        data = item if isinstance(item, (bytes, bytearray, memoryview)) else item.read_bytes()
+        with Image.open(io.BytesIO(data)) as image:
             return image.convert("RGB")
     if isinstance(item, np.ndarray):
         array = item
@@ -43,3 +53,25 @@ def imagenet_tensor(items: list, size: int = 224, resize: int = 256):
         array = np.asarray(image.crop((left, top, left + size, top + size)), dtype=np.float32) / 255.0
         out[i] = ((array - IMAGENET_MEAN) / IMAGENET_STD).transpose(2, 0, 1)
     return torch.from_numpy(out)
+
+
+def check_image_items(items: Sequence[Any], encoder: str) -> None:
+    """InvalidInputError, naming the modality, for items that cannot be images: text that is not an
+    image file's path (captions handed to an image encoder), numbers, None."""
+    from PIL import Image
+
+    for i, item in enumerate(items):
+        if isinstance(item, str):
+            if not Path(item).is_file():
+                raise InvalidInputError(
+                    f"{encoder} encodes images, but item {i} is text that names no image file ({item[:60]!r}); "
+                    f"pass images (arrays, PIL images, image files or bytes) or choose a text encoder.")
+        elif not (isinstance(item, (np.ndarray, Path, bytes, bytearray, memoryview, Image.Image))
+                  or callable(getattr(item, "read_bytes", None))):
+            raise InvalidInputError(
+                f"{encoder} encodes images, but item {i} is a {type(item).__name__}; pass images (arrays, PIL "
+                f"images, image files or bytes).")
+        elif isinstance(item, np.ndarray) and not (item.ndim == 2 or (item.ndim == 3 and item.shape[2] in (1, 3, 4))):
+            raise InvalidInputError(
+                f"{encoder} encodes images, but item {i} is an array of shape {item.shape}; an image is H x W "
+                f"(grey) or H x W x 3 (RGB).")

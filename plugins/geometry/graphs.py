@@ -20,13 +20,20 @@ from scipy.sparse.linalg import ArpackNoConvergence, eigsh
 from alignbench.arrays import l2_normalize
 from alignbench.memo import memoize_by_content
 
+from .approximate_knn import Backend, approximate_knn
 
-def knn(queries: np.ndarray, points: np.ndarray, k: int, *, exclude_self: bool = False, block_size: int = 1024):
-    """The ``k`` most cosine-similar ``points`` for every query, exact.
+
+def knn(queries: np.ndarray, points: np.ndarray, k: int, *, exclude_self: bool = False, block_size: int = 1024,
+        backend: Backend = "exact", seed: int = 0):
+    """The ``k`` most cosine-similar ``points`` for every query: exact by default (blocked matrix
+    products), or approximate through faiss (``backend="faiss-hnsw"`` / ``"faiss-ivf"``, see
+    ``approximate_knn``; ``seed`` seeds IVF's k-means).
 
     queries ``(q, d)``, points ``(n, d)``; returns ``(indices (q, k) int64, similarities (q, k))``
     sorted by decreasing similarity. ``exclude_self`` when queries are the points themselves.
     """
+    if backend != "exact":
+        return approximate_knn(queries, points, k, exclude_self=exclude_self, backend=backend, seed=seed)
     qn, pn = l2_normalize(np.asarray(queries, np.float32)), l2_normalize(np.asarray(points, np.float32))
     k = min(k, len(pn) - (1 if exclude_self else 0))
     indices = np.empty((len(qn), k), dtype=np.int64)
@@ -68,12 +75,14 @@ def gaussian_weights(sims: np.ndarray, sigma2: float | None = None) -> tuple[np.
     return np.exp(-d2 / sigma2), sigma2
 
 
-def knn_graph(x: np.ndarray, k: int = 15, weighting: Literal["gaussian", "binary"] = "gaussian"):
+def knn_graph(x: np.ndarray, k: int = 15, weighting: Literal["gaussian", "binary"] = "gaussian",
+              backend: Backend = "exact", seed: int = 0):
     """Symmetric kNN graph on cosine similarity: ``(W (n, n) sparse CSR, sigma^2)``.
 
-    An edge exists when either end is among the other's k nearest (``W = max(W, W^T)``).
+    An edge exists when either end is among the other's k nearest (``W = max(W, W^T)``). ``backend``:
+    the kNN search (see :func:`knn`).
     """
-    indices, sims = knn(x, x, k, exclude_self=True)
+    indices, sims = knn(x, x, k, exclude_self=True, backend=backend, seed=seed)
     if weighting == "gaussian":
         weights, sigma2 = gaussian_weights(sims)
     else:
@@ -153,7 +162,7 @@ def distinct_rows(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 @memoize_by_content(maxsize=8)
-def graph_eigenbasis(x: np.ndarray, n_neighbors: int, n_eigen: int, seed: int = 0):
+def graph_eigenbasis(x: np.ndarray, n_neighbors: int, n_eigen: int, seed: int = 0, backend: Backend = "exact"):
     """The Laplacian eigenbasis of the kNN graph on the distinct rows of ``x`` ``(n, d)``, restricted
     to the graph's largest connected component, without the trivial eigenpair.
 
@@ -163,10 +172,14 @@ def graph_eigenbasis(x: np.ndarray, n_neighbors: int, n_eigen: int, seed: int = 
 
     Returns ``(nodes (m,), node_of_row (n,), eigenvalues (k,), eigenvectors (m, k))``: ``nodes[j]``
     is the first row of ``x`` at node j, ``node_of_row[i]`` the node of row i (-1 outside the
-    component); eigenvalues ascending, the trivial 0 left out (``k <= n_eigen``).
+    component); eigenvalues ascending, the trivial 0 left out (``k <= n_eigen``). ``backend``: the
+    kNN search (``exact`` by default; ``faiss-hnsw`` / ``faiss-ivf`` for 100k+ rows, see :func:`knn`).
+
+    Remembered by content (read-only results): fmap and fmap-spectral fit on the same rows in a
+    cell, and the spectral metric's ground truth is the same held-out split in every cell.
     """
     first, inverse = distinct_rows(x)
-    graph, _ = knn_graph(x[first], n_neighbors)
+    graph, _ = knn_graph(x[first], n_neighbors, backend=backend, seed=seed)
     component = largest_component(graph)
     position = np.full(len(first), -1, dtype=np.int64)
     position[component] = np.arange(len(component))

@@ -1,0 +1,140 @@
+"""Shared by the image-caption datasets read from the formats people keep them in (an image folder
+with a metadata file, a Hugging Face dataset, WebDataset shards): images referenced, not loaded,
+ids keyed by content, and COCO's split rules.
+
+Split rules (as COCO's Karpathy split): where the data names splits, ``train`` and ``restval`` are the
+anchor pool, ``test`` is held out, and any other split (``val``, ``validation``, ``dev``) is left out.
+Where it names none, an item is held out when a hash of its content and ``seed`` falls below
+``test_fraction``: adding or removing images never moves the others between splits. Then, as for
+COCO, ``max_train_items`` / ``max_test_items`` take a seeded subset.
+
+Item ids are ``NAME@SHA`` with the first 16 hex digits of the image bytes' sha256, so that embeddings
+cached for one folder are never reused for other images under the same file names.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from dataclasses import dataclass
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from alignbench import DatasetSplits, PairedData
+from alignbench.errors import DatasetNotFoundError, InvalidParameterError
+
+from .captioned_images import subsample
+
+log = logging.getLogger(__name__)
+
+TRAIN_SPLITS = ("train", "restval")
+TEST_SPLITS = ("test",)
+
+
+def content_id(name: str, data: bytes) -> str:
+    return f"{name}@{hashlib.sha256(data).hexdigest()[:16]}"
+
+
+class ImageRef:
+    """An image that is read when it is encoded (``read_bytes()``, as ``pathlib.Path`` has), so that a
+    split of a large collection holds references, not pixels. ``tobytes()`` is its content for
+    conformance checks that compare items."""
+
+    def read_bytes(self) -> bytes:
+        raise NotImplementedError
+
+    def tobytes(self) -> bytes:
+        return self.read_bytes()
+
+
+@dataclass(frozen=True)
+class TarMember(ImageRef):
+    """A file inside an uncompressed tar shard: its data's byte offset and size."""
+
+    shard: str
+    offset: int
+    size: int
+
+    def read_bytes(self) -> bytes:
+        with open(self.shard, "rb") as f:
+            f.seek(self.offset)
+            return f.read(self.size)
+
+
+@dataclass(frozen=True)
+class Record:
+    """One image with its captions: ``item`` is what an encoder reads (a path or an ImageRef)."""
+
+    item_id: str
+    item: Any
+    captions: tuple[str, ...]
+    split: str | None = None
+
+
+def caption_list(value: Any) -> list[str]:
+    """Captions from a cell: a string (one caption), a list of strings, or empty (None, NaN, "")."""
+    if value is None or (isinstance(value, float) and value != value):
+        return []
+    if isinstance(value, str):
+        return [value.strip()] if value.strip() else []
+    if isinstance(value, (list, tuple, np.ndarray)):
+        return [c for v in value for c in caption_list(v)]
+    return [str(value).strip()]
+
+
+def hashed_test(item_id: str, seed: int, test_fraction: float) -> bool:
+    """Held out or not, from the content part of the id (``NAME@SHA``) and the seed: the same image
+    under two names lands in one split, never both."""
+    digest = hashlib.sha256(f"{seed}\0{item_id.rpartition('@')[2]}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") / 2.0**64 < test_fraction
+
+
+def check_test_fraction(name: str, test_fraction: float) -> None:
+    if not 0 < test_fraction < 1:
+        raise InvalidParameterError(f"{name}.test_fraction must be between 0 and 1 (exclusive), got {test_fraction}.")
+
+
+def build_splits(records: Sequence[Record], *, name: str, source: str, layout: str, test_fraction: float,
+                 seed: int, max_train_items: int | None, max_test_items: int | None) -> DatasetSplits:
+    """COCO's split rules (see the module docstring) over ``records``."""
+    check_test_fraction(name, test_fraction)
+    captioned = [r for r in records if r.captions]
+    if len(captioned) < len(records):
+        log.warning("%s: %d of %d images in %s have no caption; they are skipped", name,
+                    len(records) - len(captioned), len(records), source)
+    named = [r for r in captioned if r.split is not None]
+    if named:
+        train = [r for r in named if r.split in TRAIN_SPLITS]
+        test = [r for r in named if r.split in TEST_SPLITS]
+        other = sorted({r.split for r in named} - set(TRAIN_SPLITS) - set(TEST_SPLITS))
+        if other:
+            log.info("%s: splits %s are left out (train and restval are the anchor pool, test is held out)",
+                     name, ", ".join(other))
+    else:
+        test = [r for r in captioned if hashed_test(r.item_id, seed, test_fraction)]
+        train = [r for r in captioned if not hashed_test(r.item_id, seed, test_fraction)]
+    for split, part in (("train", train), ("test", test)):
+        if not part:
+            raise DatasetNotFoundError(f"{name}: no captioned {split} images in {source} "
+                                       f"({len(captioned)} captioned in all). {layout}")
+    return DatasetSplits(train=paired(subsample(train, max_train_items, seed)),
+                         test=paired(subsample(test, max_test_items, seed)))
+
+
+def paired(records: Sequence[Record]) -> PairedData:
+    return PairedData(x=[r.item for r in records], y=[c for r in records for c in r.captions],
+                      text_item=np.repeat(np.arange(len(records)), [len(r.captions) for r in records]),
+                      item_ids=tuple(r.item_id for r in records))
+
+
+def first_line(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+
+
+def guarded(read: Callable[[], Any], name: str, what: str, layout: str, errors: tuple = ()) -> Any:
+    """``read()``, with a file that cannot be parsed reported in one line naming the layout."""
+    try:
+        return read()
+    except (ValueError, KeyError, TypeError, OSError, *errors) as exc:
+        raise DatasetNotFoundError(f"{name}: cannot read {what} ({first_line(exc)}). {layout}") from None

@@ -1,0 +1,84 @@
+"""Any transformers vision backbone (DINOv2, ViT, SigLIP's vision tower, ConvNeXt...) through
+``AutoModel`` + ``AutoImageProcessor``."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from alignbench.errors import InvalidParameterError
+
+from .base import Precision, TorchEncoder, missing_weights
+from .images import to_rgb
+from .runtime import require
+
+
+class HFImageEncoder(TorchEncoder):
+    """Features of a transformers vision model, with the checkpoint's own image processor.
+
+    ``weights``: a hub id (``facebook/dinov2-small``, ``google/vit-base-patch16-224-in21k``,
+    ``google/siglip-base-patch16-224``, ``facebook/convnext-tiny-224``; needs a network or a filled
+    Hugging Face cache) or a local ``save_pretrained`` directory holding the model and its image
+    processor. A two-tower checkpoint (CLIP, SigLIP) uses its vision tower.
+
+    ``pooling``: ``cls`` (the class token; transformers that have one), ``mean`` (mean of the patch
+    tokens, after the class and register tokens; of the feature map for convolutional models) or
+    ``pooler`` (the model's own ``pooler_output``: ViT's tanh head, SigLIP's attention pool,
+    ConvNeXt's normalized global average).
+    """
+
+    name = "hf-image"
+    description = "any transformers vision backbone"
+    modality = "image"
+    requires = ("torch", "transformers")
+    libraries = ("torch", "transformers", "pillow")
+
+    def __init__(self, weights: str | None = None, pooling: Literal["cls", "mean", "pooler"] = "cls",
+                 device: str = "auto", batch_size: int = 16, precision: Precision = "fp32",
+                 normalize: bool = False):
+        super().__init__(weights, device, batch_size, precision, normalize)
+        self.pooling = pooling
+
+    def available(self) -> bool:
+        return self.weights is not None and super().available()
+
+    def validate(self) -> None:
+        """At planning: a model must be named (there is no default backbone)."""
+        if self.weights is None:
+            raise InvalidParameterError("hf-image needs weights: --param hf-image.weights=HUB_ID_OR_DIRECTORY "
+                                        "(e.g. facebook/dinov2-small or a save_pretrained directory)")
+
+    def load_model(self):
+        transformers = require("transformers")
+        self.validate()
+        try:
+            model = transformers.AutoModel.from_pretrained(self.weights)
+            self._processor = transformers.AutoImageProcessor.from_pretrained(self.weights)
+        except (OSError, ValueError) as exc:
+            raise missing_weights("hf-image", self.weights, exc,
+                                  "Pass --param hf-image.weights=/path/to/dir (the model and its image processor "
+                                  "saved with save_pretrained), or run where the Hugging Face hub is reachable.") from None
+        if hasattr(model, "vision_model") and hasattr(model, "get_image_features"):
+            model = model.vision_model  # CLIP / SigLIP: the vision tower alone
+        embeddings = getattr(model, "embeddings", None)
+        self._prefix = 0
+        # The class token: ``cls_token`` (ViT, DINOv2, BEiT...) or ``class_embedding`` (CLIP).
+        if any(getattr(embeddings, a, None) is not None for a in ("cls_token", "class_embedding")):
+            self._prefix = 1 + int(getattr(model.config, "num_register_tokens", 0) or 0)
+        if self.pooling == "cls" and not self._prefix:
+            raise InvalidParameterError(f"hf-image.pooling=cls: {type(model).__name__} has no class token; use "
+                                        f"pooling=mean or pooling=pooler")
+        return model
+
+    def features(self, model, batch):
+        pixels = self._processor(images=[to_rgb(i) for i in batch], return_tensors="pt")["pixel_values"]
+        output = model(pixel_values=pixels.to(self.device_, self.dtype_))
+        if self.pooling == "pooler":
+            pooled = getattr(output, "pooler_output", None)
+            if pooled is None:
+                raise InvalidParameterError(f"hf-image.pooling=pooler: {type(model).__name__} has no pooler output; "
+                                            f"use pooling=cls or pooling=mean")
+            return pooled.flatten(1)
+        hidden = output.last_hidden_state
+        if hidden.ndim == 4:  # a convolutional feature map (n, c, h, w)
+            return hidden.mean(dim=(2, 3))
+        return hidden[:, 0] if self.pooling == "cls" else hidden[:, self._prefix:].mean(dim=1)

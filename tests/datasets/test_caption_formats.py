@@ -1,0 +1,132 @@
+"""image-folder, hf-dataset and webdataset on fixtures written in each official format from REAL
+photos (tests/support/format_fixtures.py): COCO's split rules, content-keyed ids, images read back
+byte for byte, the conformance suite, and one-line layout errors."""
+
+import io
+import json
+import tarfile
+
+import numpy as np
+import pytest
+
+pytest.importorskip("skimage.data")
+pytest.importorskip("PIL")
+
+from alignbench.errors import DatasetNotFoundError  # noqa: E402
+from alignbench.testing import check_dataset  # noqa: E402
+from alignbench_plugins.datasets.caption_sources import TarMember  # noqa: E402
+from alignbench_plugins.datasets.image_folder import ImageFolder  # noqa: E402
+from alignbench_plugins.datasets.webdataset import WebDataset  # noqa: E402
+from format_fixtures import check_coco_rules, image_folder, photos, webdataset_shards  # noqa: E402  (tests/support)
+
+PHOTOS = photos()
+
+
+# --------------------------------------------------------------------------------------- image-folder
+
+
+@pytest.mark.parametrize("form, splits", [("jsonl", "column"), ("csv", "column"), ("jsonl", "folders"),
+                                          ("csv", "folders")])
+def test_image_folder_reads_the_hf_imagefolder_layouts(tmp_path, form, splits):
+    dataset = ImageFolder(path=str(image_folder(tmp_path / "photos", form, splits)))
+    check_coco_rules(dataset.load())
+    assert check_dataset(dataset) == 5
+
+
+def test_without_splits_the_test_items_are_chosen_by_content(tmp_path):
+    root = image_folder(tmp_path / "photos", "jsonl", "none")
+    first = ImageFolder(path=str(root), test_fraction=0.4).load()
+    assert first.train.n_items + first.test.n_items == len(PHOTOS) and first.test.n_items > 0
+    # A new photo moves no other photo between splits, and ids are keyed by content.
+    from PIL import Image
+
+    Image.fromarray(np.full((30, 30, 3), 7, np.uint8)).save(root / "images" / "new.png")
+    with open(root / "metadata.jsonl", "a") as f:
+        f.write(json.dumps({"file_name": "images/new.png", "captions": ["a flat grey square"]}) + "\n")
+    second = ImageFolder(path=str(root), test_fraction=0.4).load()
+    assert set(first.test.item_ids) <= set(second.test.item_ids)
+    assert set(first.train.item_ids) <= set(second.train.item_ids)
+    assert ImageFolder(path=str(root), test_fraction=0.4, seed=1).load().test.item_ids != second.test.item_ids
+
+
+def test_the_same_file_name_with_other_pixels_is_another_item(tmp_path):
+    one, two = image_folder(tmp_path / "one", "jsonl", "column"), image_folder(tmp_path / "two", "jsonl", "column")
+    first_train = PHOTOS[0][0]
+    from PIL import Image
+
+    Image.fromarray(np.zeros((20, 20, 3), np.uint8)).save(two / "images" / first_train)
+    a, b = ImageFolder(path=str(one)).load().train.item_ids, ImageFolder(path=str(two)).load().train.item_ids
+    assert a[0].split("@")[0] == b[0].split("@")[0] and a[0] != b[0] and a[1:] == b[1:]
+
+
+def test_caps_and_content_digest_like_coco(tmp_path):
+    root = image_folder(tmp_path / "photos", "jsonl", "column")
+    capped = ImageFolder(path=str(root), max_train_items=3, seed=5).load()
+    assert capped.train.n_items == 3 and set(capped.train.item_ids) <= set(ImageFolder(path=str(root)).load().train.item_ids)
+    before = ImageFolder(path=str(root)).get_params()["sha256"]
+    (root / "metadata.jsonl").write_text((root / "metadata.jsonl").read_text().replace("Chelsea", "A cat"))
+    assert ImageFolder(path=str(root)).get_params()["sha256"] != before
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda root: root, "no metadata.jsonl or metadata.csv in"),
+    (lambda root: (root / "metadata.jsonl").write_text('{"image": "a.jpg", "caption": "x"}\n') and root,
+     "has no file_name column \\(columns: image, caption\\)"),
+    (lambda root: (root / "metadata.jsonl").write_text('{"file_name": "a.jpg", "label": 3}\n') and root,
+     "has no caption column among file_name, label; name it with --param image-folder.caption_columns"),
+    (lambda root: (root / "metadata.jsonl").write_text('{"file_name": "a.jpg", "caption": "x"\n') and root,
+     "cannot read .*metadata.jsonl"),
+])
+def test_a_wrong_layout_is_one_line_naming_the_expected_one(tmp_path, make, message):
+    root = tmp_path / "folder"
+    root.mkdir()
+    with pytest.raises(DatasetNotFoundError, match=message) as error:
+        ImageFolder(path=str(make(root))).validate()
+    assert "\n" not in str(error.value) and "Expected the Hugging Face imagefolder layout" in str(error.value)
+
+
+# --------------------------------------------------------------------------------------- webdataset
+
+
+@pytest.mark.parametrize("captions", ["txt", "json"])
+def test_webdataset_reads_clip_benchmark_shards(tmp_path, captions):
+    dataset = WebDataset(path=str(webdataset_shards(tmp_path / "wds", captions)))
+    splits = dataset.load()
+    check_coco_rules(splits)
+    assert all(isinstance(item, TarMember) for item in splits.train.x)  # referenced, not loaded
+    assert check_dataset(dataset) == 5
+
+
+def test_webdataset_images_are_the_shard_bytes_read_on_demand(tmp_path):
+    splits = WebDataset(path=str(webdataset_shards(tmp_path / "wds"))).load()
+    contents = {content for _, content, _ in PHOTOS}
+    assert all(item.read_bytes() in contents for item in splits.train.x + splits.test.x)
+
+
+def test_flat_shards_are_split_by_content(tmp_path):
+    root = webdataset_shards(tmp_path / "wds", splits=False, per_shard=5)
+    splits = WebDataset(path=str(root), test_fraction=0.4).load()
+    assert splits.train.n_items + splits.test.n_items == len(PHOTOS) and splits.test.n_items > 0
+
+
+def test_webdataset_layout_errors_are_one_line(tmp_path):
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(DatasetNotFoundError, match="no .tar shards in .*Expected WebDataset shards") as error:
+        WebDataset(path=str(tmp_path / "empty")).validate()
+    assert "\n" not in str(error.value)
+    (tmp_path / "gz").mkdir()
+    (tmp_path / "gz" / "0.tar.gz").write_bytes(b"")
+    with pytest.raises(DatasetNotFoundError, match="0.tar.gz is compressed: uncompress it"):
+        WebDataset(path=str(tmp_path / "gz")).validate()
+    (tmp_path / "broken").mkdir()
+    (tmp_path / "broken" / "0.tar").write_bytes(b"not a tar file at all" * 40)
+    with pytest.raises(DatasetNotFoundError, match="cannot read .*0.tar"):
+        WebDataset(path=str(tmp_path / "broken")).load()
+    captionless = tmp_path / "captionless"
+    captionless.mkdir()
+    with tarfile.open(captionless / "0.tar", "w") as tar:
+        info = tarfile.TarInfo("s0.jpg")
+        info.size = len(PHOTOS[1][1])
+        tar.addfile(info, io.BytesIO(PHOTOS[1][1]))
+    with pytest.raises(DatasetNotFoundError, match="no captioned train images"):
+        WebDataset(path=str(captionless)).load()

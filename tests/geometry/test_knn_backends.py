@@ -1,0 +1,71 @@
+"""kNN backends: ``exact`` (the default, today's blocked top-k, unchanged) and faiss's approximate
+``faiss-hnsw`` / ``faiss-ivf`` for graphs on 100k+ points. Needs the faiss extra for the latter."""
+
+import sys
+
+import numpy as np
+import pytest
+
+from alignbench.errors import InvalidParameterError
+from alignbench_plugins.geometry.graphs import graph_eigenbasis, knn, knn_graph
+
+
+def clustered(n=3000, dim=32, seed=0):
+    rng = np.random.default_rng(seed)
+    centres = rng.standard_normal((30, dim))
+    return (centres[rng.integers(0, 30, n)] + 0.6 * rng.standard_normal((n, dim))).astype(np.float32)
+
+
+def recall(found, exact):
+    return np.mean([len(set(a) & set(b)) / len(b) for a, b in zip(found, exact)])
+
+
+def test_the_default_is_the_exact_search_bit_for_bit():
+    x = clustered(800)
+    for args in ((x, x, 15), (x[:50], x, 7)):
+        default, explicit = knn(*args, exclude_self=args[0] is x), knn(*args, exclude_self=args[0] is x, backend="exact")
+        np.testing.assert_array_equal(default[0], explicit[0])
+        np.testing.assert_array_equal(default[1], explicit[1])
+    graph, sigma2 = knn_graph(x, 15)
+    same, same_sigma2 = knn_graph(x, 15, backend="exact", seed=3)
+    assert (graph != same).nnz == 0 and sigma2 == same_sigma2
+
+
+@pytest.mark.parametrize("backend", ["faiss-hnsw", "faiss-ivf"])
+def test_faiss_backends_find_the_exact_neighbours_almost_always(backend):
+    pytest.importorskip("faiss", reason="the faiss extra: pip install 'alignbench[faiss]'")
+    x = clustered()
+    exact, exact_sims = knn(x, x, 15, exclude_self=True)
+    found, sims = knn(x, x, 15, exclude_self=True, backend=backend)
+    assert found.shape == (3000, 15) and found.dtype == np.int64 and sims.dtype == np.float32
+    assert recall(found, exact) > 0.95
+    assert not (found == np.arange(3000)[:, None]).any()  # never a point's own row
+    assert (np.diff(sims, axis=1) <= 1e-6).all()  # sorted by decreasing similarity
+    xn = x / np.linalg.norm(x, axis=1, keepdims=True)
+    np.testing.assert_allclose(sims, np.einsum("ij,ikj->ik", xn, xn[found]), atol=1e-5)  # true cosines
+    again = knn(x, x, 15, exclude_self=True, backend=backend)
+    np.testing.assert_array_equal(found, again[0])  # deterministic
+    queries, _ = knn(x[:100], x, 5, backend=backend)  # other queries than the points
+    assert recall(queries, knn(x[:100], x, 5)[0]) > 0.95
+
+
+@pytest.mark.parametrize("backend", ["faiss-hnsw", "faiss-ivf"])
+def test_graphs_and_eigenbases_take_the_backend(backend):
+    pytest.importorskip("faiss", reason="the faiss extra: pip install 'alignbench[faiss]'")
+    x = clustered(1500)
+    graph, _ = knn_graph(x, 10, backend=backend)
+    exact, _ = knn_graph(x, 10)
+    assert abs(graph - graph.T).max() == 0
+    assert graph.multiply(exact).nnz / exact.nnz > 0.95  # almost every exact edge is there
+    nodes, node_of_row, eigenvalues, _ = graph_eigenbasis(x, 10, 8, backend=backend)
+    _, _, exact_eigenvalues, _ = graph_eigenbasis(x, 10, 8)
+    np.testing.assert_allclose(eigenvalues, exact_eigenvalues, atol=0.02)
+
+
+def test_unknown_backends_and_a_missing_faiss_are_one_line_errors(monkeypatch):
+    x = clustered(100)
+    with pytest.raises(InvalidParameterError, match="unknown knn backend 'annoy'"):
+        knn(x, x, 5, backend="annoy")
+    monkeypatch.setitem(sys.modules, "faiss", None)
+    with pytest.raises(InvalidParameterError, match=r"pip install 'alignbench\[faiss\]'"):
+        knn(x, x, 5, backend="faiss-hnsw")
