@@ -11,6 +11,7 @@ from alignbench.arrays import l2_normalize
 from alignbench_plugins.geometry.functional_maps import (
     fit_functional_map, nearest_rows, orthogonalize, point_map, zoomout,
 )
+from alignbench_plugins.geometry.approximate_knn import Backend
 from alignbench_plugins.geometry.graphs import gaussian_weights, graph_eigenbasis, heat_kernel_signatures, knn
 
 from .lstsq import LeastSquaresAligner
@@ -37,6 +38,9 @@ class FunctionalMapAligner(Aligner):
        compares items in spectral coordinates (the seed paper's choice), extending the eigenbasis to
        new items by the Nyström formula.
 
+    ``knn``: how the kNN graphs are searched: ``exact`` (blocked products) or, for graphs on 100k+
+    items, faiss's approximate ``faiss-hnsw`` / ``faiss-ivf`` (the faiss extra).
+
     Whether step 4's matches add anything is measured, not assumed: ``matches_`` holds every
     (Y row, X row) match fmap found beyond the anchors, ``kept_matches_`` those the ambient fit used,
     and the ``correspondence`` metric scores them against the true pairs. When few are kept or few
@@ -62,6 +66,7 @@ class FunctionalMapAligner(Aligner):
         zoomout: int = 0,
         ambient: Literal["orthogonal", "linear", "spectral"] = "orthogonal",
         correspondences: Literal["mutual", "all"] = "mutual",
+        knn: Backend = "exact",
         seed: int = 0,
     ):
         self.n_neighbors = n_neighbors
@@ -73,6 +78,7 @@ class FunctionalMapAligner(Aligner):
         self.zoomout = zoomout
         self.ambient = ambient
         self.correspondences = correspondences
+        self.knn = knn
         self.seed = seed
 
     def _fit(self, xa, ya, xu, yu):
@@ -81,9 +87,9 @@ class FunctionalMapAligner(Aligner):
         items_y = ya if yu is None else np.concatenate([ya, yu])
         n_eigen = max(self.n_eigen, self.zoomout)
         self.nodes_x_, node_of_x, self.eigvals_full_x_, phi = graph_eigenbasis(
-            items_x, self.n_neighbors, n_eigen, self.seed)
+            items_x, self.n_neighbors, n_eigen, self.seed, self.knn)
         self.nodes_y_, node_of_y, self.eigvals_full_y_, psi = graph_eigenbasis(
-            items_y, self.n_neighbors, n_eigen, self.seed)
+            items_y, self.n_neighbors, n_eigen, self.seed, self.knn)
         k = min(self.n_eigen, phi.shape[1], psi.shape[1])
         # Anchors that survived on both sides, as nodes.
         kept = np.flatnonzero((node_of_x[:m] >= 0) & (node_of_y[:m] >= 0))
@@ -141,8 +147,8 @@ class FunctionalMapAligner(Aligner):
         return np.concatenate(f, axis=1), np.concatenate(g, axis=1)
 
     def _keep_for_nystrom(self, items_x, items_y, phi, psi):
-        self.nystrom_x_ = _Nystrom(items_x[self.nodes_x_], phi, self.eigvals_x_, self.n_neighbors)
-        self.nystrom_y_ = _Nystrom(items_y[self.nodes_y_], psi, self.eigvals_y_, self.n_neighbors)
+        self.nystrom_x_ = _Nystrom(items_x[self.nodes_x_], phi, self.eigvals_x_, self.n_neighbors, self.knn, self.seed)
+        self.nystrom_y_ = _Nystrom(items_y[self.nodes_y_], psi, self.eigvals_y_, self.n_neighbors, self.knn, self.seed)
 
     def _transform_x(self, x):
         if self.ambient == "spectral":
@@ -159,9 +165,11 @@ class _Nystrom:
     """Extends graph eigenvectors to new points: ``phi_k(x) = sum_i w(x, i) phi_k(i) / (sqrt(d_x d_i) mu_k)``
     with ``mu_k = 1 - lambda_k``, the eigenvalue of the normalized adjacency."""
 
-    def __init__(self, nodes: np.ndarray, eigvecs: np.ndarray, eigvals: np.ndarray, n_neighbors: int):
+    def __init__(self, nodes: np.ndarray, eigvecs: np.ndarray, eigvals: np.ndarray, n_neighbors: int,
+                 backend: Backend = "exact", seed: int = 0):
         self.nodes, self.eigvecs, self.n_neighbors = nodes, eigvecs, n_neighbors
-        indices, sims = knn(nodes, nodes, n_neighbors, exclude_self=True)
+        self.backend, self.seed = backend, seed
+        indices, sims = knn(nodes, nodes, n_neighbors, exclude_self=True, backend=backend, seed=seed)
         weights, self.sigma2 = gaussian_weights(sims)
         degrees = np.bincount(np.repeat(np.arange(len(nodes)), indices.shape[1]), weights.ravel(), len(nodes))
         # A node whose neighbours all sit many sigmas away has a degree that underflows (1e-90 on
@@ -171,7 +179,7 @@ class _Nystrom:
         self.mu = np.maximum(1.0 - eigvals, 1e-3)
 
     def __call__(self, points: np.ndarray) -> np.ndarray:
-        indices, sims = knn(points, self.nodes, self.n_neighbors)
+        indices, sims = knn(points, self.nodes, self.n_neighbors, backend=self.backend, seed=self.seed)
         weights, _ = gaussian_weights(sims, self.sigma2)
         d = np.maximum(weights.sum(axis=1, keepdims=True), 1e-12)
         w = weights / np.sqrt(d * self.degrees[indices])
@@ -187,7 +195,7 @@ class SpectralFunctionalMapAligner(FunctionalMapAligner):
 
     def __init__(self, n_neighbors: int = 15, n_eigen: int = 50, alpha: float = 1e-2,
                  descriptors: Literal["auto", "anchors", "hks", "both"] = "auto", hks_scales: int = 16,
-                 orthogonal: bool = False, zoomout: int = 0, seed: int = 0):
+                 orthogonal: bool = False, zoomout: int = 0, knn: Backend = "exact", seed: int = 0):
         super().__init__(n_neighbors=n_neighbors, n_eigen=n_eigen, alpha=alpha, descriptors=descriptors,
                          hks_scales=hks_scales, orthogonal=orthogonal, zoomout=zoomout, ambient="spectral",
-                         seed=seed)
+                         knn=knn, seed=seed)

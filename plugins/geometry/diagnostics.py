@@ -56,22 +56,23 @@ def spectral_distance(eigvals_x: np.ndarray, eigvals_y: np.ndarray) -> float:
     return float(np.sqrt(np.mean((lx / lx[-1] - ly / ly[-1]) ** 2)))
 
 
-def neighbour_sets(z: np.ndarray, k: int) -> np.ndarray:
-    """``(n, k)`` indices of each row's k most cosine-similar other rows."""
+def neighbour_sets(z: np.ndarray, k: int, backend: str = "exact") -> np.ndarray:
+    """``(n, k)`` indices of each row's k most cosine-similar other rows (``backend``: see
+    :func:`alignbench_plugins.geometry.graphs.knn`)."""
     from .graphs import knn
 
-    return knn(z, z, k, exclude_self=True)[0]
+    return knn(z, z, k, exclude_self=True, backend=backend)[0]
 
 
-def mutual_knn(a: np.ndarray, b: np.ndarray, k: int = 10) -> float:
+def mutual_knn(a: np.ndarray, b: np.ndarray, k: int = 10, backend: str = "exact") -> float:
     """Mutual kNN alignment (Huh et al. 2024): ``mean_i |N_a(i) & N_b(i)| / k`` for paired rows."""
-    na, nb = neighbour_sets(a, k), neighbour_sets(b, k)
+    na, nb = neighbour_sets(a, k, backend), neighbour_sets(b, k, backend)
     return float(np.mean([len(np.intersect1d(x, y, assume_unique=True)) / k for x, y in zip(na, nb)]))
 
 
-def knn_jaccard(a: np.ndarray, b: np.ndarray, k: int = 10) -> float:
+def knn_jaccard(a: np.ndarray, b: np.ndarray, k: int = 10, backend: str = "exact") -> float:
     """Mean Jaccard index of the k-neighbour sets of paired rows (1 - this is the kNN-graph mismatch)."""
-    na, nb = neighbour_sets(a, k), neighbour_sets(b, k)
+    na, nb = neighbour_sets(a, k, backend), neighbour_sets(b, k, backend)
     scores = [len(np.intersect1d(x, y, assume_unique=True)) / len(np.union1d(x, y)) for x, y in zip(na, nb)]
     return float(np.mean(scores))
 

@@ -7,13 +7,15 @@ from scipy.cluster.vq import kmeans2
 
 from alignbench import AlignmentResult, Metric
 from alignbench_plugins.geometry import diagnostics as d
+from alignbench_plugins.geometry.approximate_knn import Backend
 
 
 class Geometry(Metric):
     """Pairs are held-out items with their first text (one row per item on each side).
 
     On the raw embeddings (the same for every aligner: what the encoders agree on):
-    ``mutual_knn`` (Huh et al. 2024, k neighbours) and ``linear_cka``.
+    ``mutual_knn`` (Huh et al. 2024, k neighbours) and ``linear_cka``. ``knn``: the neighbour search,
+    ``exact`` or faiss's approximate ``faiss-hnsw`` / ``faiss-ivf`` for 100k+ held-out items.
     On the aligned spaces: ``knn_jaccard_aligned`` (mean Jaccard of paired neighbour sets; 1 minus it
     is the kNN-graph mismatch), ``mmd_aligned`` (squared MMD, RBF with the median bandwidth, on up
     to ``max_items`` items), and, where the dataset has labels, ``silhouette_aligned`` (cosine, on
@@ -26,8 +28,9 @@ class Geometry(Metric):
     higher_is_better = {"mutual_knn": True, "linear_cka": True, "knn_jaccard_aligned": True,
                         "mmd_aligned": False, "silhouette_aligned": True, "nmi_aligned": True}
 
-    def __init__(self, k: int = 10, max_items: int = 2000, seed: int = 0):
+    def __init__(self, k: int = 10, max_items: int = 2000, knn: Backend = "exact", seed: int = 0):
         self.k = k
+        self.knn = knn
         self.max_items = max_items
         self.seed = seed
 
@@ -37,9 +40,9 @@ class Geometry(Metric):
         x, y = test.x, test.y[first_text]
         zx, zy = result.zx, result.zy[first_text]
         scores = {
-            "mutual_knn": d.mutual_knn(x, y, self.k),
+            "mutual_knn": d.mutual_knn(x, y, self.k, self.knn),
             "linear_cka": d.linear_cka(x, y),
-            "knn_jaccard_aligned": d.knn_jaccard(zx, zy, self.k),
+            "knn_jaccard_aligned": d.knn_jaccard(zx, zy, self.k, self.knn),
         }
         # The sample and k-means' seeding go by row position: put the rows in an order set by their
         # content, so that listing the held-out pairs in another order changes nothing.

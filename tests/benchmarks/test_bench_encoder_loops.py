@@ -15,6 +15,8 @@ loop runs first. In the default test run (benchmarks disabled) each runs on a fe
 import numpy as np
 import pytest
 
+from extras import needs_extra  # tests/support
+
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
 skimage_data = pytest.importorskip("skimage.data")
@@ -129,7 +131,7 @@ def test_hf_image(benchmark, backbone, loop):
 @pytest.fixture(scope="module")
 def open_clip_pair(tmp_path_factory, request):
     """Random-init OpenCLIP ViT-B-32 saved as a checkpoint; the tiny model when benchmarks are disabled."""
-    open_clip = pytest.importorskip("open_clip", reason="the openclip extra")
+    open_clip = needs_extra("open_clip", "openclip")
     from safetensors.torch import save_file
 
     from alignbench_plugins.encoders.openclip import OpenCLIPImageEncoder, OpenCLIPTextEncoder

@@ -10,6 +10,8 @@ plus isotropic noise (the spaces of test_bench_fmap), unit-normalized by the sea
 import numpy as np
 import pytest
 
+from extras import needs_extra  # tests/support
+
 from alignbench_plugins.geometry.graphs import knn
 
 N = 100_000
@@ -43,7 +45,7 @@ def recall_at_k(found: np.ndarray, exact: np.ndarray) -> float:
 @pytest.mark.parametrize("backend", ["exact", "faiss-hnsw", "faiss-ivf"])
 def test_knn_backend(benchmark, backend):
     if backend != "exact":
-        pytest.importorskip("faiss", reason="the faiss extra: pip install 'alignbench[faiss]'")
+        needs_extra("faiss", "faiss")
     n = sized(benchmark, N)
     x = points(n)
     indices, _ = benchmark.pedantic(knn, args=(x, x, K), kwargs={"exclude_self": True, "backend": backend},

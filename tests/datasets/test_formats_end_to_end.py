@@ -4,6 +4,8 @@ sentence-transformers text encoder. The OpenCLIP model is a TINY RANDOM one buil
 (no OpenCLIP weights ship offline), so the run checks the plumbing, not the scores."""
 
 import pytest
+
+from extras import needs_extra  # tests/support
 from click.testing import CliRunner
 
 pytest.importorskip("torch", reason="the encoders extra is part of the test install")
@@ -26,7 +28,7 @@ def records(tmp_path):
 
 
 def test_image_folder_with_open_clip_and_sentence_transformers(tmp_path):
-    pytest.importorskip("open_clip", reason="the openclip extra: pip install 'alignbench[openclip]'")
+    needs_extra("open_clip", "openclip")
     from tiny_encoder_weights import tiny_open_clip
 
     tiny = tiny_open_clip(tmp_path / "open-clip")
@@ -61,7 +63,7 @@ def test_image_folder_with_hf_image_and_a_sentence_transformers_folder(tmp_path)
 @pytest.mark.parametrize("fmt", ["webdataset", "hf-dataset"])
 def test_shards_and_hf_datasets_run_with_the_default_encoders(tmp_path, fmt):
     if fmt == "hf-dataset":
-        pytest.importorskip("datasets", reason="the hf extra: pip install 'alignbench[hf]'")
+        needs_extra("datasets", "hf")
         path = hf_dataset(tmp_path / "data", "parquet")
     else:
         path = webdataset_shards(tmp_path / "data")

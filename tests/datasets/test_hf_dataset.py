@@ -4,8 +4,10 @@ DatasetDict, or one Dataset with a split column) and the hub's parquet layout. N
 import numpy as np
 import pytest
 
+from extras import needs_extra  # tests/support
+
 pytest.importorskip("skimage.data")
-datasets = pytest.importorskip("datasets", reason="the hf extra: pip install 'alignbench[hf]'")
+datasets = needs_extra("datasets", "hf")
 
 from alignbench.errors import DatasetNotFoundError  # noqa: E402
 from alignbench.testing import check_dataset  # noqa: E402

@@ -6,8 +6,10 @@ shapes, NOT real-weight quality. Needs the openclip extra (open_clip + a torchvi
 import numpy as np
 import pytest
 
+from extras import needs_extra  # tests/support
+
 torch = pytest.importorskip("torch")
-open_clip = pytest.importorskip("open_clip", reason="the openclip extra: pip install 'alignbench[openclip]'")
+open_clip = needs_extra("open_clip", "openclip")
 
 from alignbench.errors import InvalidInputError  # noqa: E402
 from alignbench.testing import check_encoder  # noqa: E402

@@ -6,6 +6,8 @@ import sys
 import numpy as np
 import pytest
 
+from extras import needs_extra  # tests/support
+
 from alignbench.errors import InvalidParameterError
 from alignbench_plugins.geometry.graphs import graph_eigenbasis, knn, knn_graph
 
@@ -33,7 +35,7 @@ def test_the_default_is_the_exact_search_bit_for_bit():
 
 @pytest.mark.parametrize("backend", ["faiss-hnsw", "faiss-ivf"])
 def test_faiss_backends_find_the_exact_neighbours_almost_always(backend):
-    pytest.importorskip("faiss", reason="the faiss extra: pip install 'alignbench[faiss]'")
+    needs_extra("faiss", "faiss")
     x = clustered()
     exact, exact_sims = knn(x, x, 15, exclude_self=True)
     found, sims = knn(x, x, 15, exclude_self=True, backend=backend)
@@ -51,7 +53,7 @@ def test_faiss_backends_find_the_exact_neighbours_almost_always(backend):
 
 @pytest.mark.parametrize("backend", ["faiss-hnsw", "faiss-ivf"])
 def test_graphs_and_eigenbases_take_the_backend(backend):
-    pytest.importorskip("faiss", reason="the faiss extra: pip install 'alignbench[faiss]'")
+    needs_extra("faiss", "faiss")
     x = clustered(1500)
     graph, _ = knn_graph(x, 10, backend=backend)
     exact, _ = knn_graph(x, 10)
@@ -69,3 +71,28 @@ def test_unknown_backends_and_a_missing_faiss_are_one_line_errors(monkeypatch):
     monkeypatch.setitem(sys.modules, "faiss", None)
     with pytest.raises(InvalidParameterError, match=r"pip install 'alignbench\[faiss\]'"):
         knn(x, x, 5, backend="faiss-hnsw")
+
+
+def test_fmap_and_the_geometry_metric_search_their_graphs_with_the_chosen_backend():
+    needs_extra("faiss", "faiss")
+    from alignbench import AlignmentResult, PairedData
+    from alignbench_plugins.aligners.fmap import FunctionalMapAligner, SpectralFunctionalMapAligner
+    from alignbench_plugins.metrics.geometry import Geometry
+
+    x = clustered(1200, dim=16)
+    rng = np.random.default_rng(1)
+    y = (x @ np.linalg.qr(rng.standard_normal((16, 16)))[0]).astype(np.float32)  # a rotation of x
+    args = (x[:60], y[:60], x[60:], y[60:][::-1].copy())
+    exact = FunctionalMapAligner().fit(*args)
+    approximate = FunctionalMapAligner(knn="faiss-hnsw").fit(*args)
+    assert approximate.get_params()["knn"] == "faiss-hnsw"
+    np.testing.assert_allclose(approximate.eigvals_x_, exact.eigvals_x_, atol=0.02)
+    # A rotation keeps every cosine: the map Procrustes recovers is the same either way.
+    np.testing.assert_allclose(approximate.transform_x(x[:50]), exact.transform_x(x[:50]), atol=1e-4)
+    spectral = SpectralFunctionalMapAligner(knn="faiss-ivf").fit(*args)
+    assert spectral.nystrom_x_.backend == "faiss-ivf" and np.isfinite(spectral.transform_y(y[:50])).all()
+    test = PairedData(x=x[:300], y=y[:300], text_item=np.arange(300))
+    result = AlignmentResult(test=test, zx=x[:300], zy=y[:300], anchors=None, aligner=None)
+    scores = {b: Geometry(knn=b).compute(result) for b in ("exact", "faiss-hnsw")}
+    assert scores["exact"]["mutual_knn"] == 1.0  # a rotation keeps every neighbour
+    assert scores["faiss-hnsw"]["mutual_knn"] > 0.95 and scores["faiss-hnsw"]["knn_jaccard_aligned"] > 0.9
