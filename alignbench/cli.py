@@ -23,6 +23,7 @@ DEFAULT_DATASETS = ["synthetic-gmm", "synthetic-correlated"]
 DEFAULT_REAL_DATASETS = ["fashion-mnist"]
 DEFAULT_LEVELS = [0, 5, 10, 25, 100, 500]
 DEFAULT_SEEDS = [0, 1, 2]
+DIAGNOSE_LEVELS = "0,5,10,20,50,100,500"
 DEFAULT_METRICS = ["retrieval", "class-retrieval", "alignment-error", "correspondence"]
 STORE_ENV = "ALIGNBENCH_STORE"
 # The robustness suite's default sweep: seed 001's masking experiment (each modality dropped) and
@@ -467,7 +468,7 @@ def cache_rm(keys, everything, cache_dir):
 
 @cli.command()
 @click.option("--dataset", required=True, help="Dataset name.")
-@click.option("--anchors", "levels", default="0,5,10,20,50,100,500", show_default=True, help="Supervision levels.")
+@click.option("--anchors", "levels", default=DIAGNOSE_LEVELS, show_default=True, help="Supervision levels.")
 @click.option("--seeds", default="0", show_default=True, help="Seeds, comma-separated.")
 @click.option("--param", "params", multiple=True, metavar="DATASET.KEY=VALUE", help="A dataset or encoder parameter.")
 @click.option("--protocol", type=click.Choice(["standard", "paper", "both"]), default="standard", show_default=True,
@@ -476,8 +477,9 @@ def cache_rm(keys, everything, cache_dir):
 @click.option("--image-encoder", help="Encoder for datasets that hold raw images.")
 @click.option("--text-encoder", help="Encoder for datasets that hold raw texts.")
 @click.option("--store", type=click.Path(path_type=Path), help="Results file.")
-@click.option("--out", type=click.Path(path_type=Path), default=Path("leaderboards"), show_default=True,
-              help="Directory for the figures.")
+@click.option("--out", type=click.Path(path_type=Path),
+              help="Directory for the figures [default: leaderboards/ with the default options, "
+                   "<store's folder>/leaderboards/ otherwise].")
 @click.option("--cache-dir", type=click.Path(path_type=Path),
               help="Embedding cache [default: ~/.cache/alignbench/embeddings or $ALIGNBENCH_CACHE].")
 @click.option("--no-cache", is_flag=True, help="Encode every time; keep no embeddings.")
@@ -496,6 +498,9 @@ def diagnose(dataset, levels, seeds, params, protocol, image_encoder, text_encod
     check_encoders_apply(registry, [dataset], image_encoder, text_encoder)
     encoders = {m: (e, assigned["encoder"].get(e, {})) for m, e in (("image", image_encoder), ("text", text_encoder)) if e}
     protocols = ("standard", "paper") if protocol == "both" else (protocol,)
+    canonical = not (params or image_encoder or text_encoder) and protocol == "standard" and \
+        levels == DIAGNOSE_LEVELS and seeds == "0"
+    out = tables_dir(out, store, canonical)
     check_output_dir(out, "--out")
     embedding_cache = None if no_cache else EmbeddingCache(cache_dir)
     warning = embedding_cache.check_writable() if embedding_cache and registry.load("dataset", dataset).raw else None

@@ -65,3 +65,11 @@ def test_the_readmes_second_example_leaves_leaderboards_alone(tmp_path, monkeypa
     assert list((tmp_path / "leaderboards").iterdir()) == []
     assert (tmp_path / ".alignbench" / "leaderboards" / "synthetic-correlated.md").exists()
     assert "wrote .alignbench/leaderboards/synthetic-correlated.md" in result.output
+
+
+def test_diagnose_writes_leaderboards_only_with_its_default_options(chosen_out):
+    assert chosen_out("diagnose", "--dataset", "synthetic-correlated") == Path("leaderboards")
+    for args in (["--anchors", "0,10"], ["--seeds", "0,1"], ["--protocol", "paper"],
+                 ["--param", "synthetic-correlated.n_items=200"]):
+        assert chosen_out("diagnose", "--dataset", "synthetic-correlated", *args) == Path(".alignbench") / "leaderboards"
+    assert chosen_out("diagnose", "--dataset", "synthetic-correlated", "--seeds", "0,1", "--out", "figs") == Path("figs")
