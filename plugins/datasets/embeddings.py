@@ -8,7 +8,6 @@ import json
 import zipfile
 import zlib
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
@@ -18,6 +17,7 @@ from alignbench.cache import file_sha256
 from alignbench.errors import DatasetNotFoundError, InvalidInputError, InvalidParameterError
 
 from .splitting import split_items
+from .pinned import ContentPinned
 
 LAYOUT = """\
 Pass either one file with named arrays:
@@ -115,7 +115,7 @@ def _integers(array: np.ndarray, role: str, source: str, length: int) -> np.ndar
     return array.astype(np.int64)
 
 
-class Embeddings(Dataset):
+class Embeddings(ContentPinned, Dataset):
     """Paired embeddings from files (see ``LAYOUT``); ``name`` labels the leaderboard.
 
     ``sha256``: the content the files must have (one file: its sha256; several: the sha256 of the JSON
@@ -138,12 +138,6 @@ class Embeddings(Dataset):
         self.test_fraction = test_fraction
         self.seed = seed
         self.sha256 = sha256
-
-    def get_params(self) -> dict[str, Any]:
-        params = super().get_params()
-        if params["sha256"] is None:
-            params["sha256"] = self.content_sha256()
-        return params
 
     def content_sha256(self) -> str | None:
         """The digest of the input files as they are now (see the class docstring); None while one is

@@ -12,6 +12,7 @@ from alignbench.errors import DatasetNotFoundError, InvalidInputError
 
 from .caption_sources import ImageRef, Record, build_splits, caption_list, check_test_fraction, content_id, guarded
 from .image_folder import is_caption_column
+from .pinned import ContentPinned
 
 LAYOUT = ("Expected a Hugging Face dataset on disk: a save_to_disk folder (dataset_info.json + state.json + "
           "data-*.arrow; or dataset_dict.json + one such folder per split), or parquet files (DIR/*.parquet, "
@@ -65,7 +66,7 @@ def split_of(path: Path, root: Path) -> str | None:
     return None
 
 
-class HFDataset(Dataset):
+class HFDataset(ContentPinned, Dataset):
     """Image-caption pairs from a Hugging Face dataset on disk (see LAYOUT).
 
     ``path``: the folder. ``image_column``: the image column (default ``image``). ``caption_columns``:
@@ -91,12 +92,6 @@ class HFDataset(Dataset):
         self.max_test_items = max_test_items
         self.seed = seed
         self.sha256 = sha256
-
-    def get_params(self) -> dict[str, Any]:
-        params = super().get_params()
-        if params["sha256"] is None:
-            params["sha256"] = self.content_sha256()
-        return params
 
     def root(self) -> Path:
         if self.path is None:

@@ -15,6 +15,7 @@ from alignbench.errors import DatasetNotFoundError, InvalidInputError
 
 from .caption_sources import Record, build_splits, caption_list, check_test_fraction, content_id, guarded
 from .karpathy import inside
+from .pinned import ContentPinned
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +46,7 @@ def read_metadata(path: Path) -> list[dict[str, Any]]:
     return rows
 
 
-class ImageFolder(Dataset):
+class ImageFolder(ContentPinned, Dataset):
     """Your own image-caption pairs as an image folder.
 
     ``path``: the folder. ``caption_columns``: the columns holding captions (default: every column
@@ -74,12 +75,6 @@ class ImageFolder(Dataset):
         self.max_test_items = max_test_items
         self.seed = seed
         self.sha256 = sha256
-
-    def get_params(self) -> dict[str, Any]:
-        params = super().get_params()
-        if params["sha256"] is None:
-            params["sha256"] = self.content_sha256()
-        return params
 
     def metadata_files(self) -> list[tuple[Path, str | None]]:
         """``(metadata file, the split its folder names or None)``; one line naming the layout if none."""

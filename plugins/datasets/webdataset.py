@@ -8,12 +8,12 @@ import hashlib
 import json
 import tarfile
 from pathlib import Path
-from typing import Any
 
 from alignbench import Dataset, DatasetSplits
 from alignbench.errors import DatasetNotFoundError, InvalidInputError
 
 from .caption_sources import Record, TarMember, build_splits, caption_list, check_test_fraction, content_id, guarded
+from .pinned import ContentPinned
 
 LAYOUT = ("Expected WebDataset shards (CLIP_benchmark's retrieval format): DIR/train/*.tar and DIR/test/*.tar "
           "(or DIR/*.tar, split by content hash), uncompressed tar files whose samples are KEY.jpg (or .jpeg, .png, "
@@ -65,7 +65,7 @@ def shard_records(shard: Path, split: str | None, label: str) -> list[Record]:
             for key in order if key in images]
 
 
-class WebDataset(Dataset):
+class WebDataset(ContentPinned, Dataset):
     """Image-caption pairs in WebDataset tar shards (see the module docstring for the layout).
 
     ``path``: the folder of shards. Shards in ``train/`` / ``restval/`` are the anchor pool, in
@@ -88,12 +88,6 @@ class WebDataset(Dataset):
         self.max_test_items = max_test_items
         self.seed = seed
         self.sha256 = sha256
-
-    def get_params(self) -> dict[str, Any]:
-        params = super().get_params()
-        if params["sha256"] is None:
-            params["sha256"] = self.content_sha256()
-        return params
 
     def shards(self) -> list[tuple[Path, str | None]]:
         """``(shard, the split its folder names or None)``, in name order (numbers numerically)."""
