@@ -32,6 +32,7 @@ from .registry import Registry
 log = logging.getLogger(__name__)
 
 MAX_ATTEMPTS = 2  # a cell whose worker died this many times is recorded as failed
+STARTUP_SECONDS = 120.0  # a worker process imports numpy, the plugins and the registry in this time
 EXECUTORS = ("serial", "processes", "ray")
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "BLIS_NUM_THREADS",
                     "VECLIB_MAXIMUM_THREADS", "NUMEXPR_NUM_THREADS")
@@ -113,13 +114,24 @@ class Executor:
         self._shared: dict[str, Any] = {}
         self._uses: dict[str, int] = {}
         self._retired: set[str] = set()
+        self._depth = 0
 
     @contextlib.contextmanager
     def running(self, registry: Registry) -> Iterator["Executor"]:
-        self.start(registry)
+        """Started for the block (workers, a Ray connection); nested blocks share the outer one's."""
+        if self._depth:
+            self._depth += 1
+            try:
+                yield self
+            finally:
+                self._depth -= 1
+            return
+        self._depth = 1
         try:
+            self.start(registry)
             yield self
         finally:
+            self._depth = 0
             self.close()
 
     def start(self, registry: Registry) -> None:
@@ -236,6 +248,21 @@ class ProcessExecutor(Executor):
             raise AlignbenchError(f"a plugin cannot be sent to worker processes ({exc}); register classes that "
                                   f"are importable by module name, or run without --workers.") from None
         self._pool = [self._spawn() for _ in range(self.workers)]
+        for worker in self._pool:
+            self._await_ready(worker)
+
+    def _await_ready(self, worker: _Worker) -> None:
+        """A worker that cannot start (its plugins fail to import there) stops the run, before any cell."""
+        try:
+            if worker.conn.poll(STARTUP_SECONDS):
+                worker.conn.recv_bytes()
+                return
+        except (EOFError, OSError):
+            pass
+        worker.process.join(timeout=1)
+        raise AlignbenchError(f"a worker process could not start (exit code {worker.process.exitcode}; its error "
+                              f"is above); check that the plugins import in a fresh Python process, or run "
+                              f"without --workers.")
 
     def _spawn(self) -> _Worker:
         import multiprocessing
@@ -351,7 +378,9 @@ class ProcessExecutor(Executor):
             worker.conn.close()
         self._attempts[task_id] = self._attempts.get(task_id, 0) + 1
         log.warning("a worker process died (exit code %s) while evaluating cell %s", code, task.cell.key)
-        self._pool.append(self._spawn())
+        replacement = self._spawn()
+        self._pool.append(replacement)
+        self._await_ready(replacement)
         if self._attempts[task_id] >= MAX_ATTEMPTS:
             self._done(task, 0.0)
             yield task, died(task, f"the worker process died (last exit code {code})")
@@ -374,6 +403,7 @@ def worker_main(conn: Any, threads: int) -> None:
         kind = message[0]
         if kind == "registry":
             registry = pickle.loads(message[1])
+            conn.send_bytes(b"ready")
         elif kind == "share":
             shared[message[1]] = message[2]
         elif kind == "forget":
@@ -430,8 +460,11 @@ class RayExecutor(Executor):
         ray = import_ray()
         if not ray.is_initialized():
             try:
+                # A local cluster's workers import what this process imports (plugins on its path).
+                local = {} if self.address else {"runtime_env": {"env_vars": {"PYTHONPATH": os.pathsep.join(
+                    p for p in sys.path if p and os.path.isdir(p))}}}
                 ray.init(address=self.address, include_dashboard=False, log_to_driver=False,
-                         logging_level=logging.WARNING, configure_logging=False)
+                         logging_level=logging.WARNING, configure_logging=False, **local)
             except (ConnectionError, RuntimeError, ValueError) as exc:
                 where = f"at {self.address}" if self.address else "here"
                 raise AlignbenchError(
@@ -489,10 +522,16 @@ class RayExecutor(Executor):
             task = self._futures.pop(ref)
             try:
                 outcome, busy = ray.get(ref)
-            except ray.exceptions.RayError as exc:  # the worker died on every attempt, or the node left
-                log.warning("cell %s: %s", task.cell.key, exc)
+            except (ray.exceptions.WorkerCrashedError, ray.exceptions.NodeDiedError) as exc:  # on every attempt
+                log.debug("cell %s: %s", task.cell.key, exc)
                 self.stats.deaths += 1
-                outcome, busy = died(task, f"the Ray worker failed ({type(exc).__name__})"), 0.0
+                outcome, busy = died(task, f"the Ray worker died ({type(exc).__name__})"), 0.0
+            except ray.exceptions.RayError as exc:  # e.g. a plugin that does not import on the node
+                log.debug("cell %s: %s", task.cell.key, exc)
+                last = [line.strip() for line in str(exc).splitlines() if line.strip()][-1:] or [type(exc).__name__]
+                outcome = Outcome("failed", f"Ray could not run this cell: {last[0]}; install the plugins on "
+                                            f"every node.", environment=environment())
+                busy = 0.0
             self._done(task, busy)
             yield task, outcome
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 
 import numpy as np
@@ -76,6 +77,25 @@ class Unsupervised(alignbench.Aligner):
         return y - self.my_
 
 
+class ExitingAligner(CountingAligner):
+    """Kills its own process in ``fit`` (``os._exit``, like the OOM killer) the first ``times`` fits over
+    all processes, counted in ``exits_path``; then fits like ``counting``. Only for worker processes."""
+
+    name = "exiting"
+
+    def __init__(self, counter_path: str = "", exits_path: str = "", times: int = 1):
+        super().__init__(counter_path)
+        self.exits_path = exits_path
+        self.times = times
+
+    def _fit(self, xa, ya, xu, yu):
+        if fits_logged(self.exits_path) < self.times:
+            with open(self.exits_path, "a") as log:
+                log.write("exit\n")
+            os._exit(9)
+        super()._fit(xa, ya, xu, yu)
+
+
 def fits_logged(path: str) -> int:
     try:
         with open(path) as log:
@@ -88,6 +108,7 @@ def fits_logged(path: str) -> int:
 def alignbench_register_aligners(register):
     register("counting", CountingAligner, description="test: counts fits")
     register("broken", BrokenAligner, description="test: always fails")
+    register("exiting", ExitingAligner, description="test: kills its process in fit")
     register("unsupervised-centring", Unsupervised, description="test: zero-anchor aligner")
 
 
