@@ -32,6 +32,7 @@ from .registry import Registry
 log = logging.getLogger(__name__)
 
 MAX_ATTEMPTS = 2  # a cell whose worker died this many times is recorded as failed
+CONNECT_SECONDS = 5.0  # a Ray head that does not accept a connection in this time is unreachable
 STARTUP_SECONDS = 120.0  # a worker process imports numpy, the plugins and the registry in this time
 EXECUTORS = ("serial", "processes", "ray")
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "BLIS_NUM_THREADS",
@@ -70,6 +71,7 @@ class ExecutorStats:
     bytes_tasks: int = 0
     workers: int = 1
     deaths: int = 0
+    startup_s: float = 0.0  # starting the workers (or the local Ray cluster) and waiting for them
 
 
 def pickled_size(value: Any) -> int:
@@ -247,9 +249,11 @@ class ProcessExecutor(Executor):
         except (pickle.PicklingError, AttributeError, TypeError) as exc:
             raise AlignbenchError(f"a plugin cannot be sent to worker processes ({exc}); register classes that "
                                   f"are importable by module name, or run without --workers.") from None
+        started = time.perf_counter()
         self._pool = [self._spawn() for _ in range(self.workers)]
         for worker in self._pool:
             self._await_ready(worker)
+        self.stats.startup_s += time.perf_counter() - started
 
     def _await_ready(self, worker: _Worker) -> None:
         """A worker that cannot start (its plugins fail to import there) stops the run, before any cell."""
@@ -459,7 +463,9 @@ class RayExecutor(Executor):
         super().start(registry)
         ray = import_ray()
         if not ray.is_initialized():
+            started = time.perf_counter()
             try:
+                check_reachable(self.address)
                 # A local cluster's workers import what this process imports (plugins on its path).
                 local = {} if self.address else {"runtime_env": {"env_vars": {"PYTHONPATH": os.pathsep.join(
                     p for p in sys.path if p and os.path.isdir(p))}}}
@@ -472,6 +478,7 @@ class RayExecutor(Executor):
                     f"start one with `ray start --head` and pass --ray-address auto, or leave out --ray-address "
                     f"to start a local one.") from None
             self._owned = True
+            self.stats.startup_s += time.perf_counter() - started
         self.stats.workers = int(ray.cluster_resources().get("CPU", 1))
         self._registry = ray.put(registry)
         self._remote = ray.remote(ray_task).options(num_cpus=1, max_retries=MAX_ATTEMPTS - 1)
@@ -534,6 +541,22 @@ class RayExecutor(Executor):
                 busy = 0.0
             self._done(task, busy)
             yield task, outcome
+
+
+def check_reachable(address: str | None) -> None:
+    """A ``host:port`` (or ``ray://host:port``) address that accepts no connection raises
+    ConnectionError at once (``ray.init`` would retry for minutes); ``auto`` and None are Ray's to find."""
+    if not address or address == "auto":
+        return
+    host, _, port = address.split("://")[-1].rpartition(":")
+    if not host or not port.isdigit():
+        raise ValueError(f"expected HOST:PORT or auto, got {address!r}")
+    import socket
+
+    try:
+        socket.create_connection((host, int(port)), timeout=CONNECT_SECONDS).close()
+    except OSError as exc:
+        raise ConnectionError(f"nothing answers at {host}:{port}: {exc.strerror or exc}") from None
 
 
 def ray_task(registry: Registry, task: CellTask, splits: DatasetSplits,

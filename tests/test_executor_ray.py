@@ -1,0 +1,75 @@
+"""The Ray executor on a local two-CPU cluster, started once for this module (Ray starts in seconds):
+the same records as the serial runner, splits put in the object store once, a worker killed mid-cell
+retried, and an unreachable cluster reported in one line."""
+
+import socket
+import sys
+from pathlib import Path
+
+import pytest
+from threadpoolctl import threadpool_limits
+
+from alignbench.errors import AlignbenchError
+from alignbench.executors import RayExecutor
+from alignbench.runner import Runner, Sweep
+from alignbench.store import ResultStore
+from counting_plugin import fits_logged
+
+ray = pytest.importorskip("ray", reason='the Ray executor is an optional extra: pip install -e ".[ray]"')
+
+SUPPORT = Path(__file__).parent / "support"
+SMALL = ("synthetic-correlated", {"n_items": 200, "dim_x": 16, "dim_y": 16, "latent_dim": 4, "specific_dim": 4})
+
+
+def test_an_unreachable_ray_address_is_one_line(registry, store):
+    """Before the module's cluster starts: ray.init would join that one instead."""
+    with socket.socket() as free:  # a port nothing listens on
+        free.bind(("127.0.0.1", 0))
+        port = free.getsockname()[1]
+    sweep = Sweep(aligners=[("procrustes", {})], datasets=[SMALL], levels=[5], seeds=[0])
+    with pytest.raises(AlignbenchError, match=f"cannot reach a Ray cluster at 127.0.0.1:{port}.*ray start --head"):
+        Runner(registry, store, executor=RayExecutor(f"127.0.0.1:{port}")).run(sweep)
+    assert len(store) == 0 and not store.leases()
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    """A local cluster whose workers import the test plugins, as the driver does."""
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False,
+             runtime_env={"env_vars": {"PYTHONPATH": str(SUPPORT)}})
+    yield
+    ray.shutdown()
+
+
+def comparable(store: ResultStore) -> dict:
+    return {r.key: (r.status, r.message, r.metrics, r.config) for r in store.records()}
+
+
+def test_ray_gives_the_serial_records_and_ships_the_splits_once(cluster, registry, store):
+    sweep = Sweep(aligners=[("fmap", {}), ("procrustes", {}), ("broken", {})], datasets=[SMALL],
+                  levels=[0, 5, 20, 500], seeds=[0, 1], perturbations=[("drop", {"modality": "image"})],
+                  fractions=[50])
+    with threadpool_limits(1), ResultStore(":memory:") as store_serial:
+        Runner(registry, store_serial).run(sweep)
+        serial = comparable(store_serial)
+    executor = RayExecutor()
+    progress = []
+    Runner(registry, store, executor=executor).run(sweep, on_cell=lambda cell, status: progress.append(status))
+    assert comparable(store) == serial
+    assert {"ok", "n/a", "failed"} <= {r.status for r in store.records()}
+    assert len(progress) == len(serial) == executor.stats.cells
+    assert ray.is_initialized(), "a cluster the runner joined is left running"
+    # One dataset: its splits are put once; every task carries a cell spec and anchor rows only.
+    splits = Runner(registry, store).splits_for(store.records()[0].config)
+    assert executor.stats.bytes_shared < 1.5 * (splits.train.x.nbytes + splits.train.y.nbytes
+                                                + splits.test.x.nbytes + splits.test.y.nbytes)
+    assert executor.stats.bytes_tasks / executor.stats.cells < 10_000
+
+
+def test_a_ray_worker_killed_mid_cell_is_retried(cluster, registry, store, tmp_path):
+    counter, exits = tmp_path / "fits.log", tmp_path / "exits.log"
+    sweep = Sweep(aligners=[("exiting", {"counter_path": str(counter), "exits_path": str(exits), "times": 1})],
+                  datasets=[SMALL], levels=[5, 10], seeds=[0])
+    summary = Runner(registry, store, executor=RayExecutor()).run(sweep)
+    assert fits_logged(str(exits)) == 1 and summary.ran == 2 and not summary.failed
+    assert len(store) == 2 and fits_logged(str(counter)) == 2
