@@ -16,6 +16,7 @@ import contextlib
 import logging
 import os
 import pickle
+import signal
 import sys
 import time
 from collections import OrderedDict, deque
@@ -163,7 +164,13 @@ class Executor:
 
     @property
     def pending(self) -> int:
+        """Tasks submitted and not yet returned by ``finished``."""
         raise NotImplementedError
+
+    @property
+    def capacity(self) -> int:
+        """Cells it evaluates at once; the driver keeps about twice as many submitted."""
+        return 1
 
     def finished(self, block: bool) -> Iterator[tuple[CellTask, Outcome]]:
         """Results ready now; with ``block``, wait for at least one while any task is pending."""
@@ -282,10 +289,16 @@ class ProcessExecutor(Executor):
         self._send(worker, ("registry", self._registry_bytes), counted=False)
         return worker
 
+    @property
+    def capacity(self) -> int:
+        return self.workers
+
     def close(self) -> None:
         for worker in self._pool:
             with contextlib.suppress(OSError):
                 worker.conn.close()  # the worker reads end-of-file and exits
+            if worker.task is not None:  # interrupted mid-cell: nobody will read its result
+                worker.process.terminate()
         for worker in self._pool:
             worker.process.join(timeout=5)
             if worker.process.is_alive():
@@ -396,6 +409,7 @@ class ProcessExecutor(Executor):
 def worker_main(conn: Any, threads: int) -> None:
     """A worker process: keeps the shared values it is sent, evaluates cells, sends back outcomes.
     Exits when the driver closes its end (or dies)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the driver's to handle: it stops the workers
     limit_threads(threads)
     registry = None
     shared: dict[str, Any] = {}
@@ -509,6 +523,10 @@ class RayExecutor(Executor):
     @property
     def pending(self) -> int:
         return len(self._futures)
+
+    @property
+    def capacity(self) -> int:
+        return self.stats.workers
 
     def _submit(self, task: CellTask) -> None:
         corrupted = self._refs[task.corrupted_key] if task.corrupted_key else None

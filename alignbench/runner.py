@@ -120,6 +120,8 @@ class Runner:
                         if failed is not None:
                             self._record(cell, failed, summary, on_cell)
                         record(executor.finished(block=False))
+                        while executor.pending >= 2 * executor.capacity:  # claim no further ahead than this
+                            record(executor.finished(block=True))
                 if held:  # other processes are computing these: wait for them (or for their leases to lapse)
                     record(executor.finished(block=False))
                     pause = 0.1 if len(held) < len(todo) else min(2 * pause, 2.0)
