@@ -36,12 +36,16 @@ class DataStage:
     """Embedded splits per dataset, one dataset in memory at a time (the sweep goes dataset by dataset)."""
 
     def __init__(self, registry: Registry, cache: EmbeddingCache | None = None,
-                 on_encode: Callable[[str, int, int], None] | None = None):
+                 on_encode: Callable[[str, int, int], None] | None = None,
+                 shard_encoder: Callable[[str, dict, Any], Callable] | None = None):
         """``cache``: where embeddings of raw datasets are kept (None: encode every time).
-        ``on_encode(label, done, total)`` reports encoding progress."""
+        ``on_encode(label, done, total)`` reports encoding progress. ``shard_encoder(name, params,
+        items)``: encodes the cache's chunks elsewhere (a Ray executor's encoder actors), each cached
+        as it is done; None: here, in this process."""
         self.registry = registry
         self.cache = cache
         self.on_encode = on_encode
+        self.shard_encoder = shard_encoder
         # The dataset in memory: its data key, embedded splits, raw splits; corrupted inputs by damage.
         self._loaded: tuple[str, DatasetSplits, DatasetSplits] | None = None
         self._corrupted: dict[str, CorruptedInputs] = {}
@@ -134,6 +138,12 @@ class DataStage:
         if damage is not None:
             dataset_identity["perturbation"] = {k: damage[k] for k in ("name", "params", "source")}
         try:
+            encode_shards = self.shard_encoder and self.shard_encoder(described["name"], described["params"], items)
+            if encode_shards is not None:
+                return self.cache.get_or_encode_in_shards(
+                    encode_shards, items,
+                    encoder_identity=identity, dataset_identity=dataset_identity, ids_hash=ids_hash,
+                    progress=progress)
             return self.cache.get_or_encode(
                 encoder.encode, items, encoder_identity=identity, dataset_identity=dataset_identity,
                 ids_hash=ids_hash, progress=progress,

@@ -21,7 +21,7 @@ import sys
 import time
 from collections import OrderedDict, deque
 from dataclasses import dataclass, field
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 from .data import CorruptedInputs
 from .errors import AlignbenchError, InvalidParameterError
@@ -510,6 +510,32 @@ class RayExecutor(Executor):
             self._owned = False
         super().close()
 
+    def shard_encoder(self, name: str, params: dict[str, Any], items: Any) -> Callable[[list], Iterator] | None:
+        """``encode_shards(ranges)`` for :meth:`EmbeddingCache.get_or_encode_in_shards`: a pool of encoder
+        actors, one per GPU (``num_gpus=1``), or one per CPU on a cluster without GPUs. The items are put
+        in the object store once; the actors go when the shards are done."""
+        if not self._depth:  # not running (splits wanted outside a sweep): the data stage encodes here
+            return None
+        import ray
+        from ray.util import ActorPool
+
+        def encode_shards(ranges: list[tuple[int, int]]) -> Iterator[tuple[int, int, Any]]:
+            gpus = int(ray.cluster_resources().get("GPU", 0))
+            size = max(1, min(len(ranges), gpus or self.stats.workers))
+            actor = ray.remote(EncoderActor).options(num_gpus=1 if gpus else 0, num_cpus=0 if gpus else 1,
+                                                     max_restarts=MAX_ATTEMPTS - 1, max_task_retries=MAX_ATTEMPTS - 1)
+            actors = [actor.remote(self._registry, name, params) for _ in range(size)]
+            items_ref = ray.put(items)
+            self.stats.bytes_shared += pickled_size(items)
+            try:
+                yield from ActorPool(actors).map_unordered(
+                    lambda a, shard: a.encode.remote(items_ref, shard[0], shard[1]), ranges)
+            finally:
+                for a in actors:
+                    ray.kill(a)
+
+        return encode_shards
+
     def _put(self, key: str, value: Any) -> None:
         import ray
 
@@ -559,6 +585,19 @@ class RayExecutor(Executor):
                 busy = 0.0
             self._done(task, busy)
             yield task, outcome
+
+
+class EncoderActor:
+    """A Ray actor holding one encoder (on one GPU where the cluster has them): encodes shards of items
+    it reads from the object store."""
+
+    def __init__(self, registry: Registry, name: str, params: dict[str, Any]):
+        self.encoder = registry.create("encoder", name, params)
+
+    def encode(self, items: Any, start: int, stop: int) -> tuple[int, int, Any]:
+        import numpy as np
+
+        return start, stop, np.asarray(self.encoder.encode(items[start:stop]), dtype=np.float32)
 
 
 def check_reachable(address: str | None) -> None:

@@ -53,8 +53,9 @@ class Runner:
         evaluated (default: in this process, one after another)."""
         self.registry = registry
         self.store = store
-        self.data = DataStage(registry, cache, on_encode)
         self.executor = executor or SerialExecutor()
+        # Raw items are encoded where the cells run: by encoder actors on a Ray cluster, else here.
+        self.data = DataStage(registry, cache, on_encode, getattr(self.executor, "shard_encoder", None))
 
     def plan(self, sweep: Sweep) -> list[Cell]:
         """All cells of the sweep. Resolves every name and parameter first, so that a typo fails

@@ -6,6 +6,7 @@ import socket
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 from threadpoolctl import threadpool_limits
 
@@ -73,3 +74,42 @@ def test_a_ray_worker_killed_mid_cell_is_retried(cluster, registry, store, tmp_p
     summary = Runner(registry, store, executor=RayExecutor()).run(sweep)
     assert fits_logged(str(exits)) == 1 and summary.ran == 2 and not summary.failed
     assert len(store) == 2 and fits_logged(str(counter)) == 2
+
+
+def test_encoding_on_the_cluster_is_sharded_resumable_and_gives_the_serial_entry(cluster, registry, store,
+                                                                                  tmp_path, monkeypatch):
+    """raw-toy's 60 train and 60 test images in shards of 16 (the cache's chunk, patched down from 512),
+    encoded by encoder actors; the first run dies on the shard of train item 40, the second encodes
+    only the shards the first did not cache."""
+    import alignbench.cache
+    from alignbench.cache import EmbeddingCache
+
+    monkeypatch.setattr(alignbench.cache, "CHUNK", 16)
+    log, marker = tmp_path / "encoded.log", tmp_path / "fail-once"
+    image = ("toy-image-logged", {"log_path": str(log), "fail_marker": str(marker), "fail_at": 40})
+    sweep = Sweep(aligners=[("procrustes", {})], datasets=[("raw-toy", {"n_items": 60})], levels=[5], seeds=[0],
+                  encoders={"image": image, "text": ("toy-text", {})})
+    serial_cache = EmbeddingCache(tmp_path / "serial-cache")
+    with ResultStore(":memory:") as serial_store:
+        Runner(registry, serial_store, cache=serial_cache).run(sweep)
+    log.unlink()
+
+    cache = EmbeddingCache(tmp_path / "ray-cache")
+    marker.touch()
+    with pytest.raises(Exception, match="fails once on purpose"):
+        Runner(registry, store, cache=cache, executor=RayExecutor()).run(sweep)
+    kept = {e.meta["dataset"]["shard"][0] for e in cache.entries()
+            if "shard" in e.meta["dataset"] and e.meta["dataset"]["side"] == "image"}
+    first_run = fits_logged(str(log))
+    # Shard 32 is submitted once an actor is free, so a shard before it finished (and was cached) first.
+    assert kept and 32 not in kept and len(kept) <= first_run < 4
+
+    Runner(registry, store, cache=cache, executor=RayExecutor()).run(sweep)
+    second_run = sorted(int(n) for n in log.read_text().split()[first_run:])
+    assert second_run == sorted({0, 16, 32, 48} - kept) + [1000, 1016, 1032, 1048]  # missing shards only
+    entries = {e.key: e for e in cache.entries()}
+    serial_entries = {e.key: e for e in serial_cache.entries()}
+    assert entries.keys() == serial_entries.keys()  # the serial run's keys, no shard left behind
+    for key in entries:
+        assert np.array_equal(np.load(cache.directory / f"{key}.npy"), np.load(serial_cache.directory / f"{key}.npy"))
+    assert [r.status for r in store.records()] == ["ok"]

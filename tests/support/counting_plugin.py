@@ -151,6 +151,27 @@ class ToyImageEncoder(alignbench.Encoder):
         return circle_features(np.array([item[0] for item in items], dtype=np.float64))
 
 
+class LoggedImageEncoder(ToyImageEncoder):
+    """toy-image that appends each batch's first item number to ``log_path``, and raises once (while
+    ``fail_marker`` exists, which it then removes) on the batch holding item ``fail_at``."""
+
+    name = "toy-image-logged"
+
+    def __init__(self, log_path: str = "", fail_marker: str = "", fail_at: int = -1):
+        self.log_path = log_path
+        self.fail_marker = fail_marker
+        self.fail_at = fail_at
+
+    def encode(self, items):
+        numbers = [int(item[0]) for item in items]
+        if self.fail_at in numbers and self.fail_marker and os.path.exists(self.fail_marker):
+            os.remove(self.fail_marker)
+            raise RuntimeError("this encoder fails once on purpose")
+        with open(self.log_path, "a") as log:
+            log.write(f"{numbers[0]}\n")
+        return super().encode(items)
+
+
 class ToyTextEncoder(alignbench.Encoder):
     """Reads the item number back out of the caption: a perfect text encoder for raw-toy."""
 
@@ -186,4 +207,5 @@ def alignbench_register_datasets(register):
 @alignbench.hookimpl
 def alignbench_register_encoders(register):
     register("toy-image", ToyImageEncoder, description="test: identity on arrays")
+    register("toy-image-logged", LoggedImageEncoder, description="test: logs its batches, fails once")
     register("toy-text", ToyTextEncoder, description="test: parses captions")
