@@ -3,7 +3,6 @@ the same records as the serial runner, splits put in the object store once, a wo
 retried, and an unreachable cluster reported in one line."""
 
 import socket
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -11,7 +10,7 @@ import pytest
 from threadpoolctl import threadpool_limits
 
 from alignbench.errors import AlignbenchError
-from alignbench.executors import RayExecutor
+from alignbench.ray_cluster import RayExecutor
 from alignbench.runner import Runner, Sweep
 from alignbench.store import ResultStore
 from counting_plugin import fits_logged

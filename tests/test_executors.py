@@ -18,7 +18,8 @@ from threadpoolctl import threadpool_limits
 
 from alignbench.cli import cli
 from alignbench.errors import AlignbenchError, InvalidParameterError
-from alignbench.executors import ProcessExecutor, SerialExecutor, make_executor
+from alignbench.executors import SerialExecutor, make_executor
+from alignbench.worker_processes import ProcessExecutor
 from alignbench.runner import Runner, Sweep
 from alignbench.store import ResultStore
 from counting_plugin import fits_logged
@@ -111,7 +112,7 @@ KILL_SCRIPT = """
 import sys
 sys.path.insert(0, {support!r})
 import counting_plugin
-from alignbench.executors import ProcessExecutor
+from alignbench.worker_processes import ProcessExecutor
 from alignbench.plugins import load_registry
 from alignbench.runner import Runner, Sweep
 from alignbench.store import ResultStore
@@ -193,6 +194,7 @@ def test_run_with_workers_on_the_command_line_matches_the_serial_run(tmp_path):
     assert parallel.returncode == 0, parallel.stderr
     assert "8 cells run, 0 already done" in parallel.stderr
     serial = run(tmp_path / "serial.sqlite")
+    assert serial.returncode == 0, serial.stderr
     with ResultStore(tmp_path / "parallel.sqlite") as a, ResultStore(tmp_path / "serial.sqlite") as b:
         assert comparable(a) == comparable(b) and len(a) == 8
 

@@ -25,7 +25,9 @@ import numpy as np
 import pytest
 from threadpoolctl import threadpool_limits
 
-from alignbench.executors import ProcessExecutor, RayExecutor, SerialExecutor
+from alignbench.executors import SerialExecutor
+from alignbench.ray_cluster import RayExecutor
+from alignbench.worker_processes import ProcessExecutor
 from alignbench.plugins import load_registry
 from alignbench.runner import Runner, Sweep
 from alignbench.store import ResultStore
