@@ -173,6 +173,9 @@ class Executor:
         """Results ready now; with ``block``, wait for at least one while any task is pending."""
         raise NotImplementedError
 
+    def all_submitted(self) -> None:
+        """No more tasks are coming until the next ``submit`` (an executor may stop holding some back)."""
+
     def _done(self, task: CellTask, busy_s: float) -> None:
         self.stats.cells += 1
         self.stats.busy_s += busy_s

@@ -124,11 +124,13 @@ class Runner:
                         while executor.pending >= 2 * executor.capacity:  # claim no further ahead than this
                             record(executor.finished(block=True))
                 if held:  # other processes are computing these: wait for them (or for their leases to lapse)
+                    executor.all_submitted()
                     record(executor.finished(block=False))
                     pause = 0.1 if len(held) < len(todo) else min(2 * pause, 2.0)
                     log.info("waiting for %d cells that other processes are computing", len(held))
                     time.sleep(pause)
                 todo = held
+            executor.all_submitted()
             while executor.pending:
                 record(executor.finished(block=True))
         return summary

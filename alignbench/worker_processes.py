@@ -60,6 +60,7 @@ class ProcessExecutor(Executor):
         self._attempts: dict[int, int] = {}
         self._next_id = 0
         self._registry_bytes = b""
+        self._all_submitted = False
 
     def start(self, registry: Registry) -> None:
         super().start(registry)
@@ -124,6 +125,7 @@ class ProcessExecutor(Executor):
         return sum(len(q) for q in self._batches.values()) + sum(w.task is not None for w in self._pool)
 
     def _submit(self, task: CellTask) -> None:
+        self._all_submitted = False
         self._batches.setdefault(task.batch, deque()).append((self._next_id, task))
         self._next_id += 1
         self._dispatch()
@@ -148,15 +150,26 @@ class ProcessExecutor(Executor):
             pass
 
     def _dispatch(self) -> None:
-        for worker in self._pool:
+        """Give each free worker a cell: the next of its own batch; else the first batch no worker has
+        had; else the last cell of a busy batch that has two or more waiting (its first ones stay
+        together with the cell running); else, once no more cells are coming, any waiting cell. A
+        worker may wait meanwhile: the next submitted batch is its own."""
+        own = [w for w in self._pool if w.task is None and w.batch in self._batches]
+        for worker in own + [w for w in self._pool if w not in own]:  # first those whose batch goes on
             if worker.task is not None or not self._batches:
                 continue
-            queue = self._batches.get(worker.batch)
-            if not queue:  # the worker's batch is done: the first one no other worker is on, else the first
-                busy = {w.batch for w in self._pool if w.task is not None}
-                worker.batch = next((b for b in self._batches if b not in busy), next(iter(self._batches)))
-                queue = self._batches[worker.batch]
-            task_id, task = queue.popleft()
+            queue, last = self._batches.get(worker.batch), False
+            if not queue:
+                owned = {w.batch for w in self._pool}
+                free = [b for b in self._batches if b not in owned]
+                crowded = [b for b in self._batches if len(self._batches[b]) >= 2]
+                chosen = free[0] if free else crowded[0] if crowded else \
+                    next(iter(self._batches)) if self._all_submitted else None
+                if chosen is None:
+                    continue
+                worker.batch, last = chosen, not free
+                queue = self._batches[chosen]
+            task_id, task = queue.pop() if last else queue.popleft()
             if not queue:
                 del self._batches[worker.batch]
             for key in task.shared_keys:
@@ -165,6 +178,10 @@ class ProcessExecutor(Executor):
                     worker.holds.add(key)
             worker.task = (task_id, task)
             self._send(worker, ("cell", task_id, task))
+
+    def all_submitted(self) -> None:
+        self._all_submitted = True
+        self._dispatch()
 
     def finished(self, block: bool) -> Iterator[tuple[CellTask, Outcome]]:
         from multiprocessing.connection import wait

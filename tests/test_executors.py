@@ -77,6 +77,20 @@ def test_worker_processes_give_the_serial_records_and_count_progress(registry, s
     assert not store.leases()
 
 
+def test_the_cells_of_one_level_and_seed_go_to_one_worker(registry, store, tmp_path):
+    """So that what they share in the in-memory memo (fmap-spectral reusing fmap's eigenbases) is there."""
+    logs = [tmp_path / "a.log", tmp_path / "b.log"]
+    sweep = Sweep(aligners=[("where", {"counter_path": str(log)}) for log in logs], datasets=[SMALL],
+                  levels=[5, 10, 20, 30], seeds=[0])
+    Runner(registry, store, executor=ProcessExecutor(2, threads=1)).run(sweep)
+    a, b = (dict(line.split() for line in log.read_text().splitlines()) for log in logs)
+    assert a.keys() == b.keys() == {"5", "10", "20", "30"}
+    # Each level's two cells ran in one process; the last level's may be split, as an idle worker
+    # takes any waiting cell once no more are coming.
+    assert all(a[level] == b[level] for level in ("5", "10", "20"))
+    assert len(set(a.values())) == 2  # and the levels were spread over both workers
+
+
 def test_a_rerun_with_workers_skips_finished_cells(registry, store):
     sweep = Sweep(aligners=[("procrustes", {})], datasets=[SMALL], levels=[5, 10], seeds=[0])
     Runner(registry, store).run(sweep)

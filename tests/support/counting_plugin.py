@@ -96,6 +96,20 @@ class ExitingAligner(CountingAligner):
         super()._fit(xa, ya, xu, yu)
 
 
+class WhereAligner(CountingAligner):
+    """``counting`` that logs ``<anchors> <process id>`` per fit: which worker ran which cell."""
+
+    name = "where"
+
+    def __init__(self, counter_path: str = ""):
+        super().__init__(counter_path)
+
+    def _fit(self, xa, ya, xu, yu):
+        with open(self.counter_path, "a") as log:
+            log.write(f"{len(xa)} {os.getpid()}\n")
+        self.mx_, self.my_ = xa.mean(0), ya.mean(0)
+
+
 def fits_logged(path: str) -> int:
     try:
         with open(path) as log:
@@ -109,6 +123,7 @@ def alignbench_register_aligners(register):
     register("counting", CountingAligner, description="test: counts fits")
     register("broken", BrokenAligner, description="test: always fails")
     register("exiting", ExitingAligner, description="test: kills its process in fit")
+    register("where", WhereAligner, description="test: logs the process of each fit")
     register("unsupervised-centring", Unsupervised, description="test: zero-anchor aligner")
 
 
