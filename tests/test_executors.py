@@ -196,6 +196,14 @@ def test_bad_executor_options_on_the_command_line_are_one_line(tmp_path, args, m
     assert not (tmp_path / "s.sqlite").exists()  # refused before any work
 
 
+def test_executor_ray_without_ray_on_the_command_line_says_how_to_get_it(tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "ray", None)  # import ray raises ImportError
+    result = CliRunner().invoke(cli, ["run", "--aligner", "procrustes", "--dataset", "synthetic-gmm", "--seeds", "0",
+                                      "--executor", "ray", "--store", str(tmp_path / "s.sqlite")])
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert result.output.strip() == 'Error: --executor ray: Ray is not installed; install it with: pip install -e ".[ray]"'
+
+
 def test_run_with_workers_on_the_command_line_matches_the_serial_run(tmp_path):
     def run(store, *extra):
         args = ["run", "--aligner", "procrustes", "--aligner", "lstsq", "--dataset", "synthetic-correlated",
