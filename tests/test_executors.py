@@ -91,6 +91,20 @@ def test_the_cells_of_one_level_and_seed_go_to_one_worker(registry, store, tmp_p
     assert len(set(a.values())) == 2  # and the levels were spread over both workers
 
 
+def test_input_corruptions_are_encoded_by_the_driver_and_shipped_once(registry, store, tmp_path):
+    """Raw items corrupted (image-noise) and encoded in the driver; the workers get the corrupted
+    embeddings once, beside the splits, and give the serial records."""
+    sweep = Sweep(aligners=[("lstsq", {}), ("procrustes", {})], datasets=[("raw-toy", {"n_items": 60})],
+                  levels=[10], seeds=[0, 1], encoders={"image": ("toy-image", {}), "text": ("toy-text", {})},
+                  perturbations=[("image-noise", {})], fractions=[25, 50])
+    serial = serial_records(registry, sweep)
+    executor = ProcessExecutor(2, threads=1)
+    Runner(registry, store, executor=executor).run(sweep)
+    assert comparable(store) == serial and len(serial) == 12
+    assert {r.status for r in store.records()} == {"ok"}
+    assert executor.stats.bytes_tasks / executor.stats.cells < 10_000
+
+
 def test_a_rerun_with_workers_skips_finished_cells(registry, store):
     sweep = Sweep(aligners=[("procrustes", {})], datasets=[SMALL], levels=[5, 10], seeds=[0])
     Runner(registry, store).run(sweep)
