@@ -1,3 +1,4 @@
 from .cli import main
 
-main()
+if __name__ == "__main__":  # worker processes (spawned) import this module again as __mp_main__
+    main()

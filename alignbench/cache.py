@@ -22,7 +22,7 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 
@@ -177,6 +177,61 @@ class EmbeddingCache:
             except OSError as exc:  # later entries are not tried; the caller may go on with the embeddings
                 self.unwritable = exc.strerror or str(exc)
                 raise CacheWriteError(self.unwritable_warning(), array) from exc
+        return array
+
+    def get_or_encode_in_shards(
+        self,
+        encode_shards: Callable[[list[tuple[int, int]]], Iterator[tuple[int, int, np.ndarray]]],
+        items: Sequence[Any],
+        *,
+        encoder_identity: dict[str, Any],
+        dataset_identity: dict[str, Any],
+        ids_hash: str,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> np.ndarray:
+        """:meth:`get_or_encode` with the chunks encoded elsewhere, in any order: ``encode_shards(ranges)``
+        yields ``(start, stop, embeddings)`` as each ``items[start:stop]`` is done. Each shard is cached
+        as it arrives, so a killed job resumes at the shards still missing; the finished entry has the
+        same key as a serial run's, and the same values where the encoder gives a chunk the same result
+        on every machine (the shards are the serial run's chunks). The shard entries are then removed."""
+        key = self.key(encoder_identity, {**dataset_identity, "ids": ids_hash})
+        cached = self._read(key, len(items), ids_hash)
+        if cached is not None:
+            return cached
+        ranges = [(start, min(start + CHUNK, len(items))) for start in range(0, len(items), CHUNK)]
+        shard_keys = {r: self.key(encoder_identity, {**dataset_identity, "ids": ids_hash, "shard": list(r)})
+                      for r in ranges}
+        shards = {r: self._read(shard_keys[r], r[1] - r[0], ids_hash) for r in ranges}
+        missing = [r for r, array in shards.items() if array is None]
+        done = len(items) - sum(r[1] - r[0] for r in missing)
+        for start, stop, array in encode_shards(missing) if missing else ():
+            array = np.asarray(array, dtype=np.float32)
+            shards[(start, stop)] = array
+            self.encoded_items += len(array)
+            done += len(array)
+            if self.unwritable is None:
+                meta = {"encoder": encoder_identity, "dataset": {**dataset_identity, "shard": [start, stop]},
+                        "ids_hash": ids_hash, "shape": list(array.shape), "dtype": "float32",
+                        "created": time.strftime("%Y-%m-%dT%H:%M:%S")}
+                try:
+                    self._write(shard_keys[(start, stop)], array, meta)
+                except OSError as exc:
+                    self.unwritable = exc.strerror or str(exc)
+            if progress:
+                progress(done, len(items))
+        array = np.concatenate([shards[r] for r in ranges]) if ranges else np.zeros((0, 0), np.float32)
+        meta = {"encoder": encoder_identity, "dataset": dataset_identity, "ids_hash": ids_hash,
+                "shape": list(array.shape), "dtype": "float32", "created": time.strftime("%Y-%m-%dT%H:%M:%S")}
+        if self.unwritable is not None:
+            raise CacheWriteError(self.unwritable_warning(), array)
+        try:
+            self._write(key, array, meta)
+        except OSError as exc:
+            self.unwritable = exc.strerror or str(exc)
+            raise CacheWriteError(self.unwritable_warning(), array) from exc
+        for shard_key in shard_keys.values():
+            for path in self._paths(shard_key):
+                _remove_path(path)
         return array
 
     def _paths(self, key: str) -> tuple[Path, Path]:

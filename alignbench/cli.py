@@ -110,6 +110,13 @@ def shared_sweep_options(command):
         click.option("--cache-dir", type=click.Path(path_type=Path),
                      help="Embedding cache [default: ~/.cache/alignbench/embeddings or $ALIGNBENCH_CACHE]."),
         click.option("--no-cache", is_flag=True, help="Encode every time; keep no embeddings."),
+        click.option("--executor", type=click.Choice(["serial", "processes", "ray"]),
+                     help="Where cells run: in this process (serial, the default), in local worker processes "
+                          "(processes; the default with --workers), or on a Ray cluster (ray). Results are the same."),
+        click.option("--workers", type=int, help="Local worker processes [default with --executor processes: one "
+                                                 "per core]; each gets cores/N BLAS and torch threads."),
+        click.option("--ray-address", help="Ray cluster to join (auto: the one `ray start` made on this node) "
+                                           "[default: start a local one]. Needs pip install -e \".[ray]\"."),
     ]
     for option in reversed(options):
         command = option(command)
@@ -122,13 +129,14 @@ def shared_sweep_options(command):
 @shared_sweep_options
 @one_line_errors
 def run(aligners, datasets, levels, seeds, metrics, params, anchor_strategy, image_encoder, text_encoder, store, out,
-        cache_dir, no_cache):
+        cache_dir, no_cache, executor, workers, ray_address):
     """Run a sweep, store every cell, write and print the leaderboards.
 
     Finished cells are skipped, so an interrupted sweep resumes where it stopped.
     """
     from .leaderboard import boards, headline_table, write_leaderboards
 
+    executor = make_executor(executor, workers, ray_address)
     registry = loaded_registry()
     sweep = make_sweep(registry, aligners or DEFAULT_ALIGNERS, datasets, levels, seeds, metrics, params,
                        anchor_strategy, image_encoder, text_encoder)
@@ -137,7 +145,7 @@ def run(aligners, datasets, levels, seeds, metrics, params, anchor_strategy, ima
     out = tables_dir(out, store, canonical)
     check_output_dir(out, "--out")
     with open_store(store) as (results, store_path):
-        summary = execute(registry, results, store_path, [sweep], cache_dir, no_cache)
+        summary = execute(registry, results, store_path, [sweep], cache_dir, no_cache, executor)
         names = [n for n, _ in sweep.datasets]
         written = write_leaderboards(results, out, datasets=names)
         for board in boards(results.records()):
@@ -161,7 +169,7 @@ def run(aligners, datasets, levels, seeds, metrics, params, anchor_strategy, ima
 @shared_sweep_options
 @one_line_errors
 def robustness(perturbations, fractions, levels, aligners, datasets, seeds, metrics, params, anchor_strategy,
-               image_encoder, text_encoder, store, out, cache_dir, no_cache):
+               image_encoder, text_encoder, store, out, cache_dir, no_cache, executor, workers, ray_address):
     """The robustness suite: damage part of one modality's train data (drop rows, corrupt raw images or
     captions, add embedding noise), retrain, and report retrieval and its drop against the clean run.
 
@@ -170,6 +178,7 @@ def robustness(perturbations, fractions, levels, aligners, datasets, seeds, metr
     """
     from .robustness_board import write_robustness
 
+    executor = make_executor(executor, workers, ray_address)
     registry = loaded_registry()
     base = make_sweep(registry, aligners or ROBUSTNESS_ALIGNERS, datasets, levels, seeds, metrics, params,
                       anchor_strategy, image_encoder, text_encoder, perturbations or ROBUSTNESS_PERTURBATIONS)
@@ -189,7 +198,7 @@ def robustness(perturbations, fractions, levels, aligners, datasets, seeds, metr
             sweep.perturbations += extra.perturbations
         sweeps.append(sweep)
     with open_store(store) as (results, store_path):
-        summary = execute(registry, results, store_path, sweeps, cache_dir, no_cache)
+        summary = execute(registry, results, store_path, sweeps, cache_dir, no_cache, executor)
         written = write_robustness(results, out, datasets=[n for n, _ in base.datasets])
     for path in written:
         if path.suffix == ".md":
@@ -295,13 +304,21 @@ def open_store(store: Path | None):
         yield results, store_path
 
 
-def execute(registry, results, store_path: Path, sweeps: list, cache_dir: Path | None, no_cache: bool):
-    """Run sweeps with a progress bar over all their cells; Ctrl-C keeps every finished cell."""
+def make_executor(kind: str | None, workers: int | None, ray_address: str | None):
+    """Checked before any work: a bad --workers or a missing Ray is one line."""
+    from .executors import make_executor as make
+
+    return make(kind, workers, ray_address)
+
+
+def execute(registry, results, store_path: Path, sweeps: list, cache_dir: Path | None, no_cache: bool, executor=None):
+    """Run sweeps with a progress bar over all their cells (finished in any worker); Ctrl-C keeps every
+    finished cell."""
     from .cache import EmbeddingCache
     from .runner import RunSummary, Runner
 
     cache = None if no_cache else EmbeddingCache(cache_dir)
-    runner = Runner(registry, results, cache=cache, on_encode=EncodeProgress())
+    runner = Runner(registry, results, cache=cache, on_encode=EncodeProgress(), executor=executor)
     total = sum(len(runner.plan(sweep)) for sweep in sweeps)
     raw = any(registry.load("dataset", name).raw for sweep in sweeps for name, _ in sweep.datasets)
     warning = cache.check_writable() if cache is not None and raw else None
@@ -309,7 +326,8 @@ def execute(registry, results, store_path: Path, sweeps: list, cache_dir: Path |
         click.echo(f"warning: {warning}", err=True)
     summary = RunSummary()
     try:
-        with click.progressbar(length=total, label="cells", file=sys.stderr, item_show_func=describe_cell) as bar:
+        with runner.executor.running(registry), \
+                click.progressbar(length=total, label="cells", file=sys.stderr, item_show_func=describe_cell) as bar:
             for sweep in sweeps:
                 done = runner.run(sweep, on_cell=lambda cell, status: bar.update(1, cell))
                 summary.ran += done.ran

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from alignbench.errors import InvalidParameterError, UnknownPluginError
+from alignbench.plan import describe
 from alignbench.runner import Runner, Sweep
 from alignbench.store import ResultStore
 from counting_plugin import CountingAligner, Unsupervised, fits_logged
@@ -155,7 +156,8 @@ def test_an_aligners_own_seed_follows_the_cell_seed_unless_the_user_set_it(regis
                         ("procrustes", 0): None, ("procrustes", 3): None, ("lstsq", 0): None, ("lstsq", 3): None}
     for cell in cells:  # seedless aligners (and seed 0, the default) are described, and keyed, as before
         if cell.aligner in ("procrustes", "lstsq", "fmap") or cell.seed == 0:
-            assert cell.config["aligner"] == runner._describe("aligner", cell.aligner, dict(aligners)[cell.aligner])
+            assert cell.config["aligner"] == describe(registry, "aligner", cell.aligner, dict(aligners)[cell.aligner])
+        assert cell.aligner_params == cell.config["aligner"]["params"]  # the typed spec says the same
 
 
 def test_a_cell_another_process_holds_is_left_to_it_and_skipped_once_stored_there(registry, tmp_path):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 
 import numpy as np
@@ -76,6 +77,39 @@ class Unsupervised(alignbench.Aligner):
         return y - self.my_
 
 
+class ExitingAligner(CountingAligner):
+    """Kills its own process in ``fit`` (``os._exit``, like the OOM killer) the first ``times`` fits over
+    all processes, counted in ``exits_path``; then fits like ``counting``. Only for worker processes."""
+
+    name = "exiting"
+
+    def __init__(self, counter_path: str = "", exits_path: str = "", times: int = 1):
+        super().__init__(counter_path)
+        self.exits_path = exits_path
+        self.times = times
+
+    def _fit(self, xa, ya, xu, yu):
+        if fits_logged(self.exits_path) < self.times:
+            with open(self.exits_path, "a") as log:
+                log.write("exit\n")
+            os._exit(9)
+        super()._fit(xa, ya, xu, yu)
+
+
+class WhereAligner(CountingAligner):
+    """``counting`` that logs ``<anchors> <process id>`` per fit: which worker ran which cell."""
+
+    name = "where"
+
+    def __init__(self, counter_path: str = ""):
+        super().__init__(counter_path)
+
+    def _fit(self, xa, ya, xu, yu):
+        with open(self.counter_path, "a") as log:
+            log.write(f"{len(xa)} {os.getpid()}\n")
+        self.mx_, self.my_ = xa.mean(0), ya.mean(0)
+
+
 def fits_logged(path: str) -> int:
     try:
         with open(path) as log:
@@ -88,6 +122,8 @@ def fits_logged(path: str) -> int:
 def alignbench_register_aligners(register):
     register("counting", CountingAligner, description="test: counts fits")
     register("broken", BrokenAligner, description="test: always fails")
+    register("exiting", ExitingAligner, description="test: kills its process in fit")
+    register("where", WhereAligner, description="test: logs the process of each fit")
     register("unsupervised-centring", Unsupervised, description="test: zero-anchor aligner")
 
 
@@ -130,6 +166,27 @@ class ToyImageEncoder(alignbench.Encoder):
         return circle_features(np.array([item[0] for item in items], dtype=np.float64))
 
 
+class LoggedImageEncoder(ToyImageEncoder):
+    """toy-image that appends each batch's first item number to ``log_path``, and raises once (while
+    ``fail_marker`` exists, which it then removes) on the batch holding item ``fail_at``."""
+
+    name = "toy-image-logged"
+
+    def __init__(self, log_path: str = "", fail_marker: str = "", fail_at: int = -1):
+        self.log_path = log_path
+        self.fail_marker = fail_marker
+        self.fail_at = fail_at
+
+    def encode(self, items):
+        numbers = [int(item[0]) for item in items]
+        if self.fail_at in numbers and self.fail_marker and os.path.exists(self.fail_marker):
+            os.remove(self.fail_marker)
+            raise RuntimeError("this encoder fails once on purpose")
+        with open(self.log_path, "a") as log:
+            log.write(f"{numbers[0]}\n")
+        return super().encode(items)
+
+
 class ToyTextEncoder(alignbench.Encoder):
     """Reads the item number back out of the caption: a perfect text encoder for raw-toy."""
 
@@ -165,4 +222,5 @@ def alignbench_register_datasets(register):
 @alignbench.hookimpl
 def alignbench_register_encoders(register):
     register("toy-image", ToyImageEncoder, description="test: identity on arrays")
+    register("toy-image-logged", LoggedImageEncoder, description="test: logs its batches, fails once")
     register("toy-text", ToyTextEncoder, description="test: parses captions")

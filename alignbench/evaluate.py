@@ -1,0 +1,209 @@
+"""The evaluate stage: one cell, as a function of its spec, its dataset's embedded splits and its
+anchors, to an Outcome. It touches no store and no cache, so it runs the same in the driver, in a
+local worker process or on a Ray node; the driver turns the Outcome into the stored record.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import logging
+import platform
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .data import CorruptedInputs
+from .errors import AlignbenchError
+from .interfaces import Aligner, AlignmentResult, Anchors, DatasetSplits, Metric, PairedData
+from .plan import Cell
+from .protocols import gallery_with_anchors
+from .registry import Registry
+from .robustness import Damage, apply_damage, damaged_rows, side_of, surviving_anchors
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class AnchorRows:
+    """A cell's anchor pairs as rows of the train split (``(m,)`` int indices each): what is shipped
+    to a worker, which takes the embeddings from the splits it already holds."""
+
+    items: np.ndarray
+    texts: np.ndarray
+
+    @classmethod
+    def of(cls, anchors: Anchors) -> "AnchorRows":
+        return cls(anchors.items, anchors.texts)
+
+    def anchors(self, train: PairedData) -> Anchors:
+        return Anchors(items=self.items, texts=self.texts, x=train.x[self.items], y=train.y[self.texts],
+                       latent=None if train.latent is None else train.latent[self.items])
+
+
+@dataclass(frozen=True)
+class NotApplicable:
+    """Why a cell cannot run (too few anchors for the aligner, a perturbation the data cannot take).
+    ``anchors``: the pairs left when damage removed too many (the record names them), else None."""
+
+    reason: str
+    anchors: Anchors | None = None
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What evaluating a cell gives: ``status`` ok, n/a or failed; ``anchor_set``: a hash of the anchor
+    pairs the aligner got (None when the train split is smaller than the level)."""
+
+    status: str
+    message: str = ""
+    metrics: dict[str, float] = field(default_factory=dict)
+    timings: dict[str, float] = field(default_factory=dict)
+    anchor_set: str | None = None
+    environment: dict[str, str] = field(default_factory=dict)
+
+
+@functools.lru_cache(maxsize=1)
+def environment() -> dict[str, str]:
+    """Versions that can move a number, as installed where the cell ran."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    versions = {"python": platform.python_version()}
+    for package in ("alignbench", "numpy", "scipy"):
+        try:
+            versions[package] = version(package)
+        except PackageNotFoundError:
+            versions[package] = "not installed"
+    return versions
+
+
+def evaluate_cell(registry: Registry, cell: Cell, splits: DatasetSplits, rows: AnchorRows | None,
+                  corrupted: CorruptedInputs | None = None) -> Outcome:
+    """Fit the cell's aligner on its anchors (after any damage) and compute its metrics.
+
+    ``rows``: the cell's anchors, None when the train split has fewer items than the level.
+    ``corrupted``: the encoded damaged inputs of an input-stage perturbation (from the data stage).
+    A plugin's exception fails the cell (KeyboardInterrupt propagates)."""
+    anchors = None if rows is None else rows.anchors(splits.train)
+    try:
+        chosen = applicable(registry, cell, splits, anchors, corrupted)
+        if isinstance(chosen, NotApplicable):
+            outcome = Outcome("n/a", chosen.reason)
+            anchors = chosen.anchors or anchors
+        else:
+            anchors, damage = chosen
+            metrics, timings = fit_and_score(registry, cell, splits, anchors, damage)
+            outcome = Outcome("ok", metrics=metrics, timings=timings)
+    except AlignbenchError as exc:
+        outcome = Outcome("failed", str(exc))
+    except Exception as exc:  # noqa: BLE001 - a broken plugin fails its cell, not the sweep
+        log.debug("cell %s failed", cell.key, exc_info=True)
+        outcome = Outcome("failed", f"{type(exc).__name__}: {exc}")
+    return Outcome(outcome.status, outcome.message, outcome.metrics, outcome.timings, anchor_set(anchors),
+                   environment())
+
+
+def anchor_set(anchors: Anchors | None) -> str | None:
+    """A short hash of the anchor pairs a cell's aligner got, stored in its record's config."""
+    if anchors is None:
+        return None
+    return hashlib.sha256(anchors.items.tobytes() + anchors.texts.tobytes()).hexdigest()[:16]
+
+
+def applicable(registry: Registry, cell: Cell, splits: DatasetSplits, anchors: Anchors | None,
+               corrupted: CorruptedInputs | None) -> NotApplicable | tuple[Anchors, Damage | None]:
+    """The anchors the aligner gets and the damage it learns from, or why the cell cannot run."""
+    aligner_cls = registry.load("aligner", cell.aligner)
+    if anchors is None:
+        return NotApplicable(f"{cell.anchors} anchors asked for; the train split has {splits.train.n_items} items")
+    if cell.anchors < aligner_cls.min_anchors:
+        return NotApplicable(f"{cell.aligner} needs at least {aligner_cls.min_anchors} anchors")
+    if cell.damage is None:
+        return anchors, None
+    damage = damage_train(registry, cell, splits, corrupted)
+    if isinstance(damage, NotApplicable):
+        return damage
+    survivors = surviving_anchors(anchors, damage)
+    if len(survivors.items) < aligner_cls.min_anchors:
+        return NotApplicable(f"{len(survivors.items)} of {cell.anchors} anchor pairs survive the damage; "
+                             f"{cell.aligner} needs at least {aligner_cls.min_anchors}", survivors)
+    return survivors, damage
+
+
+def damage_train(registry: Registry, cell: Cell, splits: DatasetSplits,
+                 corrupted: CorruptedInputs | None) -> Damage | NotApplicable:
+    """The damaged train split a perturbed cell learns from, or why the cell is n/a."""
+    spec = cell.damage
+    perturbation = registry.create("perturbation", spec.name, spec.params)
+    side = side_of(perturbation, splits.modalities)
+    train = splits.train
+    changeable = np.ones(train.n_items if side == "x" else train.n_texts, dtype=bool)
+    embedded = None
+    if spec.stage == "input":
+        if corrupted is None:
+            return NotApplicable(f"{spec.name} corrupts raw {perturbation.modality} items; "
+                                 f"this dataset holds embeddings")
+        changeable, embedded = corrupted.changeable, corrupted.embedded
+    label = f"{spec.name} on {train.n_items if side == 'x' else train.n_texts} {perturbation.modality} rows"
+    rows = damaged_rows(changeable, spec.fraction, cell.seed, label)
+    return apply_damage(train, perturbation, side, rows, cell.seed, embedded)
+
+
+def fit_and_score(registry: Registry, cell: Cell, splits: DatasetSplits, anchors: Anchors,
+                  damage: Damage | None = None) -> tuple[dict[str, float], dict[str, float]]:
+    """Metrics and timings (``fit_s``, ``transform_s``, ``metric:<name>_s`` each, ``metrics_s``)."""
+    aligner: Aligner = registry.create("aligner", cell.aligner, cell.aligner_params)
+    timings = {}
+    xu = yu = rows = None
+    train = splits.train if damage is None else damage.train
+    if aligner.uses_unpaired:
+        kept = () if damage is None else (damage.kept_items, damage.kept_texts)
+        rows = unpaired_rows(train, anchors, cell.seed, *kept)
+        xu, yu = train.x[rows[0]], train.y[rows[1]]
+    started = time.perf_counter()
+    aligner.fit(anchors.x, anchors.y, xu, yu)
+    timings["fit_s"] = time.perf_counter() - started
+    started = time.perf_counter()
+    test = splits.test
+    if cell.protocol == "paper":
+        test = gallery_with_anchors(test, anchors)
+    zx, zy = aligner.transform_x(test.x), aligner.transform_y(test.y)
+    timings["transform_s"] = time.perf_counter() - started
+    result = AlignmentResult(test=test, zx=zx, zy=zy, anchors=anchors, aligner=aligner, train=train,
+                             unpaired_rows=rows)
+    metrics: dict[str, float] = {}
+    # Per metric, in order: work metrics share through the result (retrieval's similarity pass)
+    # is charged to the first that asks for it.
+    for described in cell.metrics:
+        started = time.perf_counter()
+        metric: Metric = registry.create("metric", described.name, described.params)
+        for key, value in metric.compute(result).items():
+            if key in metrics:
+                raise AlignbenchError(f"metric {described.name!r} reports {key!r}, which another metric reports too.")
+            metrics[key] = float(value)
+        timings[f"metric:{described.name}_s"] = time.perf_counter() - started
+    timings["metrics_s"] = sum(v for k, v in timings.items() if k.startswith("metric:"))
+    return metrics, timings
+
+
+def unpaired_items(train: PairedData, anchors: Anchors, seed: int, kept_items: np.ndarray | None = None,
+                   kept_texts: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """The embeddings of :func:`unpaired_rows`: ``(xu, yu)``."""
+    items, texts = unpaired_rows(train, anchors, seed, kept_items, kept_texts)
+    return train.x[items], train.y[texts]
+
+
+def unpaired_rows(train: PairedData, anchors: Anchors, seed: int, kept_items: np.ndarray | None = None,
+                  kept_texts: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """The train items and texts that are not anchors (nor the other texts of an anchor item), as
+    indices into the train split, each side shuffled on its own so that row order carries no pairing.
+    ``kept_*``: the rows left after a drop perturbation (default: all)."""
+    rng = np.random.default_rng(np.random.SeedSequence([seed, 1]))
+    is_anchor = np.zeros(train.n_items, dtype=bool)
+    is_anchor[anchors.items] = True
+    kept_items = np.ones(train.n_items, dtype=bool) if kept_items is None else kept_items
+    kept_texts = np.ones(train.n_texts, dtype=bool) if kept_texts is None else kept_texts
+    items = np.flatnonzero(~is_anchor & kept_items)
+    texts = np.flatnonzero(~is_anchor[train.text_item] & kept_texts)
+    return rng.permutation(items), rng.permutation(texts)

@@ -1,0 +1,279 @@
+"""Local worker processes: ``alignbench run --workers N``.
+
+N spawned processes, each with cores/N BLAS and torch threads. Each gets the registry once and each
+dataset's splits the first time it gets one of its cells; the driver sends one cell at a time to a
+free worker, preferring the next cell of the (dataset, seed, level) it worked on last, so that work
+shared through the in-memory memo (fmap-spectral reusing fmap's eigenbases) is found there. A
+worker that dies mid-cell is replaced and the cell sent again (MAX_ATTEMPTS in all). Workers exit
+when the driver closes their pipe or dies.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import pickle
+import signal
+import sys
+import time
+from collections import OrderedDict, deque
+from dataclasses import dataclass, field
+from typing import Any, Iterator
+
+from .errors import AlignbenchError, InvalidParameterError
+from .evaluate import Outcome
+from .executors import MAX_ATTEMPTS, THREAD_VARIABLES, CellTask, Executor, available_cores, died, limit_threads, run_task
+from .registry import Registry
+
+log = logging.getLogger(__name__)
+
+STARTUP_SECONDS = 120.0  # a worker process imports numpy, the plugins and the registry in this time
+
+
+@dataclass
+class _Worker:
+    process: Any
+    conn: Any
+    holds: set[str] = field(default_factory=set)
+    task: tuple[int, CellTask] | None = None
+    batch: tuple[str, int, int] | None = None
+
+
+class ProcessExecutor(Executor):
+    """``workers`` local processes (spawned), each with ``threads`` BLAS and torch threads (default:
+    this machine's cores divided among the workers). Cells of one (dataset, seed, level) go to one
+    worker, one after another, where possible."""
+
+    name = "processes"
+
+    def __init__(self, workers: int, threads: int | None = None) -> None:
+        super().__init__()
+        if workers < 1:
+            raise InvalidParameterError(f"--workers must be at least 1, got {workers}; pass e.g. --workers 2, "
+                                        f"or leave it out to run every cell in this process.")
+        self.workers = workers
+        self.threads = threads or max(1, available_cores() // workers)
+        self.stats.workers = workers
+        self._pool: list[_Worker] = []
+        self._batches: OrderedDict[tuple[str, int, int], deque[tuple[int, CellTask]]] = OrderedDict()
+        self._attempts: dict[int, int] = {}
+        self._next_id = 0
+        self._registry_bytes = b""
+        self._all_submitted = False
+
+    def start(self, registry: Registry) -> None:
+        super().start(registry)
+        try:
+            self._registry_bytes = pickle.dumps(registry)
+        except (pickle.PicklingError, AttributeError, TypeError) as exc:
+            raise AlignbenchError(f"a plugin cannot be sent to worker processes ({exc}); register classes that "
+                                  f"are importable by module name, or run without --workers.") from None
+        started = time.perf_counter()
+        self._pool = [self._spawn() for _ in range(self.workers)]
+        for worker in self._pool:
+            self._await_ready(worker)
+        self.stats.startup_s += time.perf_counter() - started
+
+    def _await_ready(self, worker: _Worker) -> None:
+        """A worker that cannot start (its plugins fail to import there) stops the run, before any cell."""
+        try:
+            if worker.conn.poll(STARTUP_SECONDS):
+                worker.conn.recv_bytes()
+                return
+        except (EOFError, OSError):
+            pass
+        worker.process.join(timeout=1)
+        raise AlignbenchError(f"a worker process could not start (exit code {worker.process.exitcode}; its error "
+                              f"is above); check that the plugins import in a fresh Python process, or run "
+                              f"without --workers.")
+
+    def _spawn(self) -> _Worker:
+        import multiprocessing
+
+        context = multiprocessing.get_context("spawn")
+        driver_end, worker_end = context.Pipe()
+        process = context.Process(target=worker_main, args=(worker_end, self.threads), daemon=True,
+                                  name="alignbench-worker")
+        with thread_environment(self.threads):  # read by BLAS and torch when the worker imports them
+            process.start()
+        worker_end.close()
+        worker = _Worker(process, driver_end)
+        self._send(worker, ("registry", self._registry_bytes), counted=False)
+        return worker
+
+    @property
+    def capacity(self) -> int:
+        return self.workers
+
+    def close(self) -> None:
+        for worker in self._pool:
+            with contextlib.suppress(OSError):
+                worker.conn.close()  # the worker reads end-of-file and exits
+            if worker.task is not None:  # interrupted mid-cell: nobody will read its result
+                worker.process.terminate()
+        for worker in self._pool:
+            worker.process.join(timeout=5)
+            if worker.process.is_alive():
+                worker.process.terminate()
+                worker.process.join()
+        self._pool = []
+        super().close()
+
+    @property
+    def pending(self) -> int:
+        return sum(len(q) for q in self._batches.values()) + sum(w.task is not None for w in self._pool)
+
+    def _submit(self, task: CellTask) -> None:
+        self._all_submitted = False
+        self._batches.setdefault(task.batch, deque()).append((self._next_id, task))
+        self._next_id += 1
+        self._dispatch()
+
+    def _drop(self, key: str) -> None:
+        super()._drop(key)
+        for worker in self._pool:
+            if key in worker.holds:
+                worker.holds.discard(key)
+                self._send(worker, ("forget", key), counted=False)
+
+    def _send(self, worker: _Worker, message: tuple, *, counted: bool = True, shared: bool = False) -> None:
+        data = pickle.dumps(message, protocol=5)
+        if counted:
+            if shared:
+                self.stats.bytes_shared += len(data)
+            else:
+                self.stats.bytes_tasks += len(data)
+        try:
+            worker.conn.send_bytes(data)
+        except OSError:  # the worker died; finished() notices through its sentinel
+            pass
+
+    def _dispatch(self) -> None:
+        """Give each free worker a cell: the next of its own batch; else the first batch no worker has
+        had; else the last cell of a busy batch that has two or more waiting (its first ones stay
+        together with the cell running); else, once no more cells are coming, any waiting cell. A
+        worker may wait meanwhile: the next submitted batch is its own."""
+        own = [w for w in self._pool if w.task is None and w.batch in self._batches]
+        for worker in own + [w for w in self._pool if w not in own]:  # first those whose batch goes on
+            if worker.task is not None or not self._batches:
+                continue
+            queue, last = self._batches.get(worker.batch), False
+            if not queue:
+                owned = {w.batch for w in self._pool}
+                free = [b for b in self._batches if b not in owned]
+                crowded = [b for b in self._batches if len(self._batches[b]) >= 2]
+                chosen = free[0] if free else crowded[0] if crowded else \
+                    next(iter(self._batches)) if self._all_submitted else None
+                if chosen is None:
+                    continue
+                worker.batch, last = chosen, not free
+                queue = self._batches[chosen]
+            task_id, task = queue.pop() if last else queue.popleft()
+            if not queue:
+                del self._batches[worker.batch]
+            for key in task.shared_keys:
+                if key not in worker.holds:
+                    self._send(worker, ("share", key, self._shared[key]), shared=True)
+                    worker.holds.add(key)
+            worker.task = (task_id, task)
+            self._send(worker, ("cell", task_id, task))
+
+    def all_submitted(self) -> None:
+        self._all_submitted = True
+        self._dispatch()
+
+    def finished(self, block: bool) -> Iterator[tuple[CellTask, Outcome]]:
+        from multiprocessing.connection import wait
+
+        while True:
+            busy = [w for w in self._pool if w.task is not None]
+            if not busy:
+                return
+            waiting = [w.conn for w in busy] + [w.process.sentinel for w in busy]
+            ready = set(wait(waiting, timeout=None if block else 0))
+            if not ready:
+                return
+            for worker in busy:
+                if worker.conn in ready or (worker.process.sentinel in ready and worker.conn.poll()):
+                    try:
+                        _, task_id, outcome, busy_s = pickle.loads(worker.conn.recv_bytes())
+                    except (EOFError, OSError):
+                        yield from self._replace(worker)
+                        continue
+                    _, task = worker.task
+                    worker.task = None
+                    self._attempts.pop(task_id, None)
+                    self._done(task, busy_s)
+                    yield task, outcome
+                elif worker.process.sentinel in ready:
+                    yield from self._replace(worker)
+            self._dispatch()
+            block = False  # one wait at most; then whatever else is ready
+
+    def _replace(self, worker: _Worker) -> Iterator[tuple[CellTask, Outcome]]:
+        """A worker died: its cell goes back to the front of its batch (or fails after MAX_ATTEMPTS
+        deaths), and a fresh worker takes its place."""
+        worker.process.join()
+        code = worker.process.exitcode
+        self.stats.deaths += 1
+        task_id, task = worker.task
+        worker.task = None
+        self._pool.remove(worker)
+        with contextlib.suppress(OSError):
+            worker.conn.close()
+        self._attempts[task_id] = self._attempts.get(task_id, 0) + 1
+        log.warning("a worker process died (exit code %s) while evaluating cell %s", code, task.cell.key)
+        replacement = self._spawn()
+        self._pool.append(replacement)
+        self._await_ready(replacement)
+        if self._attempts[task_id] >= MAX_ATTEMPTS:
+            self._done(task, 0.0)
+            yield task, died(task, f"the worker process died (last exit code {code})")
+        else:
+            self._batches[task.batch] = deque([(task_id, task), *self._batches.get(task.batch, ())])
+            self._batches.move_to_end(task.batch, last=False)
+
+
+def worker_main(conn: Any, threads: int) -> None:
+    """A worker process: keeps the shared values it is sent, evaluates cells, sends back outcomes.
+    Exits when the driver closes its end (or dies)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the driver's to handle: it stops the workers
+    limit_threads(threads)
+    registry = None
+    shared: dict[str, Any] = {}
+    while True:
+        try:
+            message = pickle.loads(conn.recv_bytes())
+        except (EOFError, OSError):
+            return
+        kind = message[0]
+        if kind == "registry":
+            registry = pickle.loads(message[1])
+            conn.send_bytes(b"ready")
+        elif kind == "share":
+            shared[message[1]] = message[2]
+        elif kind == "forget":
+            shared.pop(message[1], None)
+        elif kind == "cell":
+            if "torch" in sys.modules:  # imported by the last cell's plugin
+                sys.modules["torch"].set_num_threads(threads)
+            outcome, busy = run_task(registry, message[2], shared)
+            try:
+                conn.send_bytes(pickle.dumps(("done", message[1], outcome, busy), protocol=5))
+            except OSError:
+                return
+
+
+@contextlib.contextmanager
+def thread_environment(threads: int) -> Iterator[None]:
+    saved = {name: os.environ.get(name) for name in THREAD_VARIABLES}
+    os.environ.update({name: str(threads) for name in THREAD_VARIABLES})
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
