@@ -622,7 +622,8 @@ def export(out, store, datasets, aligners, name, url, contact, notes):
 @click.argument("before", type=click.Path(path_type=Path))
 @click.argument("after", type=click.Path(path_type=Path))
 @click.option("--metric", "metrics", multiple=True, help="Only these metrics (repeatable). Default: every metric.")
-@click.option("--fail-on-change", is_flag=True, help="Exit 1 when a cell moved (for a CI check of an aligner change).")
+@click.option("--fail-on-change", is_flag=True, help="Exit 1 when a cell moved, changed status or is on one side only "
+                                                    "(for a CI check of an aligner change).")
 @one_line_errors
 def compare(before, after, metrics, fail_on_change):
     """Cells (dataset, setting, aligner, anchors) whose mean over seeds moved from BEFORE to AFTER by
@@ -638,9 +639,16 @@ def compare(before, after, metrics, fail_on_change):
                  f"{m.after[0]:.4g} ± {m.after[1]:.2g}", f"{m.change:+.4g}") for m in result.moved]
         click.echo(tabulate(rows, headers=["dataset", "setting", "aligner", "anchors", "metric", "before", "after",
                                            "change"], disable_numparse=True))
-    click.echo(f"{len({m.cell for m in result.moved})} of {result.compared} cells moved beyond their seeds' spread; "
-               f"{len(result.only_before)} only in {before}, {len(result.only_after)} only in {after}", err=True)
-    if fail_on_change and result.moved:
+    for cell, was, now in result.status_changed:
+        click.echo(f"{cell[0]} {cell[1]} {cell[2]} anchors={cell[3]}: seeds {', '.join(was) or 'none'} -> "
+                   f"{', '.join(now) or 'none'}")
+    for side, cells in ((before, result.only_before), (after, result.only_after)):
+        for cell in cells:
+            click.echo(f"{cell[0]} {cell[1]} {cell[2]} anchors={cell[3]}: only in {side}")
+    click.echo(f"{len({m.cell for m in result.moved})} of {result.compared} cells moved beyond their seeds' spread, "
+               f"{len(result.status_changed)} changed status; {len(result.only_before)} only in {before}, "
+               f"{len(result.only_after)} only in {after}", err=True)
+    if fail_on_change and result.changed:
         sys.exit(1)
 
 

@@ -4,7 +4,8 @@ JSON each), by more than their seeds' spread.
 A cell here is (dataset, setting, aligner, anchors): the mean over its seeds. A change within the
 larger of the two sides' standard deviations over seeds is what re-drawing the anchors does anyway
 and is not reported; a cell with a single seed (no spread) is reported on any change above the
-JSON files' rounding.
+JSON files' rounding. A change of the seeds' statuses (a cell that now fails, or is now n/a) is a
+change whatever the numbers, and so is a cell found on one side only.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ ROUNDING = 1e-6  # leaderboard JSON keeps 6 decimals: a store and its own JSON d
 CELL_FIELDS = ("aligner", "anchors", "seed", "setting", "status")
 
 CellKey = tuple[str, str, str, int]  # dataset, setting id, aligner label, anchors
+STATUSES = "(statuses)"  # per cell, beside its metrics: the status of each seed, as strings
 
 
 @dataclass(frozen=True)
@@ -43,6 +45,11 @@ class Comparison:
     only_before: list[CellKey]
     only_after: list[CellKey]
     compared: int  # cells present on both sides
+    status_changed: list[tuple[CellKey, list[str], list[str]]]  # cell, seeds' statuses before, after
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.moved or self.status_changed or self.only_before or self.only_after)
 
 
 def load_values(path: Path) -> dict[CellKey, dict[str, list[float]]]:
@@ -59,20 +66,22 @@ def load_values(path: Path) -> dict[CellKey, dict[str, list[float]]]:
 
 
 def _from_json(path: Path) -> dict[CellKey, dict[str, list[float]]]:
+    out: dict[CellKey, dict[str, list]] = {}
     try:
         payload = json.loads(path.read_text())
         cells, dataset = payload["cells"], payload["dataset"]
-    except (ValueError, KeyError, TypeError):
+        for cell in cells:
+            key = (dataset, cell["setting"], cell["aligner"], int(cell["anchors"]))
+            metrics = out.setdefault(key, {STATUSES: []})
+            metrics[STATUSES].append(str(cell["status"]))
+            if cell["status"] == "ok":
+                for name, value in cell.items():
+                    if name not in CELL_FIELDS and value is not None:
+                        metrics.setdefault(name, []).append(float(value))
+    except (ValueError, KeyError, TypeError, AttributeError):
         raise AlignbenchError(f"{path} is not a leaderboard JSON (leaderboards/<dataset>.json: dataset, settings, "
-                              f"cells); pass one of those or a results store.") from None
-    out: dict[CellKey, dict[str, list[float]]] = {}
-    for cell in cells:
-        key = (dataset, cell["setting"], cell["aligner"], int(cell["anchors"]))
-        metrics = out.setdefault(key, {})
-        if cell["status"] == "ok":
-            for name, value in cell.items():
-                if name not in CELL_FIELDS and value is not None:
-                    metrics.setdefault(name, []).append(float(value))
+                              f"cells, each cell with setting, aligner, anchors, status and numbers); pass one of "
+                              f"those or a results store.") from None
     return out
 
 
@@ -89,7 +98,9 @@ def _from_store(path: Path) -> dict[CellKey, dict[str, list[float]]]:
     for board in boards(records):
         labels = aligner_labels(board)
         for record in board.records:
-            metrics = out.setdefault((board.dataset, board.setting_id, labels[aligner_config(record)], record.anchors), {})
+            metrics = out.setdefault((board.dataset, board.setting_id, labels[aligner_config(record)], record.anchors),
+                                     {STATUSES: []})
+            metrics[STATUSES].append(record.status)
             if record.status == "ok":
                 for name, value in record.metrics.items():
                     if value is not None and not (isinstance(value, float) and math.isnan(value)):
@@ -103,13 +114,18 @@ def mean_std(values: list[float]) -> tuple[float, float]:
 
 def compare(before: dict[CellKey, dict[str, list[float]]], after: dict[CellKey, dict[str, list[float]]],
             metrics: list[str] | None = None) -> Comparison:
-    """Cells on both sides whose mean moved by more than max(std before, std after) + rounding."""
+    """Cells on both sides whose mean moved by more than max(std before, std after) + rounding, or
+    whose seeds' statuses changed."""
     common = sorted(set(before) & set(after))
-    moved = []
+    moved, status_changed = [], []
     for cell in common:
-        names = sorted(set(before[cell]) & set(after[cell]))
+        statuses = sorted(before[cell].get(STATUSES, [])), sorted(after[cell].get(STATUSES, []))
+        if statuses[0] != statuses[1]:
+            status_changed.append((cell, *statuses))
+        names = sorted((set(before[cell]) & set(after[cell])) - {STATUSES})
         for name in names if metrics is None else [m for m in metrics if m in names]:
             b, a = mean_std(before[cell][name]), mean_std(after[cell][name])
             if abs(a[0] - b[0]) > max(b[1], a[1]) + ROUNDING * max(1.0, abs(b[0])):
                 moved.append(Move(cell, name, b, a))
-    return Comparison(moved, sorted(set(before) - set(after)), sorted(set(after) - set(before)), len(common))
+    return Comparison(moved, sorted(set(before) - set(after)), sorted(set(after) - set(before)), len(common),
+                      status_changed)

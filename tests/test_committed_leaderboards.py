@@ -88,6 +88,9 @@ def check_seed_rows(fresh: pd.DataFrame, committed: pd.DataFrame, name: str):
     spread = committed.groupby(cell)[numeric].std()
     same = committed.merge(fresh[keys], on=keys)
     assert len(same) == len(fresh), STALE.format(name) + ": the committed table lacks some cells"
+    expected = committed[committed["seed"].isin(set(fresh["seed"]) or {0})]
+    assert len(fresh) == len(expected), (
+        STALE.format(name) + f": the sweep made {len(fresh)} of the committed {len(expected)} rows of its seeds")
     statuses = [frame.sort_values(keys)["status"].fillna("n/a").tolist() for frame in (fresh, same)]
     assert statuses[0] == statuses[1], STALE.format(name)
     spread = spread.reindex(pd.MultiIndex.from_frame(same[cell])).set_axis(pd.MultiIndex.from_frame(same[keys]))
@@ -133,6 +136,10 @@ def test_the_seed_row_check_tolerates_seed_noise_but_not_a_shifted_row():
         check_seed_rows(seed0.assign(status=["ok", "failed"]), committed, "toy.csv")
     with pytest.raises(AssertionError, match="lacks some cells"):
         check_seed_rows(seed0.assign(anchors=7), committed, "toy.csv")
+    with pytest.raises(AssertionError, match="made 1 of the committed 2 rows"):
+        check_seed_rows(seed0[seed0["aligner"] == "a"], committed, "toy.csv")  # an aligner lost
+    with pytest.raises(AssertionError, match="made 0 of the committed 2 rows"):
+        check_seed_rows(seed0.iloc[:0], committed, "toy.csv")  # nothing ran
 
 
 ROW = ["aligner", "perturbation", "fraction", "anchors", "seed"]

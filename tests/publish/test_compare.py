@@ -75,3 +75,35 @@ def test_bad_inputs_are_one_line(before, tmp_path, make, message):
     assert result.exit_code != 0 and "Traceback" not in result.output
     [line] = result.output.strip().splitlines()
     assert line.startswith("Error: ") and message in line
+
+
+def test_a_cell_that_now_fails_or_is_gone_fails_the_check(before, tmp_path):
+    payload = json.loads(before.read_text())
+    broken = json.loads(json.dumps(payload))
+    for cell in broken["cells"]:
+        if cell["aligner"] == "procrustes" and cell["anchors"] == 100:
+            cell["status"] = "failed"
+            for name in list(cell):
+                if name not in ("aligner", "anchors", "seed", "setting", "status"):
+                    cell[name] = None
+    after = tmp_path / "after.json"
+    after.write_text(json.dumps(broken))
+    result = invoke(before, after, "--fail-on-change")
+    assert result.exit_code == 1
+    assert "procrustes anchors=100: seeds ok, ok, ok -> failed, failed, failed" in result.output
+    assert "1 changed status" in result.output
+    gone = dict(payload, cells=[c for c in payload["cells"] if c["aligner"] != "relative"])
+    after.write_text(json.dumps(gone))
+    result = invoke(before, after, "--fail-on-change")
+    assert result.exit_code == 1 and "relative anchors=5: only in" in result.output
+    assert invoke(before, before, "--fail-on-change").exit_code == 0
+
+
+@pytest.mark.parametrize("cells", [[{"aligner": "a"}], [1, 2], [{"setting": "s", "aligner": "a", "anchors": 5,
+                                                                  "seed": 0, "status": "ok", "mean_R@1": "abc"}]])
+def test_a_malformed_leaderboard_json_is_one_line(tmp_path, before, cells):
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({"dataset": "d", "cells": cells}))
+    result = invoke(before, bad)
+    assert result.exit_code != 0 and "Traceback" not in result.output
+    assert "is not a leaderboard JSON" in result.output and len(result.output.strip().splitlines()) == 1
