@@ -34,6 +34,7 @@ PRODUCER_FIELDS = ("name", "url", "contact", "notes")
 # Metric keys by the range their values live in; any other key must be finite.
 UNIT_INTERVAL = re.compile(r"(R@\d+|MRR|mAP|accuracy|chance|jaccard|mutual_knn)$")
 NON_NEGATIVE = re.compile(r"(error|median_rank|matches_kept)")
+RANK = re.compile(r"median_rank$")
 
 
 class SubmissionError(AlignbenchError):
@@ -89,7 +90,7 @@ def load_submission(path: Path, known_metrics: dict[str, str], seeds: list[int],
         raise SubmissionError(f"{path}: not valid JSON ({exc}); write it with `alignbench export`.") from None
     try:
         producer, records = _check_schema(payload)
-        _check_records(records, known_metrics, seeds, dict(seen or {}))
+        records = _check_records(records, known_metrics, seeds, dict(seen or {}))
     except ValueError as exc:
         raise SubmissionError(f"{path}: {exc}") from None
     return Submission(path, producer, tuple(records))
@@ -130,12 +131,20 @@ def _is(value: Any, kind: type) -> bool:
 
 
 def _check_records(records: list[CellRecord], known_metrics: dict[str, str], seeds: list[int],
-                   seen: dict[str, dict]) -> None:
+                   seen: dict[str, dict]) -> list[CellRecord]:
+    """The records to merge: every one checked; a cell already merged (earlier in the file, in an
+    earlier file or in the store) with the same numbers is left out, so that it counts once."""
+    from .registry import NAME_PATTERN
     from .runner import config_key  # numpy-heavy: imported only when a file is checked
 
     groups: dict[tuple, set[int]] = {}
+    new = []
     for record in records:
         where = f"record {record.key[:12]} ({record.dataset} {record.aligner} anchors={record.anchors} seed={record.seed})"
+        for kind, name in (("dataset", record.dataset), ("aligner", record.aligner)):
+            if not NAME_PATTERN.fullmatch(name):
+                raise ValueError(f"{where}: {kind} name {name!r} is not a plugin name ({NAME_PATTERN.pattern}); "
+                                 f"export the store's records unchanged.")
         config = record.config
         if record.anchors < 0 or record.seed < 0:
             raise ValueError(f"{where}: anchors and seed must be >= 0.")
@@ -160,10 +169,15 @@ def _check_records(records: list[CellRecord], known_metrics: dict[str, str], see
         problem = _metric_problem(record.metrics)
         if problem:
             raise ValueError(f"{where}: {problem}")
+        if record.status == "ok" and not any(v is not None for v in record.metrics.values()):
+            raise ValueError(f"{where}: status ok but no metric; export the store's records unchanged.")
         if record.key in seen and seen[record.key] != record.metrics:
             raise ValueError(f"{where}: cell key {record.key} appears again with other numbers; one cell has one "
                              f"result, drop one of them.")
+        if record.key in seen:
+            continue
         seen[record.key] = record.metrics
+        new.append(record)
         if record.status == "ok":
             group = json.dumps({k: v for k, v in config.items() if k not in ("seed", "anchor_set")}, sort_keys=True)
             groups.setdefault((record.dataset, record.aligner, record.anchors, group), set()).add(record.seed)
@@ -172,6 +186,7 @@ def _check_records(records: list[CellRecord], known_metrics: dict[str, str], see
             raise ValueError(f"{dataset} {aligner} at {anchors} anchors has seeds {sorted(got)}; published rows are "
                              f"means over seeds {','.join(map(str, seeds))} (run with --seeds "
                              f"{','.join(map(str, seeds))}).")
+    return new
 
 
 def _metric_problem(metrics: dict[str, Any]) -> str:
@@ -185,4 +200,6 @@ def _metric_problem(metrics: dict[str, Any]) -> str:
             return f"metric {name} = {value} is outside [0, 1] (rates are fractions, not percent)."
         if NON_NEGATIVE.search(name) and value < 0:
             return f"metric {name} = {value} is negative."
+        if RANK.search(name) and value < 1:
+            return f"metric {name} = {value} is below 1 (ranks start at 1)."
     return ""

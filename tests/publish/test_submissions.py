@@ -86,6 +86,10 @@ def good_payload(tiny_site) -> dict:
     (lambda p: p["records"][0].update(anchors="5"), "wrong types for ['anchors']"),
     (lambda p: p["records"][0].update(status="great"), "status 'great'"),
     (lambda p: p["records"][0].update(anchors=-5), "anchors and seed must be >= 0"),
+    (lambda p: p["records"][0].update(dataset="../../pwned"), "dataset name '../../pwned' is not a plugin name"),
+    (lambda p: p["records"][0].update(aligner="a/b"), "aligner name 'a/b' is not a plugin name"),
+    (lambda p: [r.update(metrics={}) for r in p["records"] if r["status"] == "ok"], "status ok but no metric"),
+    (lambda p: p["records"][0]["metrics"].update({"i2t_median_rank": 0.5}), "below 1 (ranks start at 1)"),
 ])
 def test_validation_names_the_file_and_the_problem_in_one_line(tiny_site, tmp_path, known, edit, problem):
     payload = good_payload(tiny_site)
@@ -146,3 +150,19 @@ def test_bad_options_are_one_line_errors(tmp_path, monkeypatch, args, message):
     assert result.exit_code != 0 and "Traceback" not in result.output
     [line] = result.output.strip().splitlines()
     assert line.startswith("Error: ") and message in line
+
+
+def test_a_repeated_record_counts_once(tiny_site, tmp_path, known):
+    """An exact copy of a cell (same key, same numbers) would have been one more seed in the site's mean."""
+    payload = good_payload(tiny_site)
+    once = load_submission(_written(tmp_path / "once.json", payload), known, DEFAULT_SEEDS)
+    payload["records"].append(json.loads(json.dumps(payload["records"][0])))
+    twice = load_submission(_written(tmp_path / "twice.json", payload), known, DEFAULT_SEEDS)
+    assert len(twice.records) == len(once.records) == len(payload["records"]) - 1
+    seen = {r.key: r.metrics for r in once.records}  # already merged from an earlier file
+    assert load_submission(_written(tmp_path / "again.json", payload), known, DEFAULT_SEEDS, seen).records == ()
+
+
+def _written(path: Path, payload: dict) -> Path:
+    path.write_text(json.dumps(payload))
+    return path
