@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import importlib.metadata
 import os
 from pathlib import Path
@@ -73,12 +75,29 @@ def versions(packages: Iterable[str]) -> dict[str, str]:
 
 
 def path_fingerprint(path: str | Path) -> dict[str, Any]:
-    """A cheap identity for local weights: every file's name, size and modification time."""
+    """The identity of local weights: every file's name, size and sha256.
+
+    By content, not modification time: a checkpoint re-saved within the same second, or copied with
+    its times kept (``cp -p``, ``rsync -a``, ``tar x``), kept a time-based identity, and the cache then
+    served embeddings of the old weights. Each file is read once per process while it is unchanged."""
     path = Path(path)
     files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
-    return {"path": str(path.resolve()),
-            "files": [[str(p.relative_to(path)) if p != path else p.name, p.stat().st_size, int(p.stat().st_mtime)]
-                      for p in files]}
+    entries = []
+    for file in files:
+        stat = file.stat()
+        digest = _file_sha256(str(file.resolve()), stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns, stat.st_ino)
+        entries.append([str(file.relative_to(path)) if file != path else file.name, stat.st_size, digest])
+    return {"path": str(path.resolve()), "files": entries}
+
+
+@functools.lru_cache(maxsize=256)
+def _file_sha256(path: str, size: int, mtime_ns: int, ctime_ns: int, inode: int) -> str:
+    """sha256 of a file; the arguments after ``path`` only key the memo (any rewrite changes ctime)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 22), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def weights_identity(weights: str) -> dict[str, Any]:

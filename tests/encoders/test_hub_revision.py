@@ -78,3 +78,24 @@ def test_the_recorded_commit_is_the_snapshot_huggingface_hub_resolves(hub):
     fake_hub_model(hub, "facebook/dinov2-small", NEW)
     resolved = huggingface_hub.try_to_load_from_cache("facebook/dinov2-small", "config.json", cache_dir=str(hub))
     assert f"/snapshots/{DINOv2Encoder().identity()['weights']['revision']}/" in str(resolved)
+
+
+def test_local_weights_rewritten_in_place_with_their_old_times_change_the_identity(tmp_path):
+    """Same name, same size, same modification time (a re-save within a second, cp -p, rsync -a):
+    the identity follows the bytes, so the cache cannot serve embeddings of the old weights."""
+    import os
+
+    from alignbench_plugins.encoders.runtime import path_fingerprint
+
+    checkpoint = tmp_path / "weights" / "model.safetensors"
+    checkpoint.parent.mkdir()
+    checkpoint.write_bytes(b"\x00" * 4096)
+    times = (checkpoint.stat().st_atime_ns, checkpoint.stat().st_mtime_ns)
+    before = path_fingerprint(checkpoint.parent)
+    checkpoint.write_bytes(b"\x01" * 4096)
+    os.utime(checkpoint, ns=times)
+    after = path_fingerprint(checkpoint.parent)
+    assert before["files"][0][:2] == after["files"][0][:2] == ["model.safetensors", 4096]
+    assert before != after
+    assert after == path_fingerprint(checkpoint.parent)  # stable while the file is unchanged
+    assert DINOv2Encoder(weights=str(checkpoint.parent)).identity()["weights"] == after
