@@ -31,6 +31,9 @@ class ArrowImage(ImageRef):
     def __init__(self, column, row: int, root: Path):
         self.column, self.row, self.root = column, row, root
 
+    def __repr__(self) -> str:
+        return f"row {self.row} of the image column in {self.root}"
+
     def read_bytes(self) -> bytes:
         value = self.column[self.row].as_py()
         if isinstance(value, dict):

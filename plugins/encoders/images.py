@@ -16,18 +16,29 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
 def to_rgb(item: Any):
-    """A PIL RGB image from any supported item (paths are opened lazily, one at a time)."""
+    """A PIL RGB image from any supported item (paths are opened lazily, one at a time). A file or
+    bytes that are no readable image are an InvalidInputError naming the item."""
     from PIL import Image
 
     if isinstance(item, (str, Path)):
-        with Image.open(item) as image:
-            return image.convert("RGB")
+        try:
+            with Image.open(item) as image:
+                return image.convert("RGB")
+        except OSError as exc:  # PIL's UnidentifiedImageError, a truncated file, a vanished one
+            raise InvalidInputError(f"{item} is not a readable image ({exc}); remove it from the dataset or "
+                                    f"replace it with a valid image file.") from None
     if isinstance(item, (bytes, bytearray, memoryview)) or callable(getattr(item, "read_bytes", None)):
         import io
 
         data = item if isinstance(item, (bytes, bytearray, memoryview)) else item.read_bytes()
-        with Image.open(io.BytesIO(data)) as image:
-            return image.convert("RGB")
+        try:
+            with Image.open(io.BytesIO(data)) as image:
+                return image.convert("RGB")
+        except OSError as exc:
+            raw = isinstance(item, (bytes, bytearray, memoryview))
+            where = f"an image of {len(data)} bytes" if raw else repr(item)
+            raise InvalidInputError(f"{where} is not a readable image ({exc}); remove it from the dataset or "
+                                    f"replace it with a valid image.") from None
     if isinstance(item, np.ndarray):
         array = item
         if array.dtype != np.uint8:

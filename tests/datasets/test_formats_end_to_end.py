@@ -4,9 +4,9 @@ sentence-transformers text encoder. The OpenCLIP model is a TINY RANDOM one buil
 (no OpenCLIP weights ship offline), so the run checks the plumbing, not the scores."""
 
 import pytest
+from click.testing import CliRunner
 
 from extras import needs_extra  # tests/support
-from click.testing import CliRunner
 
 pytest.importorskip("torch", reason="the encoders extra is part of the test install")
 pytest.importorskip("skimage.data")
@@ -79,3 +79,13 @@ def test_a_wrong_folder_fails_before_any_work_with_the_expected_layout(tmp_path)
     assert result.exit_code != 0
     assert "no metadata.jsonl or metadata.csv" in result.output and "Expected the Hugging Face imagefolder" in result.output
     assert "Traceback" not in result.output
+
+
+def test_an_unreadable_image_in_the_folder_is_one_line_naming_it(tmp_path):
+    folder = image_folder(tmp_path / "photos", "jsonl", "column")
+    broken = sorted((folder / "images").iterdir())[0]
+    broken.write_bytes(b"not an image at all")
+    result = run(tmp_path, "--dataset", "image-folder", "--param", f"image-folder.path={folder}")
+    assert result.exit_code != 0 and "Traceback" not in result.output, result.output
+    error = [line for line in result.output.splitlines() if line.startswith("Error:")]
+    assert len(error) == 1 and broken.name in error[0] and "is not a readable image" in error[0], result.output
