@@ -49,22 +49,40 @@ def knn(queries: np.ndarray, points: np.ndarray, k: int, *, exclude_self: bool =
 
 
 def top_k(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """The ``k`` largest entries of every row of ``scores`` ``(q, n)``, sorted decreasing:
-    ``(indices (q, k), values (q, k))``."""
+    """The ``k`` largest entries of every row of ``scores`` ``(q, n)``, sorted decreasing, equal
+    scores by increasing column: ``(indices (q, k), values (q, k))``, what a full stable sort gives.
+
+    Selected by ``torch.topk`` (numpy's ``argpartition`` without torch), whose order among equal
+    scores is unspecified; the rows where that could matter (a tie among the k + 1 largest) are
+    redone by a stable sort, so the neighbours do not depend on which library is installed."""
     try:
         import torch
     except ImportError:
-        return top_k_numpy(scores, k)
-    values, indices = torch.topk(torch.from_numpy(scores), k, dim=1)
-    return indices.numpy(), values.numpy()
+        return _ties_by_column(scores, *_top_numpy(scores, min(k + 1, scores.shape[1])), k)
+    values, indices = torch.topk(torch.from_numpy(scores), min(k + 1, scores.shape[1]), dim=1)
+    return _ties_by_column(scores, indices.numpy(), values.numpy(), k)
 
 
 def top_k_numpy(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     """:func:`top_k` without torch."""
-    top = np.argpartition(-scores, k - 1, axis=1)[:, :k]
+    return _ties_by_column(scores, *_top_numpy(scores, min(k + 1, scores.shape[1])), k)
+
+
+def _top_numpy(scores: np.ndarray, m: int) -> tuple[np.ndarray, np.ndarray]:
+    top = np.argpartition(-scores, m - 1, axis=1)[:, :m]
     top_scores = np.take_along_axis(scores, top, axis=1)
     order = np.argsort(-top_scores, axis=1, kind="stable")
     return np.take_along_axis(top, order, axis=1), np.take_along_axis(top_scores, order, axis=1)
+
+
+def _ties_by_column(scores: np.ndarray, indices: np.ndarray, values: np.ndarray, k: int):
+    """The first ``k`` of the ``k + 1`` selected, rows with a tie among them redone by a stable sort."""
+    tied = np.flatnonzero((values[:, 1:] == values[:, :-1]).any(axis=1))
+    indices, values = np.array(indices[:, :k]), np.array(values[:, :k])
+    for row in tied:
+        order = np.argsort(-scores[row], kind="stable")[:k]
+        indices[row], values[row] = order, scores[row, order]
+    return indices, values
 
 
 def gaussian_weights(sims: np.ndarray, sigma2: float | None = None) -> tuple[np.ndarray, float]:

@@ -30,6 +30,21 @@ def test_top_k_with_and_without_torch_agrees_with_a_full_sort():
         np.testing.assert_array_equal(values, np.take_along_axis(scores, expected, axis=1))
 
 
+def test_top_k_breaks_ties_by_column_with_and_without_torch():
+    """Rounded scores tie often (duplicated captions make exact ties): both selections give what a
+    full stable sort gives, so the kNN graph does not depend on whether torch is installed."""
+    rng = np.random.default_rng(5)
+    scores = np.round(rng.standard_normal((200, 300)), 1).astype(np.float32)
+    scores[:, 7] = scores[:, 3]  # whole tied columns, inside and at the edge of the k largest
+    expected = np.argsort(-scores, axis=1, kind="stable")[:, :15]
+    for select in (top_k, top_k_numpy):
+        indices, values = select(scores, 15)
+        np.testing.assert_array_equal(indices, expected)
+        np.testing.assert_array_equal(values, np.take_along_axis(scores, expected, axis=1))
+    indices, _ = top_k(scores[:, :10], 15)  # fewer columns than k
+    np.testing.assert_array_equal(indices, np.argsort(-scores[:, :10], axis=1, kind="stable"))
+
+
 def test_nearest_rows_is_the_brute_force_euclidean_nearest():
     rng = np.random.default_rng(4)
     queries, points = rng.standard_normal((70, 5)), rng.standard_normal((90, 5))
