@@ -4,6 +4,8 @@ from pathlib import Path
 
 import pytest
 
+from extras import required_extras  # tests/support
+
 from alignbench.plugins import load_registry
 from alignbench.testing import (aligner_checks, check_aligner, dataset_checks, encoder_checks, expect_failures,
                                 metric_checks, nonempty, perturbation_checks, run_checks)
@@ -97,10 +99,14 @@ def _skipped(kind, name):
 
     from alignbench.testing import Check
 
-    def skip():
-        raise unittest.SkipTest(f"{name} needs the {NEEDS_EXTRA[(kind, name)]} extra, not installed here")
+    extra = NEEDS_EXTRA[(kind, name)]
 
-    return [Check(f"{name}-needs-the-{NEEDS_EXTRA[(kind, name)]}-extra", skip)]
+    def skip():
+        if extra in required_extras():  # CI installed it: its absence is a failure, not a skip
+            raise AssertionError(f"{name} needs the {extra} extra, which ALIGNBENCH_REQUIRE_EXTRAS says is installed")
+        raise unittest.SkipTest(f"{name} needs the {extra} extra, not installed here")
+
+    return [Check(f"{name}-needs-the-{extra}-extra", skip)]
 
 
 def _checks(kind, make_checks, specs=BUILTIN):

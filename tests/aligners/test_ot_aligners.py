@@ -3,10 +3,12 @@ import warnings
 import numpy as np
 import pytest
 
+from extras import needs_extra  # tests/support
+
 from alignbench.testing import random_rotation, top1_accuracy
 
-pytest.importorskip("ot")
-torch = pytest.importorskip("torch")
+needs_extra("ot", "ot")
+torch = needs_extra("torch", "encoders")
 
 from alignbench import AlignmentResult  # noqa: E402
 from alignbench.runner import unpaired_items  # noqa: E402

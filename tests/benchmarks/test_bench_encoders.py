@@ -8,8 +8,10 @@ MiniLM >= 300 captions/s; a DINOv2-S-shaped model >= 16 images/s in fp32 (12.25 
 import numpy as np
 import pytest
 
-torch = pytest.importorskip("torch")
-transformers = pytest.importorskip("transformers")
+from extras import needs_extra  # tests/support
+
+torch = needs_extra("torch", "encoders")
+transformers = needs_extra("transformers", "encoders")
 
 from alignbench_plugins.encoders.dinov2 import DINOv2Encoder  # noqa: E402
 from alignbench_plugins.encoders.minilm import MiniLMEncoder  # noqa: E402

@@ -6,8 +6,10 @@ import warnings
 import numpy as np
 import pytest
 
-pytest.importorskip("ot")
-pytest.importorskip("torch")
+from extras import needs_extra  # tests/support
+
+needs_extra("ot", "ot")
+needs_extra("torch", "encoders")
 
 from alignbench_plugins.aligners.gromov import GromovWassersteinAligner  # noqa: E402
 from alignbench_plugins.aligners.ot_riemannian import (  # noqa: E402

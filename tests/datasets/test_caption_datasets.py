@@ -3,6 +3,8 @@ import logging
 import numpy as np
 import pytest
 
+from extras import needs_extra  # tests/support
+
 from alignbench.errors import DatasetNotFoundError
 from alignbench_plugins.datasets.fashion_mnist import TEMPLATES, FashionMNIST
 from alignbench_plugins.datasets.karpathy import COCO, Flickr8k, Flickr30k
@@ -92,7 +94,7 @@ def test_fashion_mnist_real_data():
 
 
 def test_skimage_photos_are_captioned_by_their_docstrings():
-    pytest.importorskip("skimage")
+    needs_extra("skimage", "test")
     splits = SkimagePhotos().load()
     captions = dict(zip(splits.train.item_ids + splits.test.item_ids, splits.train.y + splits.test.y))
     assert len(captions) == 23

@@ -9,8 +9,10 @@ import tarfile
 import numpy as np
 import pytest
 
-pytest.importorskip("skimage.data")
-pytest.importorskip("PIL")
+from extras import needs_extra  # tests/support
+
+needs_extra("skimage.data", "test")
+needs_extra("PIL", "encoders")
 
 from alignbench.errors import DatasetNotFoundError  # noqa: E402
 from alignbench.testing import check_dataset  # noqa: E402

@@ -3,7 +3,9 @@
 import pytest
 from click.testing import CliRunner
 
-pytest.importorskip("torch", reason="the encoders extra is part of the test install")
+from extras import needs_extra  # tests/support
+
+needs_extra("torch", "encoders")
 
 from alignbench.cli import cli  # noqa: E402
 from alignbench_plugins.datasets.fashion_mnist import FashionMNIST  # noqa: E402

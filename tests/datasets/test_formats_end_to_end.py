@@ -8,8 +8,8 @@ from click.testing import CliRunner
 
 from extras import needs_extra  # tests/support
 
-pytest.importorskip("torch", reason="the encoders extra is part of the test install")
-pytest.importorskip("skimage.data")
+needs_extra("torch", "encoders")
+needs_extra("skimage.data", "test")
 
 from alignbench.cli import cli  # noqa: E402
 from alignbench.store import ResultStore  # noqa: E402

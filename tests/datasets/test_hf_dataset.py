@@ -6,7 +6,7 @@ import pytest
 
 from extras import needs_extra  # tests/support
 
-pytest.importorskip("skimage.data")
+needs_extra("skimage.data", "test")
 datasets = needs_extra("datasets", "hf")
 
 from alignbench.errors import DatasetNotFoundError  # noqa: E402

@@ -4,6 +4,8 @@ an updated hub model does not reuse the old model's cached embeddings. Offline: 
 
 import pytest
 
+from extras import needs_extra  # tests/support
+
 from alignbench_plugins.encoders.clip import CLIPImageEncoder, CLIPTextEncoder
 from alignbench_plugins.encoders.dinov2 import DINOv2Encoder
 from alignbench_plugins.encoders.minilm import HUB_ID as MINILM_HUB_ID
@@ -73,7 +75,7 @@ def test_local_weights_keep_their_path_fingerprint(tmp_path, hub):
 
 
 def test_the_recorded_commit_is_the_snapshot_huggingface_hub_resolves(hub):
-    huggingface_hub = pytest.importorskip("huggingface_hub")
+    huggingface_hub = needs_extra("huggingface_hub", "encoders")
     fake_hub_model(hub, "facebook/dinov2-small", OLD)
     fake_hub_model(hub, "facebook/dinov2-small", NEW)
     resolved = huggingface_hub.try_to_load_from_cache("facebook/dinov2-small", "config.json", cache_dir=str(hub))

@@ -8,8 +8,10 @@ import os
 import numpy as np
 import pytest
 
-torch = pytest.importorskip("torch")
-transformers = pytest.importorskip("transformers")
+from extras import needs_extra  # tests/support
+
+torch = needs_extra("torch", "encoders")
+transformers = needs_extra("transformers", "encoders")
 
 from alignbench.plugins import load_registry  # noqa: E402
 from alignbench_plugins.encoders.clip import CLIPImageEncoder, CLIPTextEncoder  # noqa: E402

@@ -8,7 +8,7 @@ import pytest
 
 from extras import needs_extra  # tests/support
 
-torch = pytest.importorskip("torch")
+torch = needs_extra("torch", "encoders")
 open_clip = needs_extra("open_clip", "openclip")
 
 from alignbench.errors import InvalidInputError  # noqa: E402

@@ -3,8 +3,10 @@
 import numpy as np
 import pytest
 
-pytest.importorskip("torch", reason="the encoders extra is part of the test install")
-skimage_data = pytest.importorskip("skimage.data")
+from extras import needs_extra  # tests/support
+
+needs_extra("torch", "encoders")
+skimage_data = needs_extra("skimage.data", "test")
 
 from alignbench_plugins.encoders.efficientnet import EfficientNetLite0Encoder  # noqa: E402
 from alignbench_plugins.encoders.minilm import MiniLMEncoder  # noqa: E402

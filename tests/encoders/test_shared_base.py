@@ -7,6 +7,8 @@ from typing import Literal
 import numpy as np
 import pytest
 
+from extras import needs_extra  # tests/support
+
 from alignbench.errors import InvalidInputError
 from alignbench_plugins.encoders.clip import CLIPImageEncoder, CLIPTextEncoder
 from alignbench_plugins.encoders.dinov2 import DINOv2Encoder
@@ -73,7 +75,7 @@ def test_the_original_encoders_identities_are_what_they_were_before_the_base(tmp
 
 # --------------------------------------------------------------------------------------- a third-party encoder
 
-torch = pytest.importorskip("torch")
+torch = needs_extra("torch", "encoders")
 
 from alignbench.testing import check_encoder  # noqa: E402
 from alignbench_plugins.encoders.base import Precision, TorchEncoder  # noqa: E402
