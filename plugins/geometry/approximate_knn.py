@@ -9,12 +9,15 @@ threads, each query on its own.
 
 from __future__ import annotations
 
+import logging
 from typing import Literal
 
 import numpy as np
 
 from alignbench.arrays import l2_normalize
 from alignbench.errors import InvalidParameterError
+
+log = logging.getLogger(__name__)
 
 Backend = Literal["exact", "faiss-hnsw", "faiss-ivf"]
 BACKENDS = ("exact", "faiss-hnsw", "faiss-ivf")
@@ -80,6 +83,9 @@ def approximate_knn(queries: np.ndarray, points: np.ndarray, k: int, *, exclude_
     if exclude_self:
         indices, sims = drop_self(indices, sims, k)
     short = (indices < 0).any(axis=1)
+    if short.any():
+        log.warning("%s returned fewer than %d neighbours for %d of %d queries; those were filled from exact "
+                    "scores (raise recall_effort to search more of the index)", backend, k, int(short.sum()), len(qn))
     for row in np.flatnonzero(short):  # rare: fill from the exact scores of that query
         scores = pn @ qn[row]
         if exclude_self:

@@ -102,3 +102,15 @@ def test_fmap_and_the_geometry_metric_search_their_graphs_with_the_chosen_backen
     scores = {b: Geometry(knn=b).compute(result) for b in ("exact", "faiss-hnsw")}
     assert scores["exact"]["mutual_knn"] == 1.0  # a rotation keeps every neighbour
     assert scores["faiss-hnsw"]["mutual_knn"] > 0.95 and scores["faiss-hnsw"]["knn_jaccard_aligned"] > 0.9
+
+
+def test_queries_the_index_leaves_short_are_filled_exactly_and_said(caplog):
+    needs_extra("faiss", "faiss")
+    from alignbench_plugins.geometry.approximate_knn import approximate_knn
+
+    x = clustered(400, dim=8)
+    with caplog.at_level("WARNING"):
+        found, sims = approximate_knn(x, x, 60, exclude_self=True, backend="faiss-ivf", recall_effort=0.01)
+    assert (found >= 0).all() and not (found == np.arange(400)[:, None]).any()
+    warned = [r.getMessage() for r in caplog.records if "filled from exact scores" in r.getMessage()]
+    assert len(warned) == 1 and "faiss-ivf returned fewer than 60 neighbours" in warned[0]
