@@ -100,12 +100,18 @@ class ImageFolder(ContentPinned, Dataset):
             rows = self._rows()
         except (DatasetNotFoundError, OSError):
             return None  # load() says what is wrong
+        # The metadata's bytes and each image's name inside the folder, size and modification time
+        # (reading every image at planning would be a pass over the whole collection; the items'
+        # ids, and so the cached embeddings, follow the pixels). Names are relative so that the
+        # same folder moved elsewhere keeps its cells.
+        root = Path(self.path).expanduser().resolve()
         h = hashlib.sha256()
         for metadata, _ in self.metadata_files():
             h.update(metadata.read_bytes())
         for _, image, _, _ in rows:
             stat = image.stat() if image.is_file() else None
-            h.update(f"{image}\0{stat.st_size if stat else -1}\0{stat.st_mtime_ns if stat else -1}\0".encode())
+            name = image.resolve().relative_to(root) if image.resolve().is_relative_to(root) else image
+            h.update(f"{name}\0{stat.st_size if stat else -1}\0{stat.st_mtime_ns if stat else -1}\0".encode())
         return h.hexdigest()
 
     def validate(self) -> None:

@@ -132,3 +132,17 @@ def test_webdataset_layout_errors_are_one_line(tmp_path):
         tar.addfile(info, io.BytesIO(PHOTOS[1][1]))
     with pytest.raises(DatasetNotFoundError, match="no captioned train images"):
         WebDataset(path=str(captionless)).load()
+
+
+def test_an_image_folder_moved_elsewhere_keeps_its_cells_and_a_changed_image_does_not(tmp_path):
+    import os
+    import shutil
+
+    folder = image_folder(tmp_path / "a", "jsonl", "column")
+    digest = ImageFolder(path=str(folder)).get_params()["sha256"]
+    moved = tmp_path / "b"
+    shutil.copytree(folder, moved, copy_function=shutil.copy2)  # times kept, as mv or cp -p keep them
+    assert ImageFolder(path=str(moved)).get_params()["sha256"] == digest
+    image = sorted((moved / "images").iterdir())[0]
+    os.utime(image, ns=(image.stat().st_atime_ns, image.stat().st_mtime_ns + 1))
+    assert ImageFolder(path=str(moved)).get_params()["sha256"] != digest
