@@ -24,17 +24,9 @@ skimage_data = needs_extra("skimage.data", "test")
 from alignbench_plugins.encoders.hf_image import HFImageEncoder  # noqa: E402
 from alignbench_plugins.encoders.images import to_rgb  # noqa: E402
 from alignbench_plugins.encoders.sentence_transformer import SentenceTransformerEncoder  # noqa: E402
+from caption_fixtures import coco_like_captions  # noqa: E402  (tests/support)
 
 N_CAPTIONS, N_IMAGES = 512, 64
-
-
-def coco_like_captions(n, seed=0):
-    rng = np.random.default_rng(seed)
-    subjects = ["a man", "a woman", "two dogs", "a cat", "a red bus", "a group of people", "a young boy", "a bird"]
-    verbs = ["is sitting on", "is standing next to", "walks along", "is riding", "looks at", "plays with"]
-    objects = ["a wooden bench", "the busy street", "a large table", "a green field", "the sandy beach", "a kite"]
-    tails = ["", " in the park", " on a sunny day", " near the water", " with a friend"]
-    return [f"{rng.choice(subjects)} {rng.choice(verbs)} {rng.choice(objects)}{rng.choice(tails)}." for _ in range(n)]
 
 
 def real_photos(n):

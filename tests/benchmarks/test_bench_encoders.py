@@ -5,7 +5,6 @@ MiniLM >= 300 captions/s; a DINOv2-S-shaped model >= 16 images/s in fp32 (12.25 
 16 img/s is 196 GFLOP/s, 62% of the measured 316 GFLOP/s float32 matmul peak).
 """
 
-import numpy as np
 import pytest
 
 from extras import needs_extra  # tests/support
@@ -15,6 +14,7 @@ transformers = needs_extra("transformers", "encoders")
 
 from alignbench_plugins.encoders.dinov2 import DINOv2Encoder  # noqa: E402
 from alignbench_plugins.encoders.minilm import MiniLMEncoder  # noqa: E402
+from caption_fixtures import coco_like_captions  # noqa: E402  (tests/support)
 
 N_CAPTIONS = 512
 N_IMAGES = 32
@@ -24,16 +24,6 @@ def record_rate(benchmark, key, count):
     """Throughput in extra_info; absent when benchmarks are disabled (the default test run)."""
     if benchmark.stats is not None:
         benchmark.extra_info[key] = count / benchmark.stats.stats.min
-
-
-def coco_like_captions(n, seed=0):
-    """Captions of COCO's length (about 10 words, 12-16 tokens)."""
-    rng = np.random.default_rng(seed)
-    subjects = ["a man", "a woman", "two dogs", "a cat", "a red bus", "a group of people", "a young boy", "a bird"]
-    verbs = ["is sitting on", "is standing next to", "walks along", "is riding", "looks at", "plays with"]
-    objects = ["a wooden bench", "the busy street", "a large table", "a green field", "the sandy beach", "a kite"]
-    tails = ["", " in the park", " on a sunny day", " near the water", " with a friend"]
-    return [f"{rng.choice(subjects)} {rng.choice(verbs)} {rng.choice(objects)}{rng.choice(tails)}." for _ in range(n)]
 
 
 @pytest.fixture(scope="module")

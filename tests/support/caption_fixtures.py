@@ -92,3 +92,13 @@ def fashion_idx(root: Path, n_train=30, n_test=20) -> Path:
         with gzip.open(root / f"{split}-labels-idx1-ubyte.gz", "wb") as f:
             f.write(np.array([0, 0, 8, 1], np.uint8).tobytes() + np.array([n], ">i4").tobytes() + labels.tobytes())
     return root
+
+
+def coco_like_captions(n, seed=0):
+    """Captions of COCO's length (about 10 words, 12-16 tokens)."""
+    rng = np.random.default_rng(seed)
+    subjects = ["a man", "a woman", "two dogs", "a cat", "a red bus", "a group of people", "a young boy", "a bird"]
+    verbs = ["is sitting on", "is standing next to", "walks along", "is riding", "looks at", "plays with"]
+    objects = ["a wooden bench", "the busy street", "a large table", "a green field", "the sandy beach", "a kite"]
+    tails = ["", " in the park", " on a sunny day", " near the water", " with a friend"]
+    return [f"{rng.choice(subjects)} {rng.choice(verbs)} {rng.choice(objects)}{rng.choice(tails)}." for _ in range(n)]
