@@ -169,8 +169,7 @@ class EmbeddingCache:
             if progress:
                 progress(min(start + CHUNK, len(items)), len(items))
         array = np.concatenate(chunks) if chunks else np.zeros((0, 0), np.float32)
-        meta = {"encoder": encoder_identity, "dataset": dataset_identity, "ids_hash": ids_hash,
-                "shape": list(array.shape), "dtype": "float32", "created": time.strftime("%Y-%m-%dT%H:%M:%S")}
+        meta = _entry_meta(encoder_identity, dataset_identity, ids_hash, array)
         if self.unwritable is None:
             try:
                 self._write(key, array, meta)
@@ -210,9 +209,7 @@ class EmbeddingCache:
             self.encoded_items += len(array)
             done += len(array)
             if self.unwritable is None:
-                meta = {"encoder": encoder_identity, "dataset": {**dataset_identity, "shard": [start, stop]},
-                        "ids_hash": ids_hash, "shape": list(array.shape), "dtype": "float32",
-                        "created": time.strftime("%Y-%m-%dT%H:%M:%S")}
+                meta = _entry_meta(encoder_identity, {**dataset_identity, "shard": [start, stop]}, ids_hash, array)
                 try:
                     self._write(shard_keys[(start, stop)], array, meta)
                 except OSError as exc:
@@ -220,8 +217,7 @@ class EmbeddingCache:
             if progress:
                 progress(done, len(items))
         array = np.concatenate([shards[r] for r in ranges]) if ranges else np.zeros((0, 0), np.float32)
-        meta = {"encoder": encoder_identity, "dataset": dataset_identity, "ids_hash": ids_hash,
-                "shape": list(array.shape), "dtype": "float32", "created": time.strftime("%Y-%m-%dT%H:%M:%S")}
+        meta = _entry_meta(encoder_identity, dataset_identity, ids_hash, array)
         if self.unwritable is not None:
             raise CacheWriteError(self.unwritable_warning(), array)
         try:
@@ -397,3 +393,10 @@ def _remove_path(path: Path, directories_only: bool = False) -> None:
 @functools.lru_cache(maxsize=1)
 def _host() -> str:
     return re.sub(r"[^A-Za-z0-9_-]", "_", socket.gethostname()) or "host"
+
+
+def _entry_meta(encoder_identity: dict[str, Any], dataset_identity: dict[str, Any], ids_hash: str,
+                array: np.ndarray) -> dict[str, Any]:
+    """What an entry's sidecar says of it (``_write`` adds its key and checksum)."""
+    return {"encoder": encoder_identity, "dataset": dataset_identity, "ids_hash": ids_hash,
+            "shape": list(array.shape), "dtype": "float32", "created": time.strftime("%Y-%m-%dT%H:%M:%S")}
