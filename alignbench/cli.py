@@ -409,12 +409,15 @@ def assign_params(assignments: tuple[str, ...], chosen: dict[str, list[str]]) ->
 
 @cli.command()
 @click.option("--store", type=click.Path(path_type=Path), help="Results file.")
-@click.option("--out", type=click.Path(path_type=Path), default=Path("leaderboards"), show_default=True)
+@click.option("--out", type=click.Path(path_type=Path),
+              help="Directory for the tables [default: <store's folder>/leaderboards/; the committed ones are "
+                   "rewritten only with --out leaderboards].")
 @click.option("--dataset", "datasets", multiple=True, help="Only these datasets (repeatable).")
 @one_line_errors
 def leaderboard(store, out, datasets):
-    """Write leaderboards/<dataset>.md, .csv and .json from the results store, and
-    <dataset>-robustness.* for datasets with robustness cells in it."""
+    """Write <dataset>.md, .csv and .json from the results store, and <dataset>-robustness.* for
+    datasets with robustness cells in it. A store may hold any sweep, so the committed leaderboards/
+    are written only when --out names them."""
     from .leaderboard import write_leaderboards
     from .robustness_board import write_robustness
     from .store import ResultStore
@@ -422,6 +425,7 @@ def leaderboard(store, out, datasets):
     store_path = store or default_store()
     if not Path(store_path).exists():
         raise AlignbenchError(f"no results store at {store_path}; run `alignbench run` first or pass --store.")
+    out = tables_dir(out, store, canonical=False)
     check_output_dir(out, "--out")
     with ResultStore(store_path) as results:
         written = write_leaderboards(results, out, datasets=list(datasets) or None)

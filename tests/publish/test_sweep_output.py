@@ -74,3 +74,10 @@ def test_diagnose_writes_leaderboards_only_with_its_default_options(chosen_out):
     for args in (["--anchors", "0,10"], ["--seeds", "0,1"], ["--param", "synthetic-correlated.n_items=200"]):
         assert chosen_out("diagnose", "--dataset", "synthetic-correlated", *args) == Path(".alignbench") / "leaderboards"
     assert chosen_out("diagnose", "--dataset", "synthetic-correlated", "--seeds", "0,1", "--out", "figs") == Path("figs")
+
+
+def test_leaderboard_from_a_store_writes_beside_it_unless_out_names_the_committed_folder(chosen_out, tmp_path):
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "results.sqlite").write_bytes(b"")
+    assert chosen_out("leaderboard", "--store", "mine/results.sqlite") == Path("mine") / "leaderboards"
+    assert chosen_out("leaderboard", "--store", "mine/results.sqlite", "--out", "leaderboards") == Path("leaderboards")
