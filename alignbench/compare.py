@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import math
 import sqlite3
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -24,7 +24,13 @@ ROUNDING = 1e-6  # leaderboard JSON keeps 6 decimals: a store and its own JSON d
 CELL_FIELDS = ("aligner", "anchors", "seed", "setting", "status")
 
 CellKey = tuple[str, str, str, int]  # dataset, setting id, aligner label, anchors
-STATUSES = "(statuses)"  # per cell, beside its metrics: the status of each seed, as strings
+
+
+@dataclass
+class CellValues:
+    """One cell's seeds: the status of each, and per metric the values of the finished ones."""
+    statuses: list[str] = field(default_factory=list)
+    metrics: dict[str, list[float]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -52,8 +58,8 @@ class Comparison:
         return bool(self.moved or self.status_changed or self.only_before or self.only_after)
 
 
-def load_values(path: Path) -> dict[CellKey, dict[str, list[float]]]:
-    """Per cell, per metric: the values of its finished seeds."""
+def load_values(path: Path) -> dict[CellKey, CellValues]:
+    """Per cell: its seeds' statuses and, per metric, the values of its finished seeds."""
     if not path.exists():
         raise AlignbenchError(f"{path} does not exist; pass a results store (.sqlite) or a leaderboard JSON.")
     if path.suffix == ".json":
@@ -65,19 +71,19 @@ def load_values(path: Path) -> dict[CellKey, dict[str, list[float]]]:
     return _from_store(path)
 
 
-def _from_json(path: Path) -> dict[CellKey, dict[str, list[float]]]:
-    out: dict[CellKey, dict[str, list]] = {}
+def _from_json(path: Path) -> dict[CellKey, CellValues]:
+    out: dict[CellKey, CellValues] = {}
     try:
         payload = json.loads(path.read_text())
         cells, dataset = payload["cells"], payload["dataset"]
         for cell in cells:
             key = (dataset, cell["setting"], cell["aligner"], int(cell["anchors"]))
-            metrics = out.setdefault(key, {STATUSES: []})
-            metrics[STATUSES].append(str(cell["status"]))
+            values = out.setdefault(key, CellValues())
+            values.statuses.append(str(cell["status"]))
             if cell["status"] == "ok":
                 for name, value in cell.items():
                     if name not in CELL_FIELDS and value is not None:
-                        metrics.setdefault(name, []).append(float(value))
+                        values.metrics.setdefault(name, []).append(float(value))
     except (ValueError, KeyError, TypeError, AttributeError):
         raise AlignbenchError(f"{path} is not a leaderboard JSON (leaderboards/<dataset>.json: dataset, settings, "
                               f"cells, each cell with setting, aligner, anchors, status and numbers); pass one of "
@@ -85,7 +91,7 @@ def _from_json(path: Path) -> dict[CellKey, dict[str, list[float]]]:
     return out
 
 
-def _from_store(path: Path) -> dict[CellKey, dict[str, list[float]]]:
+def _from_store(path: Path) -> dict[CellKey, CellValues]:
     from .leaderboard import aligner_config, aligner_labels, boards
     from .store import ResultStore
 
@@ -94,17 +100,17 @@ def _from_store(path: Path) -> dict[CellKey, dict[str, list[float]]]:
             records = store.records()
     except sqlite3.Error as exc:  # ResultStore reports its own problems as StoreError
         raise AlignbenchError(f"cannot read {path} ({exc}); pass a results store.") from None
-    out: dict[CellKey, dict[str, list[float]]] = {}
+    out: dict[CellKey, CellValues] = {}
     for board in boards(records):
         labels = aligner_labels(board)
         for record in board.records:
-            metrics = out.setdefault((board.dataset, board.setting_id, labels[aligner_config(record)], record.anchors),
-                                     {STATUSES: []})
-            metrics[STATUSES].append(record.status)
+            values = out.setdefault((board.dataset, board.setting_id, labels[aligner_config(record)], record.anchors),
+                                    CellValues())
+            values.statuses.append(record.status)
             if record.status == "ok":
                 for name, value in record.metrics.items():
                     if value is not None and not (isinstance(value, float) and math.isnan(value)):
-                        metrics.setdefault(name, []).append(float(value))
+                        values.metrics.setdefault(name, []).append(float(value))
     return out
 
 
@@ -112,19 +118,19 @@ def mean_std(values: list[float]) -> tuple[float, float]:
     return float(np.mean(values)), float(np.std(values, ddof=1)) if len(values) > 1 else 0.0
 
 
-def compare(before: dict[CellKey, dict[str, list[float]]], after: dict[CellKey, dict[str, list[float]]],
+def compare(before: dict[CellKey, CellValues], after: dict[CellKey, CellValues],
             metrics: list[str] | None = None) -> Comparison:
     """Cells on both sides whose mean moved by more than max(std before, std after) + rounding, or
     whose seeds' statuses changed."""
     common = sorted(set(before) & set(after))
     moved, status_changed = [], []
     for cell in common:
-        statuses = sorted(before[cell].get(STATUSES, [])), sorted(after[cell].get(STATUSES, []))
+        statuses = sorted(before[cell].statuses), sorted(after[cell].statuses)
         if statuses[0] != statuses[1]:
             status_changed.append((cell, *statuses))
-        names = sorted((set(before[cell]) & set(after[cell])) - {STATUSES})
+        names = sorted(set(before[cell].metrics) & set(after[cell].metrics))
         for name in names if metrics is None else [m for m in metrics if m in names]:
-            b, a = mean_std(before[cell][name]), mean_std(after[cell][name])
+            b, a = mean_std(before[cell].metrics[name]), mean_std(after[cell].metrics[name])
             if abs(a[0] - b[0]) > max(b[1], a[1]) + ROUNDING * max(1.0, abs(b[0])):
                 moved.append(Move(cell, name, b, a))
     return Comparison(moved, sorted(set(before) - set(after)), sorted(set(after) - set(before)), len(common),

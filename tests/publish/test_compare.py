@@ -54,7 +54,7 @@ def test_a_cell_moved_beyond_its_spread_is_reported_and_fails_the_check(before, 
 
 def test_a_change_within_the_seeds_spread_is_not_a_move(before):
     payload = json.loads(before.read_text())
-    values = load_values(before)[("synthetic-correlated", next(iter(payload["settings"])), "gw-procrustes", 100)]["mean_R@1"]
+    values = load_values(before)[("synthetic-correlated", next(iter(payload["settings"])), "gw-procrustes", 100)].metrics["mean_R@1"]
     spread = float(__import__("numpy").std(values, ddof=1))
     assert spread > 0.05  # gw-procrustes at 100 anchors is that unstable (16.8 ± 15.7 in the README)
     moved = shifted(payload, "gw-procrustes", 100, "mean_R@1", lambda v, s: v + spread / 2)
