@@ -58,7 +58,7 @@ def top_k(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     try:
         import torch
     except ImportError:
-        return _ties_by_column(scores, *_top_numpy(scores, min(k + 1, scores.shape[1])), k)
+        return top_k_numpy(scores, k)
     values, indices = torch.topk(torch.from_numpy(scores), min(k + 1, scores.shape[1]), dim=1)
     return _ties_by_column(scores, indices.numpy(), values.numpy(), k)
 
