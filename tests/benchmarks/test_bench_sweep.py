@@ -48,7 +48,7 @@ def blocked_product(zx: np.ndarray, zy: np.ndarray, block_size: int = 1024) -> N
         zx[start:start + block_size] @ zy.T
 
 
-def floor_seconds(splits, levels: list[int], evaluated_cells: int, fmap_levels: int) -> dict[str, float]:
+def floor_seconds(splits, evaluated_cells: int, fmap_levels: int) -> dict[str, float]:
     test, train = splits.test, splits.train
     started = time.perf_counter()
     blocked_product(test.x[:, : test.y.shape[1]].copy(), test.y)
@@ -112,7 +112,7 @@ def test_default_sweep_per_stage_against_its_floor(benchmark, tmp_path, size):
     stages, table = stage_table(records)
     assert set(stages) == {"fit_s", "transform_s"} | {f"metric:{m}_s" for m in DEFAULT_METRICS}
     fmap_levels = len({(r.anchors, r.seed) for r in records if r.aligner in FMAP_FAMILY})
-    floor = floor_seconds(splits, levels, len(records), fmap_levels)
+    floor = floor_seconds(splits, len(records), fmap_levels)
     text = report(size, stages, table, floor, wall)
     print(text)
     benchmark.extra_info.update(
