@@ -12,7 +12,7 @@ from alignbench_plugins.geometry.functional_maps import (
     fit_functional_map, nearest_rows, orthogonalize, point_map, zoomout,
 )
 from alignbench_plugins.geometry.approximate_knn import Backend
-from alignbench_plugins.geometry.graphs import gaussian_weights, graph_eigenbasis, heat_kernel_signatures, knn
+from alignbench_plugins.geometry.graphs import gaussian_weights, graph_eigenbasis, heat_kernel_signatures, knn, node_knn
 
 from .lstsq import LeastSquaresAligner
 from .procrustes import ProcrustesAligner
@@ -147,8 +147,8 @@ class FunctionalMapAligner(Aligner):
         return np.concatenate(f, axis=1), np.concatenate(g, axis=1)
 
     def _keep_for_nystrom(self, items_x, items_y, phi, psi):
-        self.nystrom_x_ = _Nystrom(items_x[self.nodes_x_], phi, self.eigvals_x_, self.n_neighbors, self.knn, self.seed)
-        self.nystrom_y_ = _Nystrom(items_y[self.nodes_y_], psi, self.eigvals_y_, self.n_neighbors, self.knn, self.seed)
+        self.nystrom_x_ = _Nystrom(items_x, self.nodes_x_, phi, self.eigvals_x_, self.n_neighbors, self.knn, self.seed)
+        self.nystrom_y_ = _Nystrom(items_y, self.nodes_y_, psi, self.eigvals_y_, self.n_neighbors, self.knn, self.seed)
 
     def _transform_x(self, x):
         if self.ambient == "spectral":
@@ -165,11 +165,12 @@ class _Nystrom:
     """Extends graph eigenvectors to new points: ``phi_k(x) = sum_i w(x, i) phi_k(i) / (sqrt(d_x d_i) mu_k)``
     with ``mu_k = 1 - lambda_k``, the eigenvalue of the normalized adjacency."""
 
-    def __init__(self, nodes: np.ndarray, eigvecs: np.ndarray, eigvals: np.ndarray, n_neighbors: int,
-                 backend: Backend = "exact", seed: int = 0):
-        self.nodes, self.eigvecs, self.n_neighbors = nodes, eigvecs, n_neighbors
+    def __init__(self, items: np.ndarray, nodes: np.ndarray, eigvecs: np.ndarray, eigvals: np.ndarray,
+                 n_neighbors: int, backend: Backend = "exact", seed: int = 0):
+        self.nodes, self.eigvecs, self.n_neighbors = items[nodes], eigvecs, n_neighbors
         self.backend, self.seed = backend, seed
-        indices, sims = knn(nodes, nodes, n_neighbors, exclude_self=True, backend=backend, seed=seed)
+        # The nodes' own kNN graph: the search the eigenbasis was built on, restricted to its nodes.
+        indices, sims = node_knn(items, nodes, n_neighbors, backend, seed)
         weights, self.sigma2 = gaussian_weights(sims)
         degrees = np.bincount(np.repeat(np.arange(len(nodes)), indices.shape[1]), weights.ravel(), len(nodes))
         # A node whose neighbours all sit many sigmas away has a degree that underflows (1e-90 on

@@ -85,6 +85,31 @@ def _ties_by_column(scores: np.ndarray, indices: np.ndarray, values: np.ndarray,
     return indices, values
 
 
+def node_knn(x: np.ndarray, nodes: np.ndarray, k: int, backend: Backend = "exact", seed: int = 0):
+    """``knn(x[nodes], x[nodes], k, exclude_self=True)`` for the ``nodes`` of
+    ``graph_eigenbasis(x, k, ...)``: the rows of the graph's own search (:func:`self_knn` of the
+    distinct rows, remembered) that are nodes, renumbered. A node's k nearest distinct rows are in
+    its connected component, so these are its k nearest nodes; were one not a node, the nodes are
+    searched afresh. Returns ``(indices into nodes (m, k), similarities (m, k))``."""
+    first, _ = distinct_rows(x)
+    indices, sims = self_knn(x[first], k, backend, seed)
+    position = np.full(len(x), -1, dtype=np.int64)
+    position[nodes] = np.arange(len(nodes))
+    searched = np.flatnonzero(position[first] >= 0)
+    renumbered = position[first[indices[searched]]]
+    if len(searched) != len(nodes) or (renumbered < 0).any():
+        return self_knn(x[nodes], k, backend, seed)
+    return renumbered, sims[searched]
+
+
+@memoize_by_content(maxsize=8)
+def self_knn(x: np.ndarray, k: int, backend: Backend = "exact", seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """``knn(x, x, k, exclude_self=True)``, remembered by content (read-only results): the kNN
+    graph fmap builds its eigenbasis on and the graph fmap-spectral's Nystrom extension weighs
+    new points with are the same search over the same nodes."""
+    return knn(x, x, k, exclude_self=True, backend=backend, seed=seed)
+
+
 def gaussian_weights(sims: np.ndarray, sigma2: float | None = None) -> tuple[np.ndarray, float]:
     """``exp(-d^2 / sigma^2)`` with ``d^2 = 2 - 2 cos``; ``sigma^2`` defaults to the median ``d^2``."""
     d2 = np.maximum(2.0 - 2.0 * sims.astype(np.float64), 0.0)
@@ -100,7 +125,7 @@ def knn_graph(x: np.ndarray, k: int = 15, weighting: Literal["gaussian", "binary
     An edge exists when either end is among the other's k nearest (``W = max(W, W^T)``). ``backend``:
     the kNN search (see :func:`knn`).
     """
-    indices, sims = knn(x, x, k, exclude_self=True, backend=backend, seed=seed)
+    indices, sims = self_knn(x, k, backend, seed)
     if weighting == "gaussian":
         weights, sigma2 = gaussian_weights(sims)
     else:
@@ -169,14 +194,35 @@ def heat_kernel_signatures(eigenvalues: np.ndarray, eigenvectors: np.ndarray, n_
 
 def distinct_rows(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """``(first, inverse)``: the index of the first occurrence of every distinct row of ``x`` (in row
-    order), and for every row the position in ``first`` of the row identical to it (bit for bit)."""
+    order), and for every row the position in ``first`` of the row identical to it (bit for bit).
+
+    Rows are told apart by a 64-bit hash of their bits (one integer product), checked against the
+    rows themselves; only if two different rows share a hash are the rows sorted whole, which
+    ``np.unique(axis=0)`` does ten times slower (0.2 s for 25,000 x 384 float32)."""
     if len(x) == 0:
         return np.zeros(0, np.int64), np.zeros(0, np.int64)
-    _, first, inverse = np.unique(np.ascontiguousarray(x), axis=0, return_index=True, return_inverse=True)
+    bits = _row_bits(x)
+    _, first, inverse = np.unique(row_hashes(bits), return_index=True, return_inverse=True)
+    if not np.array_equal(bits[first[inverse]], bits):  # a hash shared by different rows
+        _, first, inverse = np.unique(bits, axis=0, return_index=True, return_inverse=True)
     order = np.argsort(first)
     rank = np.empty_like(order)
     rank[order] = np.arange(len(order))
     return first[order].astype(np.int64), rank[inverse.ravel()].astype(np.int64)
+
+
+def _row_bits(x: np.ndarray) -> np.ndarray:
+    """The rows' bytes as unsigned integers ``(n, m)``: equal exactly when the rows are bitwise equal."""
+    rows = np.ascontiguousarray(x).reshape(len(x), -1)
+    width = rows.dtype.itemsize if rows.dtype.itemsize in (1, 2, 4, 8) else 1
+    return rows.view(np.uint8).reshape(len(rows), -1).view(f"u{width}")
+
+
+def row_hashes(bits: np.ndarray) -> np.ndarray:
+    """A 64-bit hash of every row of unsigned integers: ``sum_j bits_j w_j mod 2^64`` with fixed
+    random odd weights (equal rows hash equal; different rows rarely do)."""
+    weights = np.random.default_rng(0).integers(0, 2 ** 63, size=bits.shape[1], dtype=np.uint64) * 2 + 1
+    return bits @ weights
 
 
 @memoize_by_content(maxsize=8)

@@ -3,6 +3,7 @@ import scipy.sparse as sp
 
 from alignbench_plugins.geometry.functional_maps import nearest_rows
 from alignbench_plugins.geometry.graphs import (
+    distinct_rows,
     knn, knn_graph, laplacian_eigenbasis, largest_component, top_k, top_k_numpy,
 )
 
@@ -83,3 +84,68 @@ def test_eigenbasis_of_a_small_degenerate_graph_does_not_depend_on_earlier_calls
         np.testing.assert_array_equal(again[0], first[0])
         np.testing.assert_array_equal(again[1], first[1])
     np.testing.assert_allclose(first[1].T @ first[1], np.eye(17), atol=1e-10)
+
+
+def brute_force_distinct_rows(x):
+    """The definition, row by row: a row's node is the first earlier row with the same bytes."""
+    seen, first, inverse = {}, [], []
+    for i, row in enumerate(x):
+        key = np.ascontiguousarray(row).tobytes()
+        if key not in seen:
+            seen[key] = len(first)
+            first.append(i)
+        inverse.append(seen[key])
+    return np.array(first), np.array(inverse)
+
+
+def test_distinct_rows_is_the_first_occurrence_of_each_bitwise_distinct_row():
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((500, 24)).astype(np.float32)
+    x[rng.integers(0, 500, 200)] = x[rng.integers(0, 500, 200)]  # duplicates, scattered
+    x[7, 3], x[8] = 0.0, x[7]
+    x[8, 3] = -0.0  # equal as floats, different bits: two rows
+    for data in (x, x.astype(np.float64), (x * 100).astype(np.int16), x[:, :5].astype(np.float16)):
+        first, inverse = distinct_rows(data)
+        expected_first, expected_inverse = brute_force_distinct_rows(data)
+        np.testing.assert_array_equal(first, expected_first)
+        np.testing.assert_array_equal(inverse, expected_inverse)
+    assert inverse[7] != inverse[8]
+
+
+def test_distinct_rows_sorts_whole_rows_when_different_rows_share_a_hash(monkeypatch):
+    from alignbench_plugins.geometry import graphs
+
+    x = np.random.default_rng(1).standard_normal((60, 5))
+    x[30:] = x[:30]
+    monkeypatch.setattr(graphs, "row_hashes", lambda bits: np.zeros(len(bits), np.uint64))  # every row collides
+    first, inverse = distinct_rows(x)
+    np.testing.assert_array_equal(first, np.arange(30))
+    np.testing.assert_array_equal(inverse, np.tile(np.arange(30), 2))
+
+
+def test_node_knn_is_the_search_of_the_eigenbasis_nodes_alone():
+    from alignbench_plugins.geometry.graphs import graph_eigenbasis, node_knn, self_knn
+
+    rng = np.random.default_rng(2)
+    big = rng.standard_normal((300, 8)) + 10 * np.eye(8)[0]
+    island = rng.standard_normal((40, 8)) - 10 * np.eye(8)[0]  # a second component, left out
+    x = np.concatenate([island[:20], big, island[20:], big[:30]]).astype(np.float32)  # with duplicates
+    nodes, _, _, _ = graph_eigenbasis(x, 10, 5)
+    assert len(nodes) == 300
+    self_knn.memo_clear()
+    indices, sims = node_knn(x, nodes, 10)
+    assert self_knn.memo_info()["misses"] == 1
+    expected_indices, expected_sims = knn(x[nodes], x[nodes], 10, exclude_self=True)
+    np.testing.assert_array_equal(indices, expected_indices)
+    np.testing.assert_allclose(sims, expected_sims, rtol=0, atol=1e-6)
+
+
+def test_node_knn_searches_the_nodes_afresh_when_a_neighbour_is_not_a_node():
+    from alignbench_plugins.geometry.graphs import node_knn
+
+    x = np.random.default_rng(3).standard_normal((50, 6)).astype(np.float32)
+    nodes = np.arange(0, 50, 2)  # not a component: half of every node's neighbours are other rows
+    indices, sims = node_knn(x, nodes, 5)
+    expected_indices, expected_sims = knn(x[nodes], x[nodes], 5, exclude_self=True)
+    np.testing.assert_array_equal(indices, expected_indices)
+    np.testing.assert_array_equal(sims, expected_sims)
