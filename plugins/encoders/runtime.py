@@ -42,9 +42,19 @@ def resolve_device(device: str) -> Any:
             return torch.device("mps")
         return torch.device("cpu")
     try:
-        return torch.device(device)
+        resolved = torch.device(device)
     except RuntimeError as exc:
         raise EncoderUnavailableError(f"unknown device {device!r} ({exc}); use auto, cpu, cuda or mps") from None
+    if resolved.type == "cuda" and not torch.cuda.is_available():
+        why = "has no CUDA" if torch.version.cuda is None else "sees no GPU"
+        raise EncoderUnavailableError(f"device {device!r}: torch {torch.__version__} {why} here; use device=cpu "
+                                      "(or auto, which takes a GPU when there is one)")
+    if resolved.type == "cuda" and resolved.index is not None and resolved.index >= torch.cuda.device_count():
+        raise EncoderUnavailableError(f"device {device!r}: this machine has {torch.cuda.device_count()} GPU(s), "
+                                      f"cuda:0 to cuda:{torch.cuda.device_count() - 1}")
+    if resolved.type == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+        raise EncoderUnavailableError(f"device {device!r}: no Apple GPU (MPS) here; use device=cpu or auto")
+    return resolved
 
 
 def resolve_dtype(precision: str, device: Any) -> Any:

@@ -73,6 +73,25 @@ def test_gpu_precisions_are_refused_on_cpu(tiny_dinov2_dir):
         DINOv2Encoder(weights=tiny_dinov2_dir, device="cpu", precision="bf16").encode(IMAGES)
 
 
+@pytest.mark.parametrize("device, message", [
+    ("cuda", "device 'cuda': torch .* here; use device=cpu"),
+    ("cuda:1", "device 'cuda:1': torch .* here; use device=cpu"),
+    ("mps", "device 'mps': no Apple GPU"),
+])
+def test_a_device_this_machine_lacks_is_one_line_not_a_torch_assertion(tiny_dinov2_dir, monkeypatch, device, message):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)
+    with pytest.raises(EncoderUnavailableError, match=message):
+        DINOv2Encoder(weights=tiny_dinov2_dir, device=device).encode(IMAGES)
+
+
+def test_a_gpu_index_past_the_last_gpu_is_one_line(tiny_dinov2_dir, monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    with pytest.raises(EncoderUnavailableError, match=r"has 1 GPU\(s\), cuda:0 to cuda:0"):
+        DINOv2Encoder(weights=tiny_dinov2_dir, device="cuda:3").encode(IMAGES)
+
+
 def test_all_encoders_are_registered_through_entry_points():
     registry = load_registry(strict=True)
     assert {"minilm", "dinov2", "clip-image", "clip-text", "efficientnet-lite0"} <= set(registry.names("encoder"))
