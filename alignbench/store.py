@@ -115,12 +115,7 @@ class ResultStore:
             raise StoreError(f"cannot open the results store {self.path} ({exc}); pass another path "
                              f"(--store or $ALIGNBENCH_STORE).") from None
         try:
-            self._check_contents()  # first: a file that is not ours is left as it was
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute(SCHEMA)
-            self._db.commit()
-            self._add_leases_table()
-            self._synchronous = self._db.execute("PRAGMA synchronous").fetchone()[0]
+            retry_while_locked(self._set_up, self._db)
         except sqlite3.Error as exc:
             self._db.close()
             raise StoreError(f"{self.path} is not a usable results store ({exc}): not a SQLite database, or a "
@@ -128,6 +123,14 @@ class ResultStore:
         except StoreError:
             self._db.close()
             raise
+
+    def _set_up(self) -> None:
+        self._check_contents()  # first: a file that is not ours is left as it was
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute(SCHEMA)
+        self._db.commit()
+        self._add_leases_table()
+        self._synchronous = self._db.execute("PRAGMA synchronous").fetchone()[0]
 
     def _check_contents(self) -> None:
         """Refuse, before any cell runs, a SQLite file that is damaged or holds something else: a cell
@@ -298,6 +301,23 @@ class ResultStore:
                 key, dataset, aligner, anchors, seed, status, json.loads(config), json.loads(metrics),
                 json.loads(timings), json.loads(env), message, finished,
             )
+
+
+def retry_while_locked(step, db: sqlite3.Connection, seconds: float = BUSY_SECONDS) -> None:
+    """Run ``step()``, again while SQLite answers "database is locked", for up to ``seconds``.
+
+    Processes that open one new store at once race to turn on its write-ahead log; SQLite answers
+    some of those races with an immediate "locked" instead of waiting its busy timeout (to avoid a
+    deadlock), and a worker failed to start. The set-up steps can all be run again."""
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            return step()
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            db.rollback()
+            time.sleep(0.05)
 
 
 def _machine() -> str:

@@ -239,3 +239,35 @@ def plant_host(store: ResultStore, key: str, host: str) -> None:
 def test_the_lease_host_names_this_machine(tmp_path):
     with ResultStore(tmp_path / "results.sqlite") as store:
         assert store.leases_host.startswith(socket.gethostname())
+
+
+def test_setting_up_a_store_is_retried_while_sqlite_answers_locked(tmp_path):
+    import sqlite3
+
+    from alignbench.store import retry_while_locked
+
+    db = sqlite3.connect(tmp_path / "x.sqlite")
+    calls = []
+
+    def locked_twice():
+        calls.append(1)
+        if len(calls) < 3:
+            raise sqlite3.OperationalError("database is locked")
+        return "set up"
+
+    assert retry_while_locked(locked_twice, db) == "set up" and len(calls) == 3
+
+    def damaged():
+        calls.append(1)
+        raise sqlite3.OperationalError("file is not a database")
+
+    calls.clear()
+    with pytest.raises(sqlite3.OperationalError, match="not a database"):
+        retry_while_locked(damaged, db)
+    assert len(calls) == 1  # anything but a lock is not retried
+
+    def always_locked():
+        raise sqlite3.OperationalError("database is locked")
+
+    with pytest.raises(sqlite3.OperationalError, match="locked"):
+        retry_while_locked(always_locked, db, seconds=0.2)
