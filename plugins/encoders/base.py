@@ -38,8 +38,8 @@ import numpy as np
 from alignbench import Encoder
 
 from .images import check_image_items
-from .runtime import (EncoderUnavailableError, encode_in_batches, importable, place, require, versions,
-                      weights_identity)
+from .runtime import (EncoderUnavailableError, encode_in_batches, importable, place, require, resolve_device,
+                      versions, weights_identity)
 from .texts import check_text_items
 
 Precision = Literal["fp32", "fp16", "bf16"]
@@ -93,7 +93,20 @@ class TorchEncoder(Encoder):
         return {"missing": None} if source is None else weights_identity(source)
 
     def identity(self) -> dict[str, Any]:
-        return {**super().identity(), "weights": self.weights_fingerprint(), "libraries": versions(self.libraries)}
+        identity = {**super().identity(), "weights": self.weights_fingerprint(), "libraries": versions(self.libraries)}
+        runs_on = self.runs_on()
+        if runs_on != "cpu":
+            # A GPU's embeddings are not the CPU's bit for bit (other float kernels; images resized
+            # on the GPU keep the fractional pixel values the CPU's uint8 resizing rounds), so they
+            # get cache entries of their own. The CPU's keys stay what they were.
+            identity["runs_on"] = runs_on
+        return identity
+
+    def runs_on(self) -> str:
+        """The kind of device ``device`` resolves to on this machine: ``cpu``, ``cuda`` or ``mps``."""
+        if not importable("torch"):
+            return "cpu"
+        return resolve_device(self.device).type
 
     def available(self) -> bool:
         return importable(*self.requires) and self.weights_source() is not None

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from .base import Precision, TorchEncoder, missing_weights
-from .images import to_rgb
+from .images import processor_pixels
 from .runtime import require
 
 DEFAULT_MODEL = "openai/clip-vit-base-patch32"
@@ -47,7 +47,7 @@ class CLIPImageEncoder(_CLIPTower):
     modality = "image"
 
     def features(self, model, batch):
-        pixels = self._processor(images=[to_rgb(i) for i in batch], return_tensors="pt")["pixel_values"]
+        pixels = processor_pixels(self._processor, batch, self.device_)
         return _tensor(model.get_image_features(pixel_values=pixels.to(self.device_, self.dtype_)))
 
 

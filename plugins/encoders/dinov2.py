@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Literal
 
 from .base import Precision, TorchEncoder, missing_weights
-from .images import to_rgb
+from .images import processor_pixels
 from .runtime import require
 
 HUB_IDS = {"small": "facebook/dinov2-small", "base": "facebook/dinov2-base",
@@ -64,7 +64,7 @@ class DINOv2Encoder(TorchEncoder):
 
     def features(self, model, batch):
         torch = require("torch")
-        pixels = self._processor(images=[to_rgb(i) for i in batch], return_tensors="pt")["pixel_values"]
+        pixels = processor_pixels(self._processor, batch, self.device_)
         tokens = model(pixel_values=pixels.to(self.device_, self.dtype_)).last_hidden_state
         cls, patches = tokens[:, 0], tokens[:, 1:].mean(dim=1)
         return {"cls": cls, "mean": patches, "cls+mean": torch.cat([cls, patches], dim=1)}[self.pooling]

@@ -8,7 +8,7 @@ from typing import Literal
 from alignbench.errors import InvalidParameterError
 
 from .base import Precision, TorchEncoder, missing_weights
-from .images import to_rgb
+from .images import processor_pixels
 from .runtime import require
 
 
@@ -70,7 +70,7 @@ class HFImageEncoder(TorchEncoder):
         return model
 
     def features(self, model, batch):
-        pixels = self._processor(images=[to_rgb(i) for i in batch], return_tensors="pt")["pixel_values"]
+        pixels = processor_pixels(self._processor, batch, self.device_)
         output = model(pixel_values=pixels.to(self.device_, self.dtype_))
         if self.pooling == "pooler":
             pooled = getattr(output, "pooler_output", None)

@@ -15,7 +15,7 @@ from alignbench.cache import file_sha256
 from alignbench.params import parameter_defaults
 
 from .base import Precision, TorchEncoder
-from .images import to_rgb
+from .images import in_slices, to_rgb
 from .runtime import EncoderUnavailableError, hub_revision, importable, path_fingerprint, require
 
 LIST_NAMES = "python -c \"import open_clip; print(open_clip.list_pretrained())\""
@@ -185,7 +185,7 @@ class OpenCLIPImageEncoder(_OpenCLIPTower):
 
     def features(self, model, batch):
         torch = require("torch")
-        pixels = torch.stack([self._preprocess(to_rgb(item)) for item in batch])
+        pixels = torch.cat(in_slices(batch, lambda part: torch.stack([self._preprocess(to_rgb(item)) for item in part])))
         return model.encode_image(pixels.to(self.device_, self.dtype_))
 
 

@@ -2,7 +2,8 @@
 
 A DINOv2-S/14-shaped ``hf-image`` model (random weights from its config: 384-d, 12 layers, 6 heads,
 224 px, 257 tokens) in bf16 and fp32, batch 256, on COCO-sized images (480 x 640): images per
-second through the encoder (the checkpoint's image processor on the CPU, then the model) and through
+second through the encoder (images decoded in threads, the checkpoint's image processor on the GPU,
+then the model), through the image processor alone (so, and on the CPU in threads and in one) and through
 the model alone on pixels already on the GPU, the model's FLOPs per image (torch's FlopCounterMode)
 and so the fraction of the measured product rate it reaches. Needs a GPU: it skips elsewhere (CI
 has none); ``python -m pytest tests/benchmarks/test_bench_gpu_encoders.py --benchmark-enable -s``
@@ -22,6 +23,7 @@ transformers = needs_extra("transformers", "encoders")
 from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
 
 from alignbench_plugins.encoders.hf_image import HFImageEncoder  # noqa: E402
+from alignbench_plugins.encoders.images import processor_pixels  # noqa: E402
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU; this machine has none")
 
@@ -72,7 +74,14 @@ def test_dinov2_small_shaped_on_the_gpu_against_its_product_rate(benchmark, dino
 
     batch = images[:256]
     started = time.perf_counter()
-    pixels = encoder._processor(images=batch, return_tensors="pt")["pixel_values"]
+    encoder._processor(images=batch, return_tensors="pt")
+    one_thread = len(batch) / (time.perf_counter() - started)
+    started = time.perf_counter()
+    processor_pixels(encoder._processor, batch)
+    in_threads = len(batch) / (time.perf_counter() - started)
+    started = time.perf_counter()
+    pixels = processor_pixels(encoder._processor, batch, "cuda")
+    torch.cuda.synchronize()
     processing = len(batch) / (time.perf_counter() - started)
     pixels = pixels.to("cuda", DTYPES[precision])
     model = encoder.model
@@ -84,10 +93,12 @@ def test_dinov2_small_shaped_on_the_gpu_against_its_product_rate(benchmark, dino
     rate = product_rate(DTYPES[precision])
     fraction = model_only * flops_per_image / rate
     print(f"\n{torch.cuda.get_device_name()} {precision}: encoder {end_to_end:.0f} images/s end to end; "
-          f"image processor alone (CPU) {processing:.0f} images/s; model alone {model_only:.0f} images/s "
+          f"image processor alone {processing:.0f} images/s (decoding in threads, the rest on the GPU); on the "
+          f"CPU {in_threads:.0f} in {torch.get_num_threads()} threads, {one_thread:.0f} in one; model alone {model_only:.0f} images/s "
           f"= {model_only * flops_per_image / 1e12:.1f} TFLOP/s ({flops_per_image / 1e9:.2f} GFLOP an image), "
           f"{100 * fraction:.0f}% of the {rate / 1e12:.0f} TFLOP/s of an 8192^3 product in the same run")
     benchmark.extra_info.update(end_to_end_images_s=end_to_end, processor_images_s=processing,
+                                processor_cpu_threads_images_s=in_threads, processor_one_thread_images_s=one_thread,
                                 model_images_s=model_only, gflop_per_image=flops_per_image / 1e9,
                                 product_tflop_s=rate / 1e12, fraction_of_product_rate=fraction)
     benchmark.pedantic(encoder.encode, args=(images[:256],), rounds=1, iterations=1)

@@ -25,8 +25,11 @@ IMAGES = [rng.integers(0, 255, (int(rng.integers(24, 80)), int(rng.integers(24, 
           for _ in range(70)]
 WORDS = "a man woman dog cat riding bike red bus on the street in park two eating food".split()
 CAPTIONS = [" ".join(rng.choice(WORDS, int(rng.integers(2, 14)))) for _ in range(70)]
-# Least cosine between a row on the GPU and on the CPU, per precision.
+# Least cosine between a row on the GPU and on the CPU, per precision. Images are resized on the GPU
+# there, keeping the fractional pixel values the CPU's uint8 resizing rounds: on these tiny random
+# models that alone moved rows by up to 4e-4 in cosine (H100, fp32), so images get at most 0.999.
 AGREEMENT = {"fp32": 0.9999, "fp16": 0.999, "bf16": 0.99}
+IMAGE_AGREEMENT = 0.999
 
 
 @pytest.fixture(scope="module")
@@ -59,7 +62,9 @@ def test_the_gpu_gives_the_cpus_embeddings(weights, kind, precision):
     cosines = row_cosines(on_gpu, on_cpu)
     print(f"{kind} {precision}: least cosine to the CPU's {cosines.min():.6f}, "
           f"largest norm ratio deviation {np.abs(np.linalg.norm(on_gpu, axis=1) / np.linalg.norm(on_cpu, axis=1) - 1).max():.2e}")
-    assert cosines.min() >= AGREEMENT[precision]  # row by row: also that the rows keep their order
+    bound = AGREEMENT[precision] if kind == "text" else min(AGREEMENT[precision], IMAGE_AGREEMENT)
+    assert cosines.min() >= bound  # row by row: also that the rows keep their order
+    assert encoder.identity()["runs_on"] == "cuda"  # cached apart from the CPU's embeddings
 
 
 def test_an_explicit_gpu_index_is_used(weights):

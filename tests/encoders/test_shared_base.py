@@ -30,8 +30,10 @@ def offline_hub(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
 
 
-def test_the_original_encoders_identities_are_what_they_were_before_the_base(tmp_path, offline_hub):
-    """The identity each encoder computed before it moved onto TorchEncoder, written out field by field."""
+def test_the_original_encoders_identities_are_what_they_were_before_the_base(tmp_path, offline_hub, monkeypatch):
+    """The identity each encoder computed before it moved onto TorchEncoder, written out field by field
+    (on a machine without a GPU: see the test of ``runs_on`` below)."""
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     (tmp_path / "w").mkdir()
     (tmp_path / "w" / "config.json").write_text("{}")
     local = str(tmp_path / "w")
@@ -127,3 +129,13 @@ def test_images_in_every_supported_form_give_the_same_embedding(tmp_path):
     embedded = encoder.encode(forms)
     for row in embedded[1:]:
         np.testing.assert_allclose(row, embedded[0], rtol=1e-5, atol=1e-6)
+
+
+def test_embeddings_made_on_a_gpu_have_cache_keys_of_their_own(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    on_cpu = TinyConvEncoder().identity()  # device=auto on a machine without a GPU
+    assert "runs_on" not in on_cpu and TinyConvEncoder().runs_on() == "cpu"
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    on_gpu = TinyConvEncoder().identity()
+    assert on_gpu == {**on_cpu, "runs_on": "cuda"}
+    assert "runs_on" not in TinyConvEncoder(device="cpu").identity()

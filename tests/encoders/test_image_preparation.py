@@ -1,0 +1,82 @@
+"""Images are prepared for the model in slices of the batch on several threads: the pixels are the
+ones a single pass over the batch gives, bit for bit and in order, and a bad image is still one line."""
+
+import threading
+
+import numpy as np
+import pytest
+
+from extras import needs_extra  # tests/support
+
+torch = needs_extra("torch", "encoders")
+transformers = needs_extra("transformers", "encoders")
+
+from alignbench.errors import InvalidInputError  # noqa: E402
+from alignbench_plugins.encoders.images import (  # noqa: E402
+    _imagenet_pixels, imagenet_tensor, in_slices, processor_pixels, to_rgb,
+)
+
+rng = np.random.default_rng(0)
+IMAGES = [rng.integers(0, 255, (int(rng.integers(20, 90)), int(rng.integers(20, 90)), 3), dtype=np.uint8)
+          for _ in range(37)]
+
+
+def test_slices_come_back_in_order_from_as_many_threads_as_asked():
+    started = threading.Barrier(4, timeout=10)
+
+    def convert(part):
+        started.wait()  # returns only once four slices are being converted at the same time
+        return list(part)
+
+    parts = in_slices(list(range(37)), convert, threads=4)
+    assert len(parts) == 4 and sum(parts, []) == list(range(37))
+    started = threading.Barrier(1)
+    assert in_slices(list(range(37)), convert, threads=1) == [list(range(37))]
+    # Fewer than two slices' worth of items is one call, whatever the threads.
+    assert in_slices([1, 2, 3, 4, 5], convert, threads=8) == [[1, 2, 3, 4, 5]]
+
+
+def test_the_default_follows_torchs_thread_limit(monkeypatch):
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 1)  # a worker process limited to one thread
+    assert len(in_slices(list(range(100)), list)) == 1
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 3)
+    assert len(in_slices(list(range(100)), list)) == 3
+
+
+def test_imagenet_pixels_in_threads_are_the_one_by_one_pixels(monkeypatch):
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 4)
+    together = imagenet_tensor(IMAGES, size=32, resize=40)
+    one_by_one = np.stack([_imagenet_pixels(image, 32, 40) for image in IMAGES]).astype(np.float32)
+    assert together.dtype == torch.float32
+    np.testing.assert_array_equal(together.numpy(), one_by_one)
+
+
+def test_processor_pixels_in_threads_are_the_processors_own_for_the_whole_batch(monkeypatch):
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 4)
+    processor = transformers.ViTImageProcessor(size={"height": 32, "width": 32})
+    theirs = processor(images=[to_rgb(i) for i in IMAGES], return_tensors="pt")["pixel_values"]
+    torch.testing.assert_close(processor_pixels(processor, IMAGES), theirs, rtol=0, atol=0)
+
+
+def test_an_unreadable_image_in_any_slice_is_one_line_naming_it(monkeypatch):
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 4)
+    items = list(IMAGES)
+    items[30] = b"not an image at all"
+    with pytest.raises(InvalidInputError, match="an image of 19 bytes is not a readable image"):
+        imagenet_tensor(items, size=32, resize=40)
+
+
+def test_for_a_gpu_the_processor_gets_every_decoded_image_in_order_and_the_device(monkeypatch):
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 4)
+    calls = []
+
+    def processor(images, return_tensors, device=None):
+        calls.append((device, [image.size for image in images], [image.mode for image in images]))
+        return {"pixel_values": torch.zeros(len(images), 3, 2, 2)}
+
+    gpu = torch.device("cuda")
+    assert processor_pixels(processor, IMAGES, gpu).shape == (37, 3, 2, 2)
+    assert calls == [(gpu, [(image.shape[1], image.shape[0]) for image in IMAGES], ["RGB"] * 37)]
+    calls.clear()
+    processor_pixels(processor, IMAGES, torch.device("cpu"))  # on the CPU: slices, no device
+    assert [device for device, _, _ in calls] == [None] * 4 and sum(len(sizes) for _, sizes, _ in calls) == 37
