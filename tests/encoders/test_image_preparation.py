@@ -66,8 +66,11 @@ def test_an_unreadable_image_in_any_slice_is_one_line_naming_it(monkeypatch):
         imagenet_tensor(items, size=32, resize=40)
 
 
-def test_for_a_gpu_the_processor_gets_every_decoded_image_in_order_and_the_device(monkeypatch):
+def test_for_a_gpu_a_torchvision_backed_processor_gets_every_decoded_image_in_order_and_the_device(monkeypatch):
+    from alignbench_plugins.encoders import images
+
     monkeypatch.setattr(torch, "get_num_threads", lambda: 4)
+    monkeypatch.setattr(images, "resizes_on_device", lambda processor: True)
     calls = []
 
     def processor(images, return_tensors, device=None):
@@ -80,3 +83,14 @@ def test_for_a_gpu_the_processor_gets_every_decoded_image_in_order_and_the_devic
     calls.clear()
     processor_pixels(processor, IMAGES, torch.device("cpu"))  # on the CPU: slices, no device
     assert [device for device, _, _ in calls] == [None] * 4 and sum(len(sizes) for _, sizes, _ in calls) == 37
+
+
+def test_only_a_torchvision_backed_processor_is_handed_a_device():
+    import importlib.util
+
+    from alignbench_plugins.encoders.images import resizes_on_device
+
+    processor = transformers.ViTImageProcessor(size={"height": 32, "width": 32})
+    if int(transformers.__version__.split(".")[0]) >= 5:  # its default backend: torchvision where installed, else PIL
+        assert resizes_on_device(processor) == (importlib.util.find_spec("torchvision") is not None)
+    assert not resizes_on_device(object())
