@@ -77,20 +77,19 @@ def _imagenet_pixels(item: Any, size: int, resize: int) -> np.ndarray:
 
 
 def processor_pixels(processor: Any, items: list, device: Any = None):
-    """A transformers image processor's ``pixel_values`` for ``items``, ``(n, 3, h, w)``.
+    """A transformers image processor's ``pixel_values`` for ``items``, ``(n, 3, h, w)``: slices of
+    the batch are decoded and processed in threads (:func:`in_slices`) and concatenated. Each image
+    is processed on its own, so the pixels are those of one call on the whole batch.
 
-    On a GPU ``device``, the images are decoded in threads (:func:`in_slices`) and a torchvision-backed
-    processor resizes and normalizes them there (its ``device`` option; on an H100 its CPU side ran at
-    about 500 COCO-sized images a second, 30 times slower than a DINOv2-S forward in bf16). Elsewhere,
-    and with a PIL-backed processor, slices of the batch are processed in threads and concatenated:
-    each image is processed on its own, so the pixels are those of one call on the whole batch."""
+    On a GPU ``device``, a torchvision-backed processor resizes and normalizes there (its ``device``
+    option): on an H100 the CPU side of one call on the whole batch ran at about 500 COCO-sized
+    images a second, 30 times slower than a DINOv2-S forward in bf16."""
     import torch
 
-    if device is not None and torch.device(device).type != "cpu" and resizes_on_device(processor):
-        images = [image for part in in_slices(items, lambda part: [to_rgb(i) for i in part]) for image in part]
-        return processor(images=images, return_tensors="pt", device=device)["pixel_values"]
-    return torch.cat(in_slices(items, lambda part: processor(images=[to_rgb(i) for i in part],
-                                                             return_tensors="pt")["pixel_values"]))
+    on_device = device is not None and torch.device(device).type != "cpu" and resizes_on_device(processor)
+    options = {"device": device} if on_device else {}
+    return torch.cat(in_slices(items, lambda part: processor(images=[to_rgb(i) for i in part], return_tensors="pt",
+                                                             **options)["pixel_values"]))
 
 
 def resizes_on_device(processor: Any) -> bool:

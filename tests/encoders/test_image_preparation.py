@@ -66,7 +66,7 @@ def test_an_unreadable_image_in_any_slice_is_one_line_naming_it(monkeypatch):
         imagenet_tensor(items, size=32, resize=40)
 
 
-def test_for_a_gpu_a_torchvision_backed_processor_gets_every_decoded_image_in_order_and_the_device(monkeypatch):
+def test_for_a_gpu_a_torchvision_backed_processor_gets_every_decoded_image_and_the_device(monkeypatch):
     from alignbench_plugins.encoders import images
 
     monkeypatch.setattr(torch, "get_num_threads", lambda: 4)
@@ -79,7 +79,9 @@ def test_for_a_gpu_a_torchvision_backed_processor_gets_every_decoded_image_in_or
 
     gpu = torch.device("cuda")
     assert processor_pixels(processor, IMAGES, gpu).shape == (37, 3, 2, 2)
-    assert calls == [(gpu, [(image.shape[1], image.shape[0]) for image in IMAGES], ["RGB"] * 37)]
+    assert [device for device, _, _ in calls] == [gpu] * 4  # one call per slice, each told the device
+    assert sorted(size for _, sizes, _ in calls for size in sizes) == sorted((i.shape[1], i.shape[0]) for i in IMAGES)
+    assert {mode for _, _, modes in calls for mode in modes} == {"RGB"}
     calls.clear()
     processor_pixels(processor, IMAGES, torch.device("cpu"))  # on the CPU: slices, no device
     assert [device for device, _, _ in calls] == [None] * 4 and sum(len(sizes) for _, sizes, _ in calls) == 37
