@@ -171,6 +171,13 @@ class Encoder(Component, ABC):
         """
         return {"class": f"{type(self).__module__}.{type(self).__qualname__}", "params": self.get_params()}
 
+    def weights_pin(self) -> dict[str, Any] | None:
+        """What a result cell's key records of the weights beyond the parameters: the content of
+        weights read from local files (their digests) or the hub commit they resolve to, so that a
+        checkpoint rewritten in place gives new cells instead of the old ones reported as done.
+        None (the default) where the parameters name the weights, as a versioned package does."""
+        return None
+
 
 # --------------------------------------------------------------------------------------- aligners
 

