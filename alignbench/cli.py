@@ -153,6 +153,7 @@ def run(aligners, datasets, levels, seeds, metrics, params, anchor_strategy, ima
                 click.echo(f"\n{board.dataset} — mean R@1 (%), columns are anchor pairs")
                 click.echo(tabulate(headline_table(board), headers="keys", tablefmt="github", disable_numparse=True))
         click.echo(f"\nwrote {', '.join(str(p) for p in written if p.suffix == '.md')}", err=True)
+        warn_other_code(results, names)
     if summary.failed:
         sys.exit(1)
 
@@ -200,12 +201,27 @@ def robustness(perturbations, fractions, levels, aligners, datasets, seeds, metr
     with open_store(store) as (results, store_path):
         summary = execute(registry, results, store_path, sweeps, cache_dir, no_cache, executor)
         written = write_robustness(results, out, datasets=[n for n, _ in base.datasets])
+        warn_other_code(results, [n for n, _ in base.datasets])
     for path in written:
         if path.suffix == ".md":
             click.echo(path.read_text())
             click.echo(f"wrote {path}", err=True)
     if summary.failed:
         sys.exit(1)
+
+
+def warn_other_code(results, datasets: list[str] | None) -> None:
+    """One line when tables were built from cells computed by other code than this: a cell's key
+    names its plugins' distributions, not their code, so a store keeps an older checkout's cells
+    and a re-run reports them as done."""
+    from .evaluate import code_digest
+
+    cells = [r for r in results.records() if datasets is None or r.dataset in datasets]
+    other = sum(r.environment.get("code") != code_digest() for r in cells)
+    if other:
+        click.echo(f"warning: {other} of the {len(cells)} stored cells these tables come from were computed by other "
+                   f"code than this (an older checkout, other plugin versions); to compute them with this code, run "
+                   f"on a new store (--store NEW.sqlite)", err=True)
 
 
 def tables_dir(out: Path | None, store: Path | None, canonical: bool) -> Path:
@@ -430,6 +446,7 @@ def leaderboard(store, out, datasets):
     with ResultStore(store_path) as results:
         written = write_leaderboards(results, out, datasets=list(datasets) or None)
         written += write_robustness(results, out, datasets=list(datasets) or None)
+        warn_other_code(results, list(datasets) or None)
     if not written:
         raise AlignbenchError(f"the store at {store_path} has no results" + (f" for {', '.join(datasets)}" if datasets else "") + ".")
     for path in written:

@@ -11,6 +11,7 @@ import logging
 import platform
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
@@ -66,7 +67,8 @@ class Outcome:
 
 @functools.lru_cache(maxsize=1)
 def environment() -> dict[str, str]:
-    """Versions that can move a number, as installed where the cell ran."""
+    """Versions that can move a number, as installed where the cell ran, and a digest of the code
+    itself (:func:`code_digest`): the package version stays 0.1.0 through every change."""
     from importlib.metadata import PackageNotFoundError, version
 
     versions = {"python": platform.python_version()}
@@ -75,7 +77,43 @@ def environment() -> dict[str, str]:
             versions[package] = version(package)
         except PackageNotFoundError:
             versions[package] = "not installed"
+    versions["code"] = code_digest()
     return versions
+
+
+@functools.lru_cache(maxsize=1)
+def code_digest() -> str:
+    """A digest of the Python source of alignbench and of every package that registers plugins
+    through its entry points, as found on this machine: a cell records it, so that tables built
+    from a store can tell the cells computed by other code (an older checkout, another plugin
+    version), which a cell's key does not (its plugins' sources name distributions, not code)."""
+    return source_digest(code_roots())
+
+
+def code_roots() -> dict[str, list[Path]]:
+    """The source folders of alignbench and of the top-level packages its entry points name."""
+    import importlib.metadata
+    import importlib.util
+
+    from .plugins import ENTRY_POINT_GROUP
+
+    packages = {"alignbench"} | {ep.value.split(":")[0].split(".")[0]
+                                 for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP)}
+    roots = {}
+    for package in sorted(packages):
+        spec = importlib.util.find_spec(package)
+        roots[package] = [Path(p) for p in (spec.submodule_search_locations or [])] if spec else []
+    return roots
+
+
+def source_digest(roots: dict[str, list[Path]]) -> str:
+    """blake2b (8 bytes) of every ``.py`` file under the folders, named by package and relative path."""
+    digest = hashlib.blake2b(digest_size=8)
+    for package, folders in sorted(roots.items()):
+        for root in folders:
+            for path in sorted(root.rglob("*.py")):
+                digest.update(f"{package}/{path.relative_to(root)}".encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()
 
 
 def evaluate_cell(registry: Registry, cell: Cell, splits: DatasetSplits, rows: AnchorRows | None,

@@ -1,6 +1,7 @@
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -19,6 +20,47 @@ def invoke(tmp_path, monkeypatch):
         return CliRunner().invoke(cli, [*args] + (["--out", str(tmp_path / "boards")] if args[0] in ("run", "leaderboard") else []))
 
     return invoke
+
+
+def test_tables_built_from_cells_of_other_code_say_so(invoke, tmp_path):
+    """A cell's key names its plugins' distributions, not their code: a store keeps an older checkout's
+    cells and a re-run reports them as done. The tables then say how many came from other code."""
+    import sqlite3
+
+    from alignbench.evaluate import code_digest
+
+    args = ("run", "--aligner", "procrustes", "--anchors", "5,10", *SMALL)
+    first = invoke(*args)
+    assert first.exit_code == 0 and "other code" not in first.output
+    with sqlite3.connect(tmp_path / "store.sqlite") as db:
+        codes = {row[0] for row in db.execute("SELECT json_extract(environment, '$.code') FROM results")}
+        assert codes == {code_digest()}
+        db.execute("UPDATE results SET environment = json_set(environment, '$.code', 'an-older-checkout') "
+                   "WHERE anchors = 5")
+    again = invoke(*args)
+    assert "0 cells run, 2 already done" in again.output
+    assert "warning: 1 of the 2 stored cells these tables come from were computed by other code" in again.output
+    assert "--store NEW.sqlite" in invoke("leaderboard").output
+
+
+def test_the_code_digest_reads_the_core_and_the_plugin_packages_and_follows_every_line(tmp_path):
+    import shutil
+
+    import alignbench
+    import alignbench_plugins
+    from alignbench.evaluate import code_roots, source_digest
+
+    roots = code_roots()
+    assert roots["alignbench"] == [Path(alignbench.__file__).parent]
+    assert roots["alignbench_plugins"] == [Path(alignbench_plugins.__file__).parent]  # through its entry points
+    copy = tmp_path / "plugins"
+    shutil.copytree(Path(alignbench_plugins.__file__).parent, copy, ignore=shutil.ignore_patterns("__pycache__"))
+    tree = {"alignbench_plugins": [copy]}
+    before = source_digest(tree)
+    assert source_digest({"alignbench_plugins": [copy]}) == before
+    fmap = copy / "aligners" / "fmap.py"
+    fmap.write_text(fmap.read_text().replace("n_neighbors: int = 15", "n_neighbors: int = 16", 1))
+    assert source_digest(tree) != before
 
 
 def test_run_prints_and_writes_the_leaderboard(invoke, tmp_path):
