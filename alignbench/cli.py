@@ -219,9 +219,9 @@ def warn_other_code(results, datasets: list[str] | None) -> None:
     cells = [r for r in results.records() if datasets is None or r.dataset in datasets]
     other = sum(r.environment.get("code") != code_digest() for r in cells)
     if other:
-        click.echo(f"warning: {other} of the {len(cells)} stored cells these tables come from were computed by other "
-                   f"code than this (an older checkout, other plugin versions); to compute them with this code, run "
-                   f"on a new store (--store NEW.sqlite)", err=True)
+        click.echo(f"warning: {other} of the {len(cells)} cells stored for these datasets were computed by other code "
+                   f"than this (an older checkout, other plugin versions) or before cells recorded it; to compute "
+                   f"them with this code, run on a new store (--store NEW.sqlite)", err=True)
 
 
 def tables_dir(out: Path | None, store: Path | None, canonical: bool) -> Path:

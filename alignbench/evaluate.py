@@ -102,17 +102,25 @@ def code_roots() -> dict[str, list[Path]]:
     roots = {}
     for package in sorted(packages):
         spec = importlib.util.find_spec(package)
-        roots[package] = [Path(p) for p in (spec.submodule_search_locations or [])] if spec else []
+        if spec is None:
+            roots[package] = []
+        elif spec.submodule_search_locations is not None:
+            roots[package] = [Path(p) for p in spec.submodule_search_locations]
+        else:  # a plugin that is one module
+            roots[package] = [Path(spec.origin)] if spec.origin else []
     return roots
 
 
 def source_digest(roots: dict[str, list[Path]]) -> str:
-    """blake2b (8 bytes) of every ``.py`` file under the folders, named by package and relative path."""
+    """blake2b (8 bytes) of every ``.py`` file under the folders (or the file itself), named by package
+    and relative path."""
     digest = hashlib.blake2b(digest_size=8)
-    for package, folders in sorted(roots.items()):
-        for root in folders:
-            for path in sorted(root.rglob("*.py")):
-                digest.update(f"{package}/{path.relative_to(root)}".encode() + b"\0" + path.read_bytes())
+    for package, places in sorted(roots.items()):
+        for root in places:
+            files = [root] if root.is_file() else sorted(root.rglob("*.py"))
+            for path in files:
+                name = path.name if path == root else path.relative_to(root)
+                digest.update(f"{package}/{name}".encode() + b"\0" + path.read_bytes())
     return digest.hexdigest()
 
 

@@ -173,9 +173,9 @@ class Encoder(Component, ABC):
 
     def weights_pin(self) -> dict[str, Any] | None:
         """What a result cell's key records of the weights beyond the parameters: the content of
-        weights read from local files (their digests) or the hub commit they resolve to, so that a
-        checkpoint rewritten in place gives new cells instead of the old ones reported as done.
-        None (the default) where the parameters name the weights, as a versioned package does."""
+        weights read from local files (their digests), so that a checkpoint rewritten in place gives
+        new cells instead of the old ones reported as done. None (the default) where the parameters
+        name the weights, as a versioned package or a hub id does."""
         return None
 
 

@@ -24,10 +24,12 @@ import uuid
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator, Literal
+from typing import Any, Callable, Iterator, Literal, TypeVar
 
 from .errors import StoreError
 from .processes import process_gone
+
+T = TypeVar("T")
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS results (
@@ -303,8 +305,8 @@ class ResultStore:
             )
 
 
-def retry_while_locked(step, db: sqlite3.Connection, seconds: float = BUSY_SECONDS) -> None:
-    """Run ``step()``, again while SQLite answers "database is locked", for up to ``seconds``.
+def retry_while_locked(step: Callable[[], T], db: sqlite3.Connection, seconds: float = BUSY_SECONDS) -> T:
+    """``step()``, run again while SQLite answers "database is locked", for up to ``seconds``.
 
     Processes that open one new store at once race to turn on its write-ahead log; SQLite answers
     some of those races with an immediate "locked" instead of waiting its busy timeout (to avoid a

@@ -39,7 +39,7 @@ def test_tables_built_from_cells_of_other_code_say_so(invoke, tmp_path):
                    "WHERE anchors = 5")
     again = invoke(*args)
     assert "0 cells run, 2 already done" in again.output
-    assert "warning: 1 of the 2 stored cells these tables come from were computed by other code" in again.output
+    assert "warning: 1 of the 2 cells stored for these datasets were computed by other code" in again.output
     assert "--store NEW.sqlite" in invoke("leaderboard").output
 
 
@@ -61,6 +61,12 @@ def test_the_code_digest_reads_the_core_and_the_plugin_packages_and_follows_ever
     fmap = copy / "aligners" / "fmap.py"
     fmap.write_text(fmap.read_text().replace("n_neighbors: int = 15", "n_neighbors: int = 16", 1))
     assert source_digest(tree) != before
+    # A plugin that is one module: the file itself.
+    module = tmp_path / "one_module_plugin.py"
+    module.write_text("X = 1\n")
+    single = source_digest({"one_module_plugin": [module]})
+    module.write_text("X = 2\n")
+    assert source_digest({"one_module_plugin": [module]}) != single
 
 
 def test_run_prints_and_writes_the_leaderboard(invoke, tmp_path):

@@ -103,16 +103,14 @@ class TorchEncoder(Encoder):
         return identity
 
     def weights_pin(self) -> dict[str, Any] | None:
-        """The weights' fingerprint without what does not change the numbers (a folder's absolute
-        path, file sizes): files by name and sha256, or a hub id with its commit; None for packaged
-        weights, whose package version the fingerprint gives and the parameters already imply."""
+        """Local weights' files by name and sha256 (not the folder's absolute path, not sizes); None
+        for packaged weights (their version names them) and for hub ids: the commit a hub id
+        resolves to is None until the first run downloads it, so in a key it would have re-keyed
+        every cell of that first run (the commit stays in the embedding cache's key)."""
         fingerprint = self.weights_fingerprint()
-        if "package" in fingerprint:
+        if "files" not in fingerprint:
             return None
-        pin = {key: value for key, value in fingerprint.items() if key != "path"}
-        if "files" in pin:
-            pin["files"] = [[name, digest] for name, _size, digest in pin["files"]]
-        return pin
+        return {"files": [[name, digest] for name, _size, digest in fingerprint["files"]]}
 
     def runs_on(self) -> str:
         """The kind of device ``device`` resolves to on this machine: ``cpu``, ``cuda`` or ``mps``."""

@@ -47,7 +47,7 @@ class CLIPImageEncoder(_CLIPTower):
     modality = "image"
 
     def features(self, model, batch):
-        pixels = processor_pixels(self._processor, batch, self.device_)
+        pixels = processor_pixels(self._processor.image_processor, batch, self.device_)
         return _tensor(model.get_image_features(pixel_values=pixels.to(self.device_, self.dtype_)))
 
 

@@ -78,8 +78,10 @@ def _imagenet_pixels(item: Any, size: int, resize: int) -> np.ndarray:
 
 def processor_pixels(processor: Any, items: list, device: Any = None):
     """A transformers image processor's ``pixel_values`` for ``items``, ``(n, 3, h, w)``: slices of
-    the batch are decoded and processed in threads (:func:`in_slices`) and concatenated. Each image
-    is processed on its own, so the pixels are those of one call on the whole batch.
+    the batch are decoded and processed in threads (:func:`in_slices`) and concatenated. Processors
+    that resize or crop to one size process each image on its own, so the pixels are those of one
+    call on the whole batch; one that pads to the largest image of its input gives slices of other
+    sizes, and the whole batch is then processed in one call.
 
     On a GPU ``device``, a torchvision-backed processor resizes and normalizes there (its ``device``
     option): on an H100 the CPU side of one call on the whole batch ran at about 500 COCO-sized
@@ -88,8 +90,14 @@ def processor_pixels(processor: Any, items: list, device: Any = None):
 
     on_device = device is not None and torch.device(device).type != "cpu" and resizes_on_device(processor)
     options = {"device": device} if on_device else {}
-    return torch.cat(in_slices(items, lambda part: processor(images=[to_rgb(i) for i in part], return_tensors="pt",
-                                                             **options)["pixel_values"]))
+
+    def pixels(part: list):
+        return processor(images=[to_rgb(i) for i in part], return_tensors="pt", **options)["pixel_values"]
+
+    parts = in_slices(items, pixels)
+    if len({tuple(part.shape[1:]) for part in parts}) > 1:
+        return pixels(items)
+    return torch.cat(parts)
 
 
 def resizes_on_device(processor: Any) -> bool:
@@ -108,7 +116,7 @@ MIN_SLICE = 4
 
 def in_slices(items: Sequence[Any], convert: Callable[[Any], Any], threads: int | None = None) -> list:
     """``[convert(part) for part in slices of items]``, in order, the slices converted at once in up to
-    ``threads`` threads (default: as many as torch may use, so a worker limited to one gets one).
+    ``threads`` Python threads (default: as many as torch may use, so a worker limited to one gets one).
 
     Decoding, resizing and normalizing a batch ran on one core while the model waited: on an H100,
     256 COCO-sized images took longer to prepare on one core than a DINOv2-S forward on all of

@@ -89,8 +89,11 @@ def node_knn(x: np.ndarray, nodes: np.ndarray, k: int, backend: Backend = "exact
     """``knn(x[nodes], x[nodes], k, exclude_self=True)`` for the ``nodes`` of
     ``graph_eigenbasis(x, k, ...)``: the rows of the graph's own search (:func:`self_knn` of the
     distinct rows, remembered) that are nodes, renumbered. A node's k nearest distinct rows are in
-    its connected component, so these are its k nearest nodes; were one not a node, the nodes are
-    searched afresh. Returns ``(indices into nodes (m, k), similarities (m, k))``."""
+    its connected component, so these are its k nearest nodes; were one not a node (or ``nodes`` not
+    increasing), the nodes are searched afresh. Returns ``(indices into nodes (m, k), similarities
+    (m, k))``, which may be the memo's read-only arrays."""
+    if np.any(np.diff(nodes) <= 0):  # not nodes as graph_eigenbasis gives them (increasing rows)
+        return self_knn(x[nodes], k, backend, seed)
     first, _ = distinct_rows(x)
     indices, sims = self_knn(x[first], k, backend, seed)
     position = np.full(len(x), -1, dtype=np.int64)
@@ -194,7 +197,8 @@ def heat_kernel_signatures(eigenvalues: np.ndarray, eigenvectors: np.ndarray, n_
 
 def distinct_rows(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """``(first, inverse)``: the index of the first occurrence of every distinct row of ``x`` (in row
-    order), and for every row the position in ``first`` of the row identical to it (bit for bit).
+    order), and for every row the position in ``first`` of the row identical to it (bit for bit,
+    with -0.0 and 0.0 one value).
 
     Rows are told apart by a 64-bit hash of their bits (one integer product), checked against the
     rows themselves; only if two different rows share a hash are the rows sorted whole, which
@@ -212,8 +216,12 @@ def distinct_rows(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _row_bits(x: np.ndarray) -> np.ndarray:
-    """The rows' bytes as unsigned integers ``(n, m)``: equal exactly when the rows are bitwise equal."""
+    """The rows' bytes as unsigned integers ``(n, m)``: equal exactly when the rows are bitwise equal,
+    after -0.0 is made 0.0 (equal values, the same similarities to everything; NaN rows are equal
+    when their bits are)."""
     rows = np.ascontiguousarray(x).reshape(len(x), -1)
+    if np.issubdtype(rows.dtype, np.floating):
+        rows = rows + rows.dtype.type(0.0)  # -0.0 + 0.0 is 0.0
     width = rows.dtype.itemsize if rows.dtype.itemsize in (1, 2, 4, 8) else 1
     return rows.view(np.uint8).reshape(len(rows), -1).view(f"u{width}")
 

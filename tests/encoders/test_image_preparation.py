@@ -96,3 +96,17 @@ def test_only_a_torchvision_backed_processor_is_handed_a_device():
     if int(transformers.__version__.split(".")[0]) >= 5:  # its default backend: torchvision where installed, else PIL
         assert resizes_on_device(processor) == (importlib.util.find_spec("torchvision") is not None)
     assert not resizes_on_device(object())
+
+
+def test_a_processor_that_pads_to_its_largest_image_gets_the_whole_batch_in_one_call(monkeypatch):
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 4)
+    calls = []
+
+    def padding_processor(images, return_tensors):
+        calls.append(len(images))
+        width = max(image.size[0] for image in images)
+        return {"pixel_values": torch.stack([torch.full((3, 2, width), float(image.size[0])) for image in images])}
+
+    pixels = processor_pixels(padding_processor, IMAGES)
+    assert calls[-1] == len(IMAGES) and len(calls) == 5  # four slices, then the batch at once
+    torch.testing.assert_close(pixels, padding_processor([to_rgb(i) for i in IMAGES], "pt")["pixel_values"])

@@ -87,10 +87,12 @@ def test_eigenbasis_of_a_small_degenerate_graph_does_not_depend_on_earlier_calls
 
 
 def brute_force_distinct_rows(x):
-    """The definition, row by row: a row's node is the first earlier row with the same bytes."""
+    """The definition, row by row: a row's node is the first earlier row with the same bytes, once
+    -0.0 is written 0.0."""
     seen, first, inverse = {}, [], []
     for i, row in enumerate(x):
-        key = np.ascontiguousarray(row).tobytes()
+        row = np.array([0.0 if value == 0 else value for value in row], dtype=x.dtype)
+        key = row.tobytes()
         if key not in seen:
             seen[key] = len(first)
             first.append(i)
@@ -103,13 +105,15 @@ def test_distinct_rows_is_the_first_occurrence_of_each_bitwise_distinct_row():
     x = rng.standard_normal((500, 24)).astype(np.float32)
     x[rng.integers(0, 500, 200)] = x[rng.integers(0, 500, 200)]  # duplicates, scattered
     x[7, 3], x[8] = 0.0, x[7]
-    x[8, 3] = -0.0  # equal as floats, different bits: two rows
+    x[8, 3] = -0.0  # other bits, the same value and the same similarity to everything: one row
+    x[9], x[10] = x[11], x[11] + np.float32(1e-7)  # a last-bit difference: two rows
     for data in (x, x.astype(np.float64), (x * 100).astype(np.int16), x[:, :5].astype(np.float16)):
         first, inverse = distinct_rows(data)
         expected_first, expected_inverse = brute_force_distinct_rows(data)
         np.testing.assert_array_equal(first, expected_first)
         np.testing.assert_array_equal(inverse, expected_inverse)
-    assert inverse[7] != inverse[8]
+    first, inverse = distinct_rows(x)
+    assert inverse[7] == inverse[8] and inverse[9] == inverse[11] != inverse[10]
 
 
 def test_distinct_rows_sorts_whole_rows_when_different_rows_share_a_hash(monkeypatch):
@@ -130,22 +134,23 @@ def test_node_knn_is_the_search_of_the_eigenbasis_nodes_alone():
     big = rng.standard_normal((300, 8)) + 10 * np.eye(8)[0]
     island = rng.standard_normal((40, 8)) - 10 * np.eye(8)[0]  # a second component, left out
     x = np.concatenate([island[:20], big, island[20:], big[:30]]).astype(np.float32)  # with duplicates
+    graph_eigenbasis.memo_clear(), self_knn.memo_clear()
     nodes, _, _, _ = graph_eigenbasis(x, 10, 5)
-    assert len(nodes) == 300
-    self_knn.memo_clear()
+    assert len(nodes) == 300 and self_knn.memo_info() == {"hits": 0, "misses": 1, "size": 1}
     indices, sims = node_knn(x, nodes, 10)
-    assert self_knn.memo_info()["misses"] == 1
+    assert self_knn.memo_info() == {"hits": 1, "misses": 1, "size": 1}  # the graph's own search, read again
     expected_indices, expected_sims = knn(x[nodes], x[nodes], 10, exclude_self=True)
     np.testing.assert_array_equal(indices, expected_indices)
     np.testing.assert_allclose(sims, expected_sims, rtol=0, atol=1e-6)
 
 
-def test_node_knn_searches_the_nodes_afresh_when_a_neighbour_is_not_a_node():
+def test_node_knn_searches_the_nodes_afresh_when_a_neighbour_is_not_a_node_or_they_are_not_in_order():
     from alignbench_plugins.geometry.graphs import node_knn
 
     x = np.random.default_rng(3).standard_normal((50, 6)).astype(np.float32)
-    nodes = np.arange(0, 50, 2)  # not a component: half of every node's neighbours are other rows
-    indices, sims = node_knn(x, nodes, 5)
-    expected_indices, expected_sims = knn(x[nodes], x[nodes], 5, exclude_self=True)
-    np.testing.assert_array_equal(indices, expected_indices)
-    np.testing.assert_array_equal(sims, expected_sims)
+    # Not a component: half of every node's neighbours are other rows. Then all rows, in reverse.
+    for nodes in (np.arange(0, 50, 2), np.arange(50)[::-1].copy()):
+        indices, sims = node_knn(x, nodes, 5)
+        expected_indices, expected_sims = knn(x[nodes], x[nodes], 5, exclude_self=True)
+        np.testing.assert_array_equal(indices, expected_indices)
+        np.testing.assert_array_equal(sims, expected_sims)
