@@ -1,8 +1,8 @@
 """The torch encoders on a CUDA GPU: ``device=auto`` takes it, embeddings come back as float32 numpy
-rows that equal the CPU's within the GPU's rounding (fp32), or within the precision
-asked for (bf16, fp16). Tiny random models built from configs (tests/support): the
-sentence-transformers and hf-image encoders. These tests need a GPU: CI has none, and there they
-skip; a session with a GPU runs them (the last run's numbers are in the README's Speed section)."""
+rows that equal the CPU's within the GPU's rounding (fp32), or within the precision asked for (bf16,
+fp16). Tiny random models built from configs (tests/support): the sentence-transformers, hf-image
+and clip-image encoders. These tests need a GPU: CI has none, and there they skip; a session with a
+GPU runs them (the last run's numbers are in the README's Speed section)."""
 
 import numpy as np
 import pytest
@@ -13,9 +13,10 @@ torch = needs_extra("torch", "encoders")
 needs_extra("transformers", "encoders")
 needs_extra("sentence_transformers", "encoders")
 
+from alignbench_plugins.encoders.clip import CLIPImageEncoder  # noqa: E402
 from alignbench_plugins.encoders.hf_image import HFImageEncoder  # noqa: E402
 from alignbench_plugins.encoders.sentence_transformer import SentenceTransformerEncoder  # noqa: E402
-from tiny_encoder_weights import tiny_sentence_transformer, tiny_vision_backbone  # noqa: E402  (tests/support)
+from tiny_encoder_weights import tiny_clip, tiny_sentence_transformer, tiny_vision_backbone  # noqa: E402  (tests/support)
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU; this machine has none")
 
@@ -37,12 +38,15 @@ def weights(tmp_path_factory):
     root = tmp_path_factory.mktemp("tiny-random-models")
     folders = {kind: tiny_vision_backbone(root / kind, kind) for kind in ("vit", "dinov2", "convnext")}
     folders["text"] = tiny_sentence_transformer(root / "text")
+    folders["clip-image"] = tiny_clip(root / "clip")
     return folders
 
 
 def encoder_for(kind, folder, **options):
     if kind == "text":
         return SentenceTransformerEncoder(weights=folder, batch_size=32, **options)
+    if kind == "clip-image":
+        return CLIPImageEncoder(weights=folder, batch_size=32, **options)
     return HFImageEncoder(weights=folder, pooling="mean", batch_size=32, **options)
 
 
@@ -51,7 +55,7 @@ def row_cosines(a, b):
 
 
 @pytest.mark.parametrize("precision", ["fp32", "bf16", "fp16"])
-@pytest.mark.parametrize("kind", ["text", "vit", "dinov2", "convnext"])
+@pytest.mark.parametrize("kind", ["text", "vit", "dinov2", "convnext", "clip-image"])
 def test_the_gpu_gives_the_cpus_embeddings(weights, kind, precision):
     items = CAPTIONS if kind == "text" else IMAGES
     on_cpu = encoder_for(kind, weights[kind], device="cpu").encode(items)
