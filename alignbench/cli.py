@@ -117,6 +117,9 @@ def shared_sweep_options(command):
                                                  "per core]; each gets cores/N BLAS and torch threads."),
         click.option("--ray-address", help="Ray cluster to join (auto: the one `ray start` made on this node) "
                                            "[default: start a local one]. Needs pip install -e \".[ray]\"."),
+        click.option("--rerun-other-code", is_flag=True,
+                     help="Compute again the stored cells that other code computed (an older checkout, other plugin "
+                          "versions: their recorded code digest differs); by default a stored cell is done."),
     ]
     for option in reversed(options):
         command = option(command)
@@ -129,7 +132,7 @@ def shared_sweep_options(command):
 @shared_sweep_options
 @one_line_errors
 def run(aligners, datasets, levels, seeds, metrics, params, anchor_strategy, image_encoder, text_encoder, store, out,
-        cache_dir, no_cache, executor, workers, ray_address):
+        cache_dir, no_cache, executor, workers, ray_address, rerun_other_code):
     """Run a sweep, store every cell, write and print the leaderboards.
 
     Finished cells are skipped, so an interrupted sweep resumes where it stopped.
@@ -145,7 +148,7 @@ def run(aligners, datasets, levels, seeds, metrics, params, anchor_strategy, ima
     out = tables_dir(out, store, canonical)
     check_output_dir(out, "--out")
     with open_store(store) as (results, store_path):
-        summary = execute(registry, results, store_path, [sweep], cache_dir, no_cache, executor)
+        summary = execute(registry, results, store_path, [sweep], cache_dir, no_cache, executor, rerun_other_code)
         names = [n for n, _ in sweep.datasets]
         written = write_leaderboards(results, out, datasets=names)
         for board in boards(results.records()):
@@ -170,7 +173,8 @@ def run(aligners, datasets, levels, seeds, metrics, params, anchor_strategy, ima
 @shared_sweep_options
 @one_line_errors
 def robustness(perturbations, fractions, levels, aligners, datasets, seeds, metrics, params, anchor_strategy,
-               image_encoder, text_encoder, store, out, cache_dir, no_cache, executor, workers, ray_address):
+               image_encoder, text_encoder, store, out, cache_dir, no_cache, executor, workers, ray_address,
+               rerun_other_code):
     """The robustness suite: damage part of one modality's train data (drop rows, corrupt raw images or
     captions, add embedding noise), retrain, and report retrieval and its drop against the clean run.
 
@@ -199,7 +203,7 @@ def robustness(perturbations, fractions, levels, aligners, datasets, seeds, metr
             sweep.perturbations += extra.perturbations
         sweeps.append(sweep)
     with open_store(store) as (results, store_path):
-        summary = execute(registry, results, store_path, sweeps, cache_dir, no_cache, executor)
+        summary = execute(registry, results, store_path, sweeps, cache_dir, no_cache, executor, rerun_other_code)
         written = write_robustness(results, out, datasets=[n for n, _ in base.datasets])
         warn_other_code(results, [n for n, _ in base.datasets])
     for path in written:
@@ -221,7 +225,7 @@ def warn_other_code(results, datasets: list[str] | None) -> None:
     if other:
         click.echo(f"warning: {other} of the {len(cells)} cells stored for these datasets were computed by other code "
                    f"than this (an older checkout, other plugin versions) or before cells recorded it; to compute "
-                   f"them with this code, run on a new store (--store NEW.sqlite)", err=True)
+                   f"them with this code, run again with --rerun-other-code", err=True)
 
 
 def tables_dir(out: Path | None, store: Path | None, canonical: bool) -> Path:
@@ -327,14 +331,16 @@ def make_executor(kind: str | None, workers: int | None, ray_address: str | None
     return make(kind, workers, ray_address)
 
 
-def execute(registry, results, store_path: Path, sweeps: list, cache_dir: Path | None, no_cache: bool, executor=None):
+def execute(registry, results, store_path: Path, sweeps: list, cache_dir: Path | None, no_cache: bool, executor=None,
+            rerun_other_code: bool = False):
     """Run sweeps with a progress bar over all their cells (finished in any worker); Ctrl-C keeps every
     finished cell."""
     from .cache import EmbeddingCache
     from .runner import RunSummary, Runner
 
     cache = None if no_cache else EmbeddingCache(cache_dir)
-    runner = Runner(registry, results, cache=cache, on_encode=EncodeProgress(), executor=executor)
+    runner = Runner(registry, results, cache=cache, on_encode=EncodeProgress(), executor=executor,
+                    rerun_other_code=rerun_other_code)
     total = sum(len(runner.plan(sweep)) for sweep in sweeps)
     raw = any(registry.load("dataset", name).raw for sweep in sweeps for name, _ in sweep.datasets)
     warning = cache.check_writable() if cache is not None and raw else None

@@ -22,8 +22,8 @@ from typing import Callable
 from .cache import EmbeddingCache
 from .data import DataStage
 from .errors import AlignbenchError
-from .evaluate import (AnchorRows, NotApplicable, Outcome, anchor_set, damage_train, environment,  # noqa: F401
-                       unpaired_items, unpaired_rows)
+from .evaluate import (AnchorRows, NotApplicable, Outcome, anchor_set, code_digest, damage_train,  # noqa: F401
+                       environment, unpaired_items, unpaired_rows)
 from .executors import CellTask, Executor, SerialExecutor
 from .interfaces import Anchors, DatasetSplits
 from .plan import MAX_STORED_INT, Cell, Params, Sweep, batches, config_key, plan_cells  # noqa: F401
@@ -47,13 +47,17 @@ class Runner:
     """Runs a Sweep against a Registry, writing each cell to a ResultStore as it finishes."""
 
     def __init__(self, registry: Registry, store: ResultStore, *, cache: EmbeddingCache | None = None,
-                 on_encode: Callable[[str, int, int], None] | None = None, executor: Executor | None = None):
+                 on_encode: Callable[[str, int, int], None] | None = None, executor: Executor | None = None,
+                 rerun_other_code: bool = False):
         """``cache``: where embeddings of raw datasets are kept (None: encode every time).
         ``on_encode(label, done, total)`` reports encoding progress. ``executor``: where cells are
-        evaluated (default: in this process, one after another)."""
+        evaluated (default: in this process, one after another). ``rerun_other_code``: compute again
+        the stored cells that other code computed (their recorded code digest differs from this
+        code's); by default a stored cell is done whatever computed it."""
         self.registry = registry
         self.store = store
         self.executor = executor or SerialExecutor()
+        self.code = code_digest() if rerun_other_code else None
         # Raw items are encoded where the cells run: by encoder actors on a Ray cluster, else here.
         self.data = DataStage(registry, cache, on_encode, getattr(self.executor, "shard_encoder", None))
 
@@ -83,7 +87,7 @@ class Runner:
         summary = RunSummary()
         todo = []
         for cell in cells:
-            if self.store.status(cell.key) in ("ok", "n/a"):
+            if self.store.finished(cell.key, self.code):
                 summary.skipped += 1
                 if on_cell:
                     on_cell(cell, "skipped")
@@ -104,7 +108,7 @@ class Runner:
                 for (_, seed), group in batches(todo):
                     anchors = None  # drawn when the group's first cell is claimed
                     for cell in group:
-                        claim = self.store.claim(cell.key, since=started)
+                        claim = self.store.claim(cell.key, since=started, code=self.code)
                         if claim == "held":
                             held.append(cell)
                             continue

@@ -64,6 +64,8 @@ STATUSES = ("ok", "n/a", "failed")
 COLUMNS = ["key", "dataset", "aligner", "anchors", "seed", "status", "config", "metrics", "timings", "environment",
            "message", "finished_at"]
 LEASE_COLUMNS = ["key", "owner", "host", "pid", "expires_at", "released_at"]
+# A stored cell's status and the digest of the code that computed it (evaluate.code_digest).
+FINISHED_QUERY = "SELECT status, json_extract(environment, '$.code') FROM results WHERE key = ?"
 LEASE_SECONDS = 60.0  # a lease of a process elsewhere is trusted this long after its last heartbeat
 BUSY_SECONDS = 30.0  # how long a write waits for another process's write lock
 Claim = Literal["claimed", "held", "done"]
@@ -177,6 +179,14 @@ class ResultStore:
         row = self._db.execute("SELECT status FROM results WHERE key = ?", (key,)).fetchone()
         return None if row is None else row[0]
 
+    def finished(self, key: str, code: str | None = None) -> bool:
+        """Whether the cell is stored as ok or n/a (and, given ``code``, was computed by that code)."""
+        return self._finished(self._db.execute(FINISHED_QUERY, (key,)).fetchone(), code)
+
+    @staticmethod
+    def _finished(row: tuple | None, code: str | None) -> bool:
+        return row is not None and row[0] in ("ok", "n/a") and (code is None or row[1] == code)
+
     def put(self, record: CellRecord) -> None:
         if record.status not in STATUSES:
             raise ValueError(f"status must be one of {STATUSES}, got {record.status!r}")
@@ -196,11 +206,12 @@ class ResultStore:
                 self._db.execute("DELETE FROM leases WHERE key = ?", (record.key,))
 
     # ------------------------------------------------------------------ leases
-    def claim(self, key: str, *, since: float) -> Claim:
+    def claim(self, key: str, *, since: float, code: str | None = None) -> Claim:
         """Claim a cell before computing it. ``"claimed"``: it is this store's to compute until
         :meth:`put` stores it (or :meth:`release`). ``"held"``: another live process is computing it;
-        ask again later. ``"done"``: stored as ok or n/a, or stored as failed by another process at or
-        after ``since`` (unix time: when this run started; a run retries failures of earlier runs only).
+        ask again later. ``"done"``: stored as ok or n/a (by ``code``, when given: a cell other code
+        computed is claimed again), or stored as failed by another process at or after ``since``
+        (unix time: when this run started; a run retries failures of earlier runs only).
 
         A lease is taken over when its expiry passed, or at once when it names a process of this host
         that no longer exists (killed). One small write transaction: cheap next to any cell.
@@ -211,7 +222,7 @@ class ResultStore:
         try:
             self._db.execute("BEGIN IMMEDIATE")  # the write lock first: no other process can claim in between
             try:
-                claim = self._claim(key, since, time.time())
+                claim = self._claim(key, since, time.time(), code)
             except BaseException:
                 self._db.rollback()
                 raise
@@ -220,9 +231,9 @@ class ResultStore:
             self._db.execute(f"PRAGMA synchronous = {int(self._synchronous)}")
         return claim
 
-    def _claim(self, key: str, since: float, now: float) -> Claim:
-        status = self._db.execute("SELECT status FROM results WHERE key = ?", (key,)).fetchone()
-        if status is not None and status[0] != "failed":
+    def _claim(self, key: str, since: float, now: float, code: str | None) -> Claim:
+        status = self._db.execute(FINISHED_QUERY, (key,)).fetchone()
+        if self._finished(status, code):
             return "done"
         lease = self._db.execute("SELECT owner, host, pid, expires_at, released_at FROM leases WHERE key = ?",
                                  (key,)).fetchone()

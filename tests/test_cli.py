@@ -40,7 +40,11 @@ def test_tables_built_from_cells_of_other_code_say_so(invoke, tmp_path):
     again = invoke(*args)
     assert "0 cells run, 2 already done" in again.output
     assert "warning: 1 of the 2 cells stored for these datasets were computed by other code" in again.output
-    assert "--store NEW.sqlite" in invoke("leaderboard").output
+    assert "--rerun-other-code" in invoke("leaderboard").output
+    rerun = invoke(*args, "--rerun-other-code")
+    assert rerun.exit_code == 0 and "1 cells run, 1 already done" in rerun.output and "other code" not in rerun.output
+    with sqlite3.connect(tmp_path / "store.sqlite") as db:
+        assert {row[0] for row in db.execute("SELECT json_extract(environment, '$.code') FROM results")} == {code_digest()}
 
 
 def test_the_code_digest_reads_the_core_and_the_plugin_packages_and_follows_every_line(tmp_path):

@@ -33,8 +33,8 @@ from alignbench.plugins import load_registry
 from cross_cpu import CROSS_CPU_TOLERANCE
 
 COMMITTED = Path(__file__).parent.parent / "leaderboards"
-STALE = ("leaderboards/{} is stale: run `alignbench run --store NEW.sqlite --out leaderboards` at the repository "
-         "root (a new store: an old one serves cells computed by older code) and commit the result")
+STALE = ("leaderboards/{} is stale: run `alignbench run --rerun-other-code` at the repository root (without the "
+         "flag, a store serves the cells older code computed) and commit the result")
 
 
 def spread_problems(fresh: pd.DataFrame, committed: pd.DataFrame, spread: pd.DataFrame, keys: list[str]) -> list[str]:

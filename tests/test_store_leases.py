@@ -271,3 +271,21 @@ def test_setting_up_a_store_is_retried_while_sqlite_answers_locked(tmp_path):
 
     with pytest.raises(sqlite3.OperationalError, match="locked"):
         retry_while_locked(always_locked, db, seconds=0.2)
+
+
+def test_a_cell_other_code_computed_is_done_unless_this_code_is_asked_for(tmp_path):
+    import time
+
+    from alignbench.store import CellRecord, ResultStore
+
+    with ResultStore(tmp_path / "s.sqlite") as store:
+        record = CellRecord(key="k", dataset="d", aligner="a", anchors=5, seed=0, status="ok", config={}, metrics={},
+                            timings={}, environment={"code": "older"}, message="", finished_at="2026-11-26T18:00:00")
+        store.put(record)
+        assert store.finished("k") and store.finished("k", "older") and not store.finished("k", "newer")
+        assert store.claim("k", since=time.time()) == "done"
+        assert store.claim("k", since=time.time(), code="older") == "done"
+        assert store.claim("k", since=time.time(), code="newer") == "claimed"
+        store.put(CellRecord(**{**record.__dict__, "environment": {"code": "newer"}}))
+        assert store.finished("k", "newer") and not store.finished("k", "older")
+        assert not store.finished("missing")
