@@ -66,7 +66,10 @@ def start_workers(tmp_path: Path, n: int, sleep: float) -> list[subprocess.Popen
         workers.append(subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True))
     deadline = time.monotonic() + 60
     while not all((tmp_path / f"ready-{i}").exists() for i in range(n)):
-        assert time.monotonic() < deadline and all(w.poll() is None for w in workers), "a worker did not start"
+        if time.monotonic() > deadline or any(w.poll() is not None for w in workers):
+            for worker in workers:  # the others would wait for the go file for ever
+                worker.kill()
+            raise AssertionError("a worker did not start")
         time.sleep(0.05)
     go.touch()
     return workers
