@@ -44,7 +44,8 @@ def test_tables_built_from_cells_of_other_code_say_so(invoke, tmp_path):
     rerun = invoke(*args, "--rerun-other-code")
     assert rerun.exit_code == 0 and "1 cells run, 1 already done" in rerun.output and "other code" not in rerun.output
     with sqlite3.connect(tmp_path / "store.sqlite") as db:
-        assert {row[0] for row in db.execute("SELECT json_extract(environment, '$.code') FROM results")} == {code_digest()}
+        codes = {row[0] for row in db.execute("SELECT json_extract(environment, '$.code') FROM results")}
+        assert codes == {code_digest()}
 
 
 def test_the_code_digest_reads_the_core_and_the_plugin_packages_and_follows_every_line(tmp_path):

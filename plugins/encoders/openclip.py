@@ -185,7 +185,7 @@ class OpenCLIPImageEncoder(_OpenCLIPTower):
 
     def features(self, model, batch):
         torch = require("torch")
-        pixels = torch.cat(in_slices(batch, lambda part: torch.stack([self._preprocess(to_rgb(item)) for item in part])))
+        pixels = torch.cat(in_slices(batch, lambda part: torch.stack([self._preprocess(to_rgb(i)) for i in part])))
         return model.encode_image(pixels.to(self.device_, self.dtype_))
 
 

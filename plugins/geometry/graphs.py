@@ -202,7 +202,7 @@ def distinct_rows(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
     Rows are told apart by a 64-bit hash of their bits (one integer product), checked against the
     rows themselves; only if two different rows share a hash are the rows sorted whole, which
-    ``np.unique(axis=0)`` does ten times slower (0.2 s for 25,000 x 384 float32)."""
+    ``np.unique(axis=0)`` does eight times slower (0.19 s against 0.023 s for 25,000 x 384 float32)."""
     if len(x) == 0:
         return np.zeros(0, np.int64), np.zeros(0, np.int64)
     bits = _row_bits(x)
