@@ -175,10 +175,6 @@ class ResultStore:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def status(self, key: str) -> str | None:
-        row = self._db.execute("SELECT status FROM results WHERE key = ?", (key,)).fetchone()
-        return None if row is None else row[0]
-
     def finished(self, key: str, code: str | None = None) -> bool:
         """Whether the cell is stored as ok or n/a (and, given ``code``, was computed by that code)."""
         return self._finished(self._db.execute(FINISHED_QUERY, (key,)).fetchone(), code)
@@ -232,15 +228,15 @@ class ResultStore:
         return claim
 
     def _claim(self, key: str, since: float, now: float, code: str | None) -> Claim:
-        status = self._db.execute(FINISHED_QUERY, (key,)).fetchone()
-        if self._finished(status, code):
+        stored = self._db.execute(FINISHED_QUERY, (key,)).fetchone()
+        if self._finished(stored, code):
             return "done"
         lease = self._db.execute("SELECT owner, host, pid, expires_at, released_at FROM leases WHERE key = ?",
                                  (key,)).fetchone()
         if lease is not None:
             owner, host, pid, expires_at, released_at = lease
             if released_at is not None:
-                if status is not None and released_at >= since and owner != self._owner:
+                if stored is not None and released_at >= since and owner != self._owner:
                     return "done"
             elif owner != self._owner and expires_at > now and not (host == self.leases_host and process_gone(pid)):
                 return "held"
