@@ -13,6 +13,7 @@ from .interfaces import (
     PairedData,
     Perturbation,
 )
+from .params import Range
 
 __version__ = "0.1.0"
 
@@ -27,5 +28,6 @@ __all__ = [
     "Metric",
     "PairedData",
     "Perturbation",
+    "Range",
     "hookimpl",
 ]

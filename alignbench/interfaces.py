@@ -15,7 +15,7 @@ import numpy as np
 
 from .arrays import as_embeddings, check_paired
 from .errors import AlignbenchError, InvalidInputError, NotFittedError
-from .params import get_params
+from .params import Range, check_parameter_ranges, get_params
 
 
 class Component:
@@ -23,9 +23,17 @@ class Component:
 
     name: ClassVar[str] = ""
     description: ClassVar[str] = ""
+    # The possible values of each numeric constructor parameter, e.g. {"n_neighbors": Range(low=1)}
+    # (scikit-learn's parameter constraints): checked by ``validate`` when a sweep is planned.
+    parameter_ranges: ClassVar[dict[str, Range]] = {}
 
     def get_params(self) -> dict[str, Any]:
         return get_params(self)
+
+    def validate(self) -> None:
+        """Reject impossible parameter values before any work (InvalidParameterError, one line naming
+        ``name.key``): those outside ``parameter_ranges``. A subclass with further checks calls this first."""
+        check_parameter_ranges(self)
 
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())

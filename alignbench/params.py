@@ -12,6 +12,7 @@ import inspect
 import json
 import types
 import typing
+from dataclasses import dataclass
 from typing import Any, Literal, get_args, get_origin
 
 from .errors import InvalidParameterError
@@ -120,6 +121,45 @@ def check_range(where: str, value: float, *, low: float | None = None, high: flo
         left = "" if low is None else f"{'>' if open_low else '>='} {low}"
         right = "" if high is None else f"{'<' if open_high else '<='} {high}"
         raise InvalidParameterError(f"{where} must be {' and '.join(b for b in (left, right) if b)}, got {value!r}.")
+
+
+@dataclass(frozen=True)
+class Range:
+    """The values a numeric parameter can take: between ``low`` and ``high`` (None: unbounded; open
+    ends exclude the bound), always finite. ``Range()`` is any finite number. For a list parameter
+    (``tuple[int, ...]``) every element is checked; None, where the annotation allows it, is not."""
+
+    low: float | None = None
+    high: float | None = None
+    open_low: bool = False
+    open_high: bool = False
+
+    def check(self, where: str, value: Any) -> None:
+        for element in value if isinstance(value, (tuple, list)) else (value,):
+            if element is not None:
+                check_range(where, element, low=self.low, high=self.high, open_low=self.open_low,
+                            open_high=self.open_high)
+
+
+def numeric_parameters(cls: type) -> list[str]:
+    """The constructor parameters annotated as numbers (int, float, optional, or lists of them): the
+    ones a component's ``parameter_ranges`` has to bound."""
+    hints = typing.get_type_hints(cls.__init__)
+
+    def numeric(annotation: Any) -> bool:
+        if annotation in (int, float):
+            return True
+        return get_origin(annotation) in (typing.Union, types.UnionType, tuple, list) and any(
+            numeric(a) for a in get_args(annotation) if a is not Ellipsis)
+
+    return [name for name in parameter_defaults(cls) if numeric(hints.get(name))]
+
+
+def check_parameter_ranges(component: Any) -> None:
+    """InvalidParameterError, naming ``component.key`` and the allowed values, for the first parameter
+    outside its declared ``parameter_ranges``."""
+    for key, allowed in getattr(type(component), "parameter_ranges", {}).items():
+        allowed.check(f"{component.name}.{key}", getattr(component, key))
 
 
 def check_fits_in_memory(where: str, n_bytes: float) -> None:

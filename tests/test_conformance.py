@@ -131,7 +131,7 @@ def test_the_suite_collected_checks_for_every_builtin():
     assert {"aligner", "dataset", "metric", "perturbation"} <= kinds
     assert len(ALIGNER_CHECKS) >= 13 * 4 and len(DATASET_CHECKS) >= 5 * 2 and len(METRIC_CHECKS) >= 6 * 2
     assert len(PERTURBATION_CHECKS) >= 2 * 6 + 3 * 4
-    assert len(ENCODER_CHECKS) == 8 * len(ENCODERS) >= 8 * 9
+    assert len(ENCODER_CHECKS) == 10 * len(ENCODERS) >= 10 * 9  # 8 behaviours + the 2 parameter checks
 
 
 @pytest.mark.parametrize("check", ALIGNER_CHECKS, ids=lambda c: c.id)

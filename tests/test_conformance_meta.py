@@ -66,7 +66,7 @@ class FirstRowOnly(ToyRecall):
 
 
 def test_a_sound_metric_passes_every_check():
-    assert check_metric(ToyRecall()) == 6
+    assert check_metric(ToyRecall()) == 8
 
 
 def test_a_metric_that_always_returns_one_value_is_caught():
@@ -98,7 +98,7 @@ def test_expected_failures_on_the_class_apply_to_every_kind():
     class Declared(AlwaysHalf):
         expected_failures = {"check_perfect_beats_random": "a constant, on purpose"}
 
-    assert check_metric(Declared()) == 6
+    assert check_metric(Declared()) == 8
     with pytest.raises(AssertionError, match="was expected to fail .* but passed; remove it"):
         class Stale(ToyRecall):
             expected_failures = {"check_perfect_beats_random": "no longer true"}
@@ -149,7 +149,7 @@ class RawSplits(Splits):
 
 @pytest.mark.parametrize("dataset", [Splits, RawSplits])
 def test_a_sound_dataset_passes_every_check(dataset):
-    assert check_dataset(dataset()) == 5
+    assert check_dataset(dataset()) == 7
 
 
 @pytest.mark.parametrize("dataset", [Splits, RawSplits])
@@ -168,6 +168,7 @@ class ToyTextEncoder(alignbench.Encoder):
 
     name = "toy-chars"
     modality = "text"
+    parameter_ranges = {"scale": alignbench.Range(low=0, open_low=True)}
 
     def __init__(self, scale: float = 1.0):
         self.scale = scale
@@ -260,7 +261,7 @@ class VagueError(ToyTextEncoder):
 
 
 def test_a_sound_encoder_passes_every_check():
-    assert check_encoder(ToyTextEncoder()) == 8
+    assert check_encoder(ToyTextEncoder()) == 10
 
 
 @pytest.mark.parametrize("encoder, check, message", [
@@ -282,9 +283,10 @@ def test_an_unavailable_encoder_is_skipped_with_the_reason_not_passed():
     checks = encoder_checks(Unavailable())
     with pytest.raises(unittest.SkipTest, match="not available here"):
         _run(checks, "check_distinct_items_differ")  # would fail if it ran
-    _run(checks, "check_params_roundtrip")  # needs no model: runs anyway
+    _run(checks, "check_params_roundtrip")  # needs no model: runs anyway, like the parameter checks
+    _run(checks, "check_out_of_range_parameters_rejected")
     with pytest.raises(AssertionError, match="all 7 conformance checks were skipped|none ran"):
-        run_checks([c for c in checks if "roundtrip" not in c.id and "modality" not in c.id])
+        run_checks([c for c in checks if not any(word in c.id for word in ("roundtrip", "modality", "parameter"))])
 
 
 def test_an_encoder_skips_only_when_it_says_it_is_unavailable():
@@ -305,7 +307,7 @@ def test_encoder_checks_take_items_of_other_modalities():
     checks = encoder_checks(Audio(), items=["beep", "boop bop"])
     with pytest.raises(unittest.SkipTest, match="no sample items of a modality other than 'audio'"):
         _run(checks, "check_rejects_the_other_modality")
-    assert run_checks(checks) == 7  # the other-modality check skipped, with its reason
+    assert run_checks(checks) == 9  # the other-modality check skipped, with its reason
 
 
 # --------------------------------------------------------------------------------------- empty suites
@@ -338,3 +340,56 @@ def test_expected_failures_must_name_a_check_and_give_a_reason():
         expect_failures(checks, {"check_typo": "x"})
     with pytest.raises(ValueError, match="needs a stated reason"):
         expect_failures(checks, {"check_has_version": " "})
+
+
+# --------------------------------------------------------------------------------------- parameters
+
+
+def test_a_numeric_parameter_without_a_declared_range_fails():
+    class Undeclared(ToyTextEncoder):
+        parameter_ranges = {}
+
+    with pytest.raises(AssertionError, match=r"\['scale'\] have no entry in parameter_ranges"):
+        _run(encoder_checks(Undeclared()), "check_numeric_parameters_declare_ranges")
+
+
+def test_a_range_for_no_parameter_fails():
+    class Stale(ToyTextEncoder):
+        parameter_ranges = {"scale": alignbench.Range(low=0), "width": alignbench.Range(low=1)}
+
+    with pytest.raises(AssertionError, match=r"names \['width'\], which are not parameters"):
+        _run(encoder_checks(Stale()), "check_numeric_parameters_declare_ranges")
+
+
+def test_a_validate_that_skips_the_ranges_fails():
+    class Forgetful(ToyTextEncoder):
+        def validate(self):  # does not call super().validate()
+            pass
+
+    with pytest.raises(AssertionError, match=r"scale=0.0 is outside .* but validate\(\) accepted it"):
+        _run(encoder_checks(Forgetful()), "check_out_of_range_parameters_rejected")
+
+
+def test_a_range_error_must_be_one_line_naming_the_parameter():
+    from alignbench.errors import InvalidParameterError
+
+    class Vague(ToyTextEncoder):
+        def validate(self):
+            if not self.scale > 0:
+                raise InvalidParameterError("bad value\nsee the docs")
+
+    with pytest.raises(AssertionError, match="should be one line naming toy-chars.scale"):
+        _run(encoder_checks(Vague()), "check_out_of_range_parameters_rejected")
+
+
+def test_values_just_outside_each_bound_and_nan_are_refused():
+    """The probes: below a closed low bound, at an open one, above a high one, NaN for floats, as lists
+    for list parameters; each refused with a one-line error naming the parameter."""
+    class Bounded(ToyTextEncoder):
+        parameter_ranges = {"scale": alignbench.Range(low=0, high=4, open_low=True)}
+
+    _run(encoder_checks(Bounded()), "check_out_of_range_parameters_rejected")
+    for value in (0.0, -1.0, 5.0, float("nan")):
+        with pytest.raises(alignbench.errors.InvalidParameterError, match=rf"toy-chars.scale must be .*got {value}"):
+            Bounded(scale=value).validate()
+    Bounded(scale=4.0).validate()  # the closed high bound is allowed

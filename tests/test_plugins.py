@@ -5,6 +5,7 @@ import pytest
 
 from alignbench.errors import PluginLoadError
 from alignbench.plugins import load_registry
+from alignbench.testing import check_aligner
 from fake_distributions import make_distribution
 
 
@@ -85,3 +86,10 @@ def test_the_example_third_party_plugin_is_discovered(example_plugin_site, monke
     registry = load_registry(strict=True)
     spec = registry.get("aligner", "example-ridge")
     assert spec.source == "alignbench-example 0.1.0 [example]"
+
+
+def test_the_example_plugin_passes_the_conformance_suite_the_readme_shows(example_plugin_site, monkeypatch):
+    monkeypatch.syspath_prepend(str(example_plugin_site))
+    registry = load_registry(strict=True)
+    ridge = registry.create("aligner", "example-ridge", {})
+    assert check_aligner(ridge) >= 15  # the 2 parameter checks and the 13 behavioural ones

@@ -28,8 +28,9 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from ..errors import InvalidInputError, NotFittedError
+from ..errors import InvalidInputError, InvalidParameterError, NotFittedError
 from ..interfaces import Aligner, AlignmentResult, Anchors, Dataset, Encoder, Metric, PairedData, Perturbation
+from ..params import Range, numeric_parameters, parameter_defaults
 from .toy import random_rotation, rotated_pair, top1_accuracy
 
 __all__ = [
@@ -108,10 +109,57 @@ def _expect_to_fail(check: Check, reason: str) -> Check:
 
 
 def _suite(component, functions) -> list[Check]:
-    """Checks named ``Label(params)-check_name``, with the class's ``expected_failures`` applied."""
+    """Checks named ``Label(params)-check_name``, the parameter checks first, with the class's
+    ``expected_failures`` applied."""
     label = _label(component)
-    checks = [Check(f"{label}-{f.__name__}", f) for f in functions]
+    checks = [Check(f"{label}-{f.__name__}", f) for f in (*_parameter_checks(component), *functions)]
     return nonempty(expect_failures(checks, dict(getattr(type(component), "expected_failures", {}))))
+
+
+def _parameter_checks(component) -> tuple[Callable[[], None], ...]:
+    """Every numeric parameter declares its possible values (``parameter_ranges``), and ``validate``
+    refuses a value just outside each bound in one line naming ``name.key``."""
+    cls = type(component)
+
+    def check_numeric_parameters_declare_ranges():
+        numeric, declared = set(numeric_parameters(cls)), set(cls.parameter_ranges)
+        assert numeric <= declared, (
+            f"numeric parameter(s) {sorted(numeric - declared)} have no entry in parameter_ranges; declare their "
+            f"possible values, e.g. parameter_ranges = {{{sorted(numeric - declared)[0]!r}: Range(low=1)}}, or "
+            f"Range() for any finite number")
+        assert declared <= set(parameter_defaults(cls)), (
+            f"parameter_ranges names {sorted(declared - set(parameter_defaults(cls)))}, which are not parameters")
+
+    def check_out_of_range_parameters_rejected():
+        params = component.get_params()
+        for key, allowed in cls.parameter_ranges.items():
+            for value in _outside(allowed, params[key]):
+                where = f"{component.name}.{key}"
+                try:
+                    cls(**{**params, key: value}).validate()
+                except InvalidParameterError as exc:
+                    message = str(exc)
+                    assert where in message and "\n" not in message, (
+                        f"{key}={value!r}: the error should be one line naming {where}, got {message!r}")
+                    continue
+                raise AssertionError(f"{key}={value!r} is outside {allowed} but validate() accepted it")
+
+    return check_numeric_parameters_declare_ranges, check_out_of_range_parameters_rejected
+
+
+def _outside(allowed: Range, current: Any) -> list[Any]:
+    """Values just outside ``allowed``, of the parameter's kind (a list for list parameters; floats
+    for a float parameter, which also gets NaN)."""
+    sample = current[0] if isinstance(current, (tuple, list)) and current else current
+    kind = float if isinstance(sample, float) else int
+    values = []
+    if allowed.low is not None:
+        values.append(kind(allowed.low) if allowed.open_low else kind(allowed.low) - 1)
+    if allowed.high is not None:
+        values.append(kind(allowed.high) if allowed.open_high else kind(allowed.high) + 1)
+    if kind is float:
+        values.append(float("nan"))
+    return [type(current)([v]) if isinstance(current, (tuple, list)) else v for v in values]
 
 
 def _fresh(component):

@@ -6,7 +6,7 @@ from typing import Literal
 
 import numpy as np
 
-from alignbench import Aligner
+from alignbench import Aligner, Range
 from alignbench.arrays import l2_normalize
 from alignbench_plugins.geometry.functional_maps import (
     fit_functional_map, nearest_rows, orthogonalize, point_map, zoomout,
@@ -52,6 +52,8 @@ class FunctionalMapAligner(Aligner):
 
     name = "fmap"
     description = "Functional maps between kNN-graph Laplacian eigenbases"
+    parameter_ranges = {"n_neighbors": Range(low=1), "n_eigen": Range(low=1), "alpha": Range(low=0),
+                        "hks_scales": Range(low=1), "zoomout": Range(low=0), "seed": Range(low=0)}
     min_anchors = 0
     uses_unpaired = True
 

@@ -6,7 +6,7 @@ from typing import Literal
 
 import numpy as np
 
-from alignbench import Aligner
+from alignbench import Aligner, Range
 
 from .preprocessing import common_dimension, fit_side, orthogonal_map, stack_available
 
@@ -30,6 +30,8 @@ class GromovWassersteinAligner(Aligner):
 
     name = "gw-procrustes"
     description = "Gromov-Wasserstein matching + Procrustes (unsupervised)"
+    parameter_ranges = {"n_samples": Range(low=2), "dim": Range(low=1), "epsilon": Range(low=0, open_low=True),
+                        "refine": Range(low=0), "seed": Range(low=0)}
     min_anchors = 0
     uses_unpaired = True
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from alignbench import Aligner
+from alignbench import Aligner, Range
 
 from .preprocessing import least_squares
 
@@ -18,6 +18,7 @@ class LeastSquaresAligner(Aligner):
 
     name = "lstsq"
     description = "Least-squares linear map from x to y"
+    parameter_ranges = {"alpha": Range(low=0)}
     min_anchors = 2
 
     def __init__(self, alpha: float = 0.0, center: bool = True):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from alignbench import Aligner
+from alignbench import Aligner, Range
 
 from .preprocessing import principal_directions, whitening
 
@@ -51,6 +51,8 @@ class NullSpaceAligner(Aligner):
 
     name = "nullspace"
     description = "Perfect-alignment null space (raw; CCA when whitened)"
+    parameter_ranges = {"n_components": Range(low=1), "tol": Range(low=0, high=1, open_high=True),
+                        "gap": Range(low=1)}
     min_anchors = 2
 
     def __init__(self, n_components: int | None = None, whiten: bool = False, center: bool = True,

@@ -7,7 +7,7 @@ from typing import ClassVar
 
 import numpy as np
 
-from alignbench import Aligner
+from alignbench import Aligner, Range
 from alignbench.errors import InvalidParameterError
 
 from .preprocessing import fit_side, stack_available
@@ -169,6 +169,8 @@ class OTRiemannianAligner(Aligner):
     Early stopping: ``validation_fraction`` of the anchors is held out only when that gives at least
     ``min_validation_pairs`` pairs (InfoNCE over a handful of pairs is noise: at 100 anchors, 10
     held-out pairs once kept the weights of step 5); otherwise every anchor trains for all ``epochs``.
+    An epoch is one Adam step on one batch of up to ``batch_size`` anchors drawn afresh (with more
+    anchors than that, not a pass over all of them; the name is kept so that cell keys stay put).
     With a held-out set, the weights with the lowest held-out InfoNCE loss are kept, looking only from
     epoch ``min_epochs`` on, and training stops after ``patience`` epochs without improvement.
     ``validation_pairs_``, ``best_epoch_`` and ``stopped_epoch_`` (None: ran all epochs) record what
@@ -178,6 +180,13 @@ class OTRiemannianAligner(Aligner):
 
     name = "ot-riemannian"
     description = "InfoNCE + entropic OT + log-Euclidean covariance loss (seed 001)"
+    parameter_ranges = {
+        "dim": Range(low=1), "temperature": Range(low=0, open_low=True), "contrastive": Range(low=0),
+        "ot_weight": Range(low=0), "riemannian_weight": Range(low=0), "sinkhorn_reg": Range(low=0, open_low=True),
+        "n_neighbors": Range(low=1), "eps": Range(low=0, open_low=True), "epochs": Range(low=1),
+        "batch_size": Range(low=1), "lr": Range(low=0, open_low=True), "weight_decay": Range(low=0),
+        "validation_fraction": Range(low=0, high=1, open_high=True), "min_validation_pairs": Range(low=1),
+        "min_epochs": Range(low=0), "patience": Range(low=1), "seed": Range(low=0)}
     min_anchors = 2
     uses_unpaired = True
     variant_defaults: ClassVar[dict[str, float]] = {"contrastive": 1.0, "ot_weight": 0.5, "riemannian_weight": 0.01}
@@ -215,14 +224,20 @@ class OTRiemannianAligner(Aligner):
         return (pick(self.contrastive, "contrastive"), pick(self.ot_weight, "ot_weight"),
                 pick(self.riemannian_weight, "riemannian_weight"))
 
+    def validate(self) -> None:
+        """The ranges, and a Sinkhorn regularization that float32 can carry where the OT term is on."""
+        super().validate()
+        if self.sinkhorn_reg < 0.05 and self.weights()[1] > 0:
+            raise InvalidParameterError(f"{self.name}.sinkhorn_reg below 0.05 underflows in float32 on costs in "
+                                        f"[0, 4], got {self.sinkhorn_reg}; use >= 0.05.")
+
     def _fit(self, xa, ya, xu, yu):
         import torch
 
         from alignbench_plugins.encoders.runtime import resolve_device
 
+        self.validate()  # also when fit is called directly, not from a planned sweep
         w_nce, w_ot, w_riem = self.weights()
-        if self.sinkhorn_reg < 0.05 and w_ot > 0:
-            raise InvalidParameterError("sinkhorn_reg below 0.05 underflows in float32 on costs in [0, 4]; use >= 0.05.")
         torch.manual_seed(self.seed)
         rng = np.random.default_rng(self.seed)
         device = resolve_device(self.device)

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from alignbench import Aligner
-from alignbench.params import check_range
+from alignbench import Aligner, Range
 
 from .preprocessing import common_dimension, fit_side, rotation_from_cross, stack_available
 
@@ -21,6 +20,7 @@ class ProcrustesAligner(Aligner):
 
     name = "procrustes"
     description = "Orthogonal Procrustes with PCA to a common dimension"
+    parameter_ranges = {"dim": Range(low=1)}
     min_anchors = 1
     uses_unpaired = True
 
@@ -37,11 +37,6 @@ class ProcrustesAligner(Aligner):
         self.normalize = normalize
         self.center = center
         self.scale = scale
-
-    def validate(self) -> None:
-        """Impossible values, rejected when the sweep is planned."""
-        if self.dim is not None:
-            check_range("procrustes.dim", self.dim, low=1)
 
     def _fit(self, xa, ya, xu, yu):
         dim = common_dimension(xa.shape[1], ya.shape[1], self.dim, self.reduce)

@@ -21,7 +21,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from alignbench import DatasetSplits, PairedData
+from alignbench import DatasetSplits, PairedData, Range
 from alignbench.errors import DatasetNotFoundError, InvalidParameterError
 
 from .captioned_images import subsample
@@ -88,6 +88,11 @@ def hashed_test(item_id: str, seed: int, test_fraction: float) -> bool:
     under two names lands in one split, never both."""
     digest = hashlib.sha256(f"{seed}\0{item_id.rpartition('@')[2]}".encode()).digest()
     return int.from_bytes(digest[:8], "big") / 2.0**64 < test_fraction
+
+
+# The parameters every caption-source dataset takes, and their possible values.
+SPLIT_RANGES = {"test_fraction": Range(low=0, high=1, open_low=True, open_high=True), "max_train_items": Range(low=1),
+                "max_test_items": Range(low=1), "seed": Range(low=0)}
 
 
 def check_test_fraction(name: str, test_fraction: float) -> None:

@@ -11,10 +11,10 @@ from pathlib import Path
 
 import numpy as np
 
-from alignbench import Dataset, DatasetSplits, PairedData
+from alignbench import Dataset, DatasetSplits, PairedData, Range
 from alignbench.arrays import as_embeddings
 from alignbench.cache import file_sha256
-from alignbench.errors import DatasetNotFoundError, InvalidInputError, InvalidParameterError
+from alignbench.errors import DatasetNotFoundError, InvalidInputError
 
 from .splitting import split_items
 from .pinned import ContentPinned
@@ -126,6 +126,7 @@ class Embeddings(ContentPinned, Dataset):
 
     name = "embeddings"
     description = "Your own paired embeddings from .npz/.safetensors/.npy files"
+    parameter_ranges = {"test_fraction": Range(low=0, high=1, open_low=True, open_high=True), "seed": Range(low=0)}
 
     def __init__(self, path: str | None = None, x: str | None = None, y: str | None = None,
                  text_item: str | None = None, test: str | None = None, test_fraction: float = 0.5, seed: int = 0,
@@ -157,9 +158,7 @@ class Embeddings(ContentPinned, Dataset):
     def validate(self) -> None:
         """Called when a sweep is planned: read and check the files before any work, so that a bad file
         is one line up front, with the file's row numbers (checked once per content and parameters)."""
-        if not 0 < self.test_fraction < 1:
-            raise InvalidParameterError(f"embeddings.test_fraction must be between 0 and 1 (exclusive), got "
-                                        f"{self.test_fraction}.")
+        super().validate()
         _validated(json.dumps(self.get_params(), sort_keys=True))
 
     def load(self) -> DatasetSplits:

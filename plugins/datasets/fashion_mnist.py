@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from alignbench import Dataset, DatasetSplits, PairedData
+from alignbench import Dataset, DatasetSplits, PairedData, Range
 from alignbench.errors import DatasetNotFoundError
 
 DEFAULT_DIR = "/usr/share/datasets/fashion-mnist"
@@ -50,6 +50,7 @@ class FashionMNIST(Dataset):
 
     name = "fashion-mnist"
     description = "Fashion-MNIST images with five template captions each (offline real data)"
+    parameter_ranges = {"n_train": Range(low=1), "n_test": Range(low=1), "seed": Range(low=0)}
     raw = True
 
     def __init__(self, data_dir: str | None = None, n_train: int | None = 1000, n_test: int | None = 1000,

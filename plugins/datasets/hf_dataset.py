@@ -10,7 +10,7 @@ from typing import Any
 from alignbench import Dataset, DatasetSplits
 from alignbench.errors import DatasetNotFoundError, InvalidInputError
 
-from .caption_sources import ImageRef, Record, build_splits, caption_list, check_test_fraction, content_id, guarded
+from .caption_sources import ImageRef, Record, SPLIT_RANGES, build_splits, caption_list, content_id, guarded
 from .image_folder import is_caption_column
 from .pinned import ContentPinned
 
@@ -47,9 +47,6 @@ class ArrowImage(ImageRef):
             return path.read_bytes()
         raise InvalidInputError(f"hf-dataset: row {self.row} holds no image ({type(value).__name__}). {LAYOUT}")
 
-    def __repr__(self) -> str:
-        return f"ArrowImage(row={self.row})"
-
 
 def require_pyarrow():
     try:
@@ -81,6 +78,7 @@ class HFDataset(ContentPinned, Dataset):
 
     name = "hf-dataset"
     description = "a Hugging Face dataset saved with save_to_disk, or parquet files"
+    parameter_ranges = SPLIT_RANGES
     raw = True
 
     def __init__(self, path: str | None = None, image_column: str = "image", caption_columns: list[str] | None = None,
@@ -125,7 +123,7 @@ class HFDataset(ContentPinned, Dataset):
         return h.hexdigest()
 
     def validate(self) -> None:
-        check_test_fraction(self.name, self.test_fraction)
+        super().validate()
         for table, _ in self.tables():
             self.columns(table)
 

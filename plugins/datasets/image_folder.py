@@ -13,7 +13,7 @@ from typing import Any
 from alignbench import Dataset, DatasetSplits
 from alignbench.errors import DatasetNotFoundError, InvalidInputError
 
-from .caption_sources import Record, build_splits, caption_list, check_test_fraction, content_id, guarded
+from .caption_sources import Record, SPLIT_RANGES, build_splits, caption_list, content_id, guarded
 from .karpathy import inside
 from .pinned import ContentPinned
 
@@ -62,6 +62,7 @@ class ImageFolder(ContentPinned, Dataset):
 
     name = "image-folder"
     description = "a folder of images with metadata.jsonl / metadata.csv captions (HF imagefolder)"
+    parameter_ranges = SPLIT_RANGES
     raw = True
 
     def __init__(self, path: str | None = None, caption_columns: list[str] | None = None, split_column: str = "split",
@@ -116,7 +117,7 @@ class ImageFolder(ContentPinned, Dataset):
 
     def validate(self) -> None:
         """At planning: the layout and the columns, in one line each (images are read by load)."""
-        check_test_fraction(self.name, self.test_fraction)
+        super().validate()
         self._rows()
 
     def _rows(self) -> list[tuple[str, Path, list[str], str | None]]:

@@ -12,7 +12,7 @@ import json
 from pathlib import Path
 from typing import Literal
 
-from alignbench import Dataset, DatasetSplits
+from alignbench import Dataset, DatasetSplits, Range
 from alignbench.errors import DatasetNotFoundError
 
 from .captioned_images import captioned_split, data_root, find_image_dir, require_file, subsample
@@ -78,6 +78,7 @@ class COCO(Dataset):
 
     name = "coco"
     description = "MS-COCO captions (Karpathy or official 2017 split)"
+    parameter_ranges = {"max_train_items": Range(low=1), "max_test_items": Range(low=1), "seed": Range(low=0)}
     raw = True
 
     def __init__(self, data_dir: str | None = None, annotations: Literal["auto", "karpathy", "official"] = "auto",
@@ -111,6 +112,7 @@ class COCO(Dataset):
 
 class _Flickr(Dataset):
     raw = True
+    parameter_ranges = {"max_train_items": Range(low=1), "max_test_items": Range(low=1), "seed": Range(low=0)}
     image_folders: tuple[str, ...] = ()
     env = ""
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from alignbench import Dataset, DatasetSplits, PairedData
+from alignbench import Dataset, DatasetSplits, PairedData, Range
 from alignbench.errors import DatasetNotFoundError
 
 from .splitting import split_items
@@ -22,6 +22,7 @@ class SkimagePhotos(Dataset):
 
     name = "skimage-photos"
     description = "scikit-image's bundled photos with their docstring captions (smoke test)"
+    parameter_ranges = {"test_fraction": Range(low=0, high=1, open_low=True, open_high=True), "seed": Range(low=0)}
     raw = True
 
     def __init__(self, test_fraction: float = 0.5, seed: int = 0):

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from alignbench import Dataset, PairedData
+from alignbench import Dataset, PairedData, Range
 from alignbench.errors import InvalidParameterError
-from alignbench.params import check_fits_in_memory, check_range
+from alignbench.params import check_fits_in_memory
 
 from .splitting import item_ids, split_items
 
@@ -26,6 +26,11 @@ class SyntheticCorrelated(Dataset):
 
     name = "synthetic-correlated"
     description = "Controlled cross-modal correlation, several captions per item (seed 001)"
+    parameter_ranges = {
+        "n_items": Range(low=2),  # one train and one test item at least
+        **{key: Range(low=1) for key in ("n_captions", "latent_dim", "specific_dim", "dim_x", "dim_y", "n_classes")},
+        "correlation": Range(low=0, high=1), "noise": Range(low=0),
+        "test_fraction": Range(low=0, high=1, open_low=True, open_high=True), "seed": Range(low=0)}
 
     def __init__(
         self,
@@ -56,15 +61,8 @@ class SyntheticCorrelated(Dataset):
         self.seed = seed
 
     def validate(self) -> None:
-        """Impossible values, rejected when the sweep is planned."""
-        for key in ("n_items", "n_captions", "latent_dim", "specific_dim", "dim_x", "dim_y", "n_classes"):
-            check_range(f"synthetic-correlated.{key}", getattr(self, key), low=1)
-        check_range("synthetic-correlated.n_items", self.n_items, low=2)  # one train and one test item at least
-        check_range("synthetic-correlated.correlation", self.correlation, low=0, high=1)
-        check_range("synthetic-correlated.noise", self.noise, low=0)
-        check_range("synthetic-correlated.test_fraction", self.test_fraction, low=0, high=1, open_low=True,
-                    open_high=True)
-        check_range("synthetic-correlated.seed", self.seed, low=0)
+        """Impossible values and data too large for this machine, rejected when the sweep is planned."""
+        super().validate()
         texts = self.n_items * self.n_captions
         check_fits_in_memory("synthetic-correlated.n_items",
                              (self.n_items * (self.latent_dim + self.specific_dim + self.dim_x)

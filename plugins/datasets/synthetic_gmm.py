@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from alignbench import Dataset, PairedData
-from alignbench.params import check_fits_in_memory, check_range
+from alignbench import Dataset, PairedData, Range
+from alignbench.params import check_fits_in_memory
 
 from .splitting import item_ids, split_items
 
@@ -27,6 +27,11 @@ class SyntheticGMM(Dataset):
 
     name = "synthetic-gmm"
     description = "Gaussian-mixture latent projected to two modalities (seed 002)"
+    parameter_ranges = {
+        "n_items": Range(low=2),  # one train and one test item at least
+        "latent_dim": Range(low=1), "dim_x": Range(low=1), "dim_y": Range(low=1), "separation": Range(),
+        "noise": Range(low=0), "test_fraction": Range(low=0, high=1, open_low=True, open_high=True),
+        "seed": Range(low=0)}
 
     def __init__(
         self,
@@ -49,14 +54,8 @@ class SyntheticGMM(Dataset):
         self.seed = seed
 
     def validate(self) -> None:
-        """Impossible values, rejected when the sweep is planned."""
-        for key in ("n_items", "latent_dim", "dim_x", "dim_y"):
-            check_range(f"synthetic-gmm.{key}", getattr(self, key), low=1)
-        check_range("synthetic-gmm.n_items", self.n_items, low=2)  # one train and one test item at least
-        check_range("synthetic-gmm.separation", self.separation)
-        check_range("synthetic-gmm.noise", self.noise, low=0)
-        check_range("synthetic-gmm.test_fraction", self.test_fraction, low=0, high=1, open_low=True, open_high=True)
-        check_range("synthetic-gmm.seed", self.seed, low=0)
+        """Impossible values and data too large for this machine, rejected when the sweep is planned."""
+        super().validate()
         # latent, x, y in float64, then float32 copies
         check_fits_in_memory("synthetic-gmm.n_items", self.n_items * (self.latent_dim + self.dim_x + self.dim_y) * 12)
 

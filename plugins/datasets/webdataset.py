@@ -12,7 +12,7 @@ from pathlib import Path
 from alignbench import Dataset, DatasetSplits
 from alignbench.errors import DatasetNotFoundError, InvalidInputError
 
-from .caption_sources import Record, TarMember, build_splits, caption_list, check_test_fraction, content_id, guarded
+from .caption_sources import Record, TarMember, SPLIT_RANGES, build_splits, caption_list, content_id, guarded
 from .pinned import ContentPinned
 
 LAYOUT = ("Expected WebDataset shards (CLIP_benchmark's retrieval format): DIR/train/*.tar and DIR/test/*.tar "
@@ -78,6 +78,7 @@ class WebDataset(ContentPinned, Dataset):
 
     name = "webdataset"
     description = "WebDataset tar shards of images + txt/json captions (CLIP_benchmark's format)"
+    parameter_ranges = SPLIT_RANGES
     raw = True
 
     def __init__(self, path: str | None = None, test_fraction: float = 0.5, max_train_items: int | None = 5000,
@@ -121,7 +122,7 @@ class WebDataset(ContentPinned, Dataset):
         return h.hexdigest()
 
     def validate(self) -> None:
-        check_test_fraction(self.name, self.test_fraction)
+        super().validate()
         self.shards()
 
     def load(self) -> DatasetSplits:

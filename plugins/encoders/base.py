@@ -6,6 +6,7 @@ tensor (tests/encoders/test_shared_base.py runs this one through the conformance
     class TinyConvEncoder(TorchEncoder):
         name = "tiny-conv"
         modality = "image"
+        parameter_ranges = {**TorchEncoder.parameter_ranges, "width": Range(low=1)}
 
         def __init__(self, weights: str | None = None, width: int = 8, device: str = "auto",
                      batch_size: int = 4, precision: Precision = "fp32", normalize: bool = False):
@@ -23,6 +24,8 @@ tensor (tests/encoders/test_shared_base.py runs this one through the conformance
         def features(self, model, batch):
             return model(imagenet_tensor(batch, size=64, resize=72).to(self.device_, self.dtype_))
 
+Every numeric parameter declares its possible values in ``parameter_ranges`` (the suite checks that
+each is declared and that ``validate`` refuses values outside it), the base's ``batch_size`` included.
 ``dim`` defaults to encoding nothing but reading the model's output width once (override it when the
 width is known without loading). The constructor only stores parameters (scikit-learn style), so a
 subclass with more parameters lists them all in its own ``__init__``.
@@ -35,7 +38,7 @@ from typing import Any, ClassVar, Literal, Sequence
 
 import numpy as np
 
-from alignbench import Encoder
+from alignbench import Encoder, Range
 
 from .images import check_image_items
 from .runtime import (EncoderUnavailableError, encode_in_batches, importable, place, require, resolve_device,
@@ -52,6 +55,7 @@ class TorchEncoder(Encoder):
 
     requires: ClassVar[tuple[str, ...]] = ("torch",)  # modules that must import for available()
     libraries: ClassVar[tuple[str, ...]] = ("torch",)  # distributions whose versions key the cache
+    parameter_ranges = {"batch_size": Range(low=1)}
 
     def __init__(self, weights: str | None = None, device: str = "auto", batch_size: int = 32,
                  precision: Precision = "fp32", normalize: bool = False):

@@ -43,6 +43,7 @@ class HFImageEncoder(TorchEncoder):
 
     def validate(self) -> None:
         """At planning: a model must be named (there is no default backbone)."""
+        super().validate()
         if self.weights is None:
             raise InvalidParameterError("hf-image needs weights: --param hf-image.weights=HUB_ID_OR_DIRECTORY "
                                         "(e.g. facebook/dinov2-small or a save_pretrained directory)")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.cluster.vq import kmeans2
 
-from alignbench import AlignmentResult, Metric
+from alignbench import AlignmentResult, Metric, Range
 from alignbench_plugins.geometry import diagnostics as d
 from alignbench_plugins.geometry.approximate_knn import Backend
 
@@ -24,6 +24,7 @@ class Geometry(Metric):
 
     name = "geometry"
     description = "Mutual kNN, CKA, kNN mismatch, MMD, silhouette, NMI"
+    parameter_ranges = {"k": Range(low=1), "max_items": Range(low=2), "seed": Range(low=0)}
     version = "2"  # 2: sample and clustering independent of the order of the held-out pairs
     higher_is_better = {"mutual_knn": True, "linear_cka": True, "knn_jaccard_aligned": True,
                         "mmd_aligned": False, "silhouette_aligned": True, "nmi_aligned": True}

@@ -26,7 +26,7 @@ from typing import Literal
 
 import numpy as np
 
-from alignbench import AlignmentResult, Metric
+from alignbench import AlignmentResult, Metric, Range
 from alignbench.arrays import l2_normalize
 
 
@@ -291,6 +291,7 @@ class Retrieval(Metric):
 
     name = "retrieval"
     description = "Caption-level cross-modal retrieval"
+    parameter_ranges = {"ks": Range(low=1), "block_size": Range(low=1)}
     version = "3"  # 2: ties count against the relevant item; 3: ties within float32 rounding. paper_i2t is a parameter, so it is in every key
     higher_is_better = {"i2t_R@": True, "t2i_R@": True, "mean_R@1": True, "i2t_mAP": True, "t2i_mAP": True,
                         "i2t_MRR": True, "t2i_MRR": True, "i2t_median_rank": False, "t2i_median_rank": False}
@@ -371,6 +372,7 @@ class ClassRetrieval(Metric):
 
     name = "class-retrieval"
     description = "Class-level cross-modal retrieval"
+    parameter_ranges = {"ks": Range(low=1), "block_size": Range(low=1)}
     version = "3"  # 2: ties count against the relevant class; 3: ties within float32 rounding
     higher_is_better = {"class_i2t_R@": True, "class_t2i_R@": True, "class_mean_R@1": True}
 

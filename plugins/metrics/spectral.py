@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from alignbench import AlignmentResult, Metric
+from alignbench import AlignmentResult, Metric, Range
 from alignbench_plugins.geometry import diagnostics as d
 import scipy.sparse as sp
 
@@ -61,6 +61,7 @@ class Spectral(Metric):
 
     name = "spectral"
     description = "Functional-map spectral diagnostics"
+    parameter_ranges = {"n_neighbors": Range(low=1), "n_eigen": Range(low=1)}
     version = "2"  # 2: graphs on distinct rows, no trivial eigenpair, Pi's rows sum to 1
     higher_is_better = {
         **{f"{p}_diagonal_dominance": True for p in ("gt", "fmap")},

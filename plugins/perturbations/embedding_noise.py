@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from alignbench import Perturbation
+from alignbench import Perturbation, Range
 from alignbench.robustness import embedding_noise_sigma
 
 
@@ -14,6 +14,7 @@ class EmbeddingNoise(Perturbation):
 
     name = "embedding-noise"
     description = "Gaussian noise on embeddings at an SNR"
+    parameter_ranges = {"snr_db": Range()}  # any finite level in dB: below 0 the noise outweighs the signal
     stage = "embedding"
 
     def __init__(self, modality: str = "image", snr_db: float = 0.0):

@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 from scipy.ndimage import gaussian_filter
 
-from alignbench import Perturbation
+from alignbench import Perturbation, Range
 
 
 def pixels(item: Any) -> np.ndarray:
@@ -31,6 +31,7 @@ class ImageNoise(Perturbation):
 
     name = "image-noise"
     description = "Gaussian pixel noise"
+    parameter_ranges = {"sigma": Range(low=0), "seed": Range(low=0)}
     stage = "input"
     modalities = ("image",)
 
@@ -49,6 +50,7 @@ class ImageBlur(Perturbation):
 
     name = "image-blur"
     description = "Gaussian blur"
+    parameter_ranges = {"sigma": Range(low=0), "seed": Range(low=0)}
     stage = "input"
     modalities = ("image",)
 

@@ -8,7 +8,7 @@ from importlib import resources
 
 import numpy as np
 
-from alignbench import Perturbation
+from alignbench import Perturbation, Range
 from alignbench.errors import InvalidParameterError
 
 WORD = re.compile(r"[A-Za-z]+(?:[-'][A-Za-z]+)*")
@@ -20,12 +20,11 @@ class WordDropout(Perturbation):
 
     name = "word-dropout"
     description = "Delete words from captions"
+    parameter_ranges = {"rate": Range(low=0, high=1, open_low=True, open_high=True), "seed": Range(low=0)}
     stage = "input"
     modalities = ("text",)
 
     def __init__(self, rate: float = 0.3, seed: int = 0, modality: str = "text"):
-        if not 0 < rate < 1:
-            raise InvalidParameterError(f"word-dropout rate is a fraction between 0 and 1, got {rate}.")
         self.rate = rate
         self.seed = seed
         self.modality = modality
@@ -67,12 +66,11 @@ class Synonyms(Perturbation):
 
     name = "synonyms"
     description = "Swap words for synonyms"
+    parameter_ranges = {"rate": Range(low=0, high=1, open_low=True), "seed": Range(low=0)}
     stage = "input"
     modalities = ("text",)
 
     def __init__(self, rate: float = 0.5, word_list: str | None = None, seed: int = 0, modality: str = "text"):
-        if not 0 < rate <= 1:
-            raise InvalidParameterError(f"synonyms rate is a fraction in (0, 1], got {rate}.")
         self.rate = rate
         self.word_list = word_list
         self.seed = seed

@@ -32,7 +32,7 @@ PHOTOS = photos()
 def test_image_folder_reads_the_hf_imagefolder_layouts(tmp_path, form, splits):
     dataset = ImageFolder(path=str(image_folder(tmp_path / "photos", form, splits)))
     check_coco_rules(dataset.load())
-    assert check_dataset(dataset) == 5
+    assert check_dataset(dataset) == 7
 
 
 def test_without_splits_the_test_items_are_chosen_by_content(tmp_path):
@@ -96,7 +96,7 @@ def test_webdataset_reads_clip_benchmark_shards(tmp_path, captions):
     splits = dataset.load()
     check_coco_rules(splits)
     assert all(isinstance(item, TarMember) for item in splits.train.x)  # referenced, not loaded
-    assert check_dataset(dataset) == 5
+    assert check_dataset(dataset) == 7
 
 
 def test_webdataset_images_are_the_shard_bytes_read_on_demand(tmp_path):

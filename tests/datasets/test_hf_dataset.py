@@ -28,7 +28,7 @@ def test_every_on_disk_form_gives_cocos_splits_and_the_real_images(tmp_path, for
     assert all(isinstance(item, ArrowImage) for item in splits.test.x)  # read when encoded
     contents = {content for _, content, _ in PHOTOS}
     assert all(item.read_bytes() in contents for item in splits.train.x + splits.test.x)
-    assert check_dataset(dataset) == 5
+    assert check_dataset(dataset) == 7
 
 
 def test_columns_are_named_by_parameters_and_a_missing_one_is_one_line(tmp_path):
@@ -55,3 +55,17 @@ def test_the_same_data_in_two_forms_gets_the_same_item_ids(tmp_path):
     b = HFDataset(path=str(hf_dataset(tmp_path / "b", "parquet"))).load()
     assert a.test.item_ids == b.test.item_ids and a.train.y == b.train.y
     np.testing.assert_array_equal(a.test.text_item, b.test.text_item)
+
+
+def test_an_unreadable_image_in_an_arrow_table_is_one_line_naming_its_row_and_folder(tmp_path):
+    import pyarrow
+
+    from alignbench.errors import InvalidInputError
+    from alignbench_plugins.encoders.images import to_rgb
+
+    column = pyarrow.chunked_array([[{"bytes": b"no image here", "path": None}]])
+    item = ArrowImage(column, 0, tmp_path)
+    with pytest.raises(InvalidInputError) as error:
+        to_rgb(item)
+    assert str(error.value).startswith(f"row 0 of the image column in {tmp_path} is not a readable image")
+    assert "\n" not in str(error.value)

@@ -70,7 +70,7 @@ def test_a_folder_is_fingerprinted_and_passes_the_conformance_suite(tiny_st):
     encoder = SentenceTransformerEncoder(weights=tiny_st, device="cpu")
     weights = encoder.identity()["weights"]
     assert weights["path"].endswith("tiny-random-st") and any(f[0].endswith(".safetensors") for f in weights["files"])
-    assert check_encoder(encoder, CAPTIONS) == 8
+    assert check_encoder(encoder, CAPTIONS) == 10
 
 
 def test_missing_weights_fail_with_one_line_naming_the_parameter(tmp_path):
@@ -133,7 +133,7 @@ def test_cls_pooling_on_a_model_without_a_class_token_is_refused(backbones, kind
 
 def test_hf_image_passes_the_conformance_suite_and_fingerprints_the_folder(backbones):
     encoder = HFImageEncoder(weights=backbones["vit"], device="cpu")
-    assert check_encoder(encoder) == 8
+    assert check_encoder(encoder) == 10
     assert encoder.identity()["weights"]["path"].endswith("vit")
     assert HFImageEncoder(weights=backbones["dinov2"]).identity()["weights"] != encoder.identity()["weights"]
 

@@ -9,6 +9,7 @@ import pytest
 
 from extras import needs_extra  # tests/support
 
+from alignbench import Range
 from alignbench.errors import InvalidInputError
 from alignbench_plugins.encoders.clip import CLIPImageEncoder, CLIPTextEncoder
 from alignbench_plugins.encoders.dinov2 import DINOv2Encoder
@@ -90,6 +91,7 @@ class TinyConvEncoder(TorchEncoder):
 
     name = "tiny-conv"
     modality = "image"
+    parameter_ranges = {**TorchEncoder.parameter_ranges, "width": Range(low=1)}
 
     def __init__(self, weights: str | None = None, width: int = 8, device: str = "auto", batch_size: int = 4,
                  precision: Precision = "fp32", normalize: bool = False):
@@ -110,7 +112,7 @@ class TinyConvEncoder(TorchEncoder):
 
 def test_a_twenty_line_encoder_on_the_base_passes_the_conformance_suite():
     encoder = TinyConvEncoder(device="cpu")
-    assert check_encoder(encoder) == 8
+    assert check_encoder(encoder) == 10
     assert encoder.dim == 8 and TinyConvEncoder(width=5, device="cpu").dim == 5
     assert encoder.identity()["params"]["width"] == 8 and encoder.identity()["libraries"] == versions(["torch"])
     assert encoder.encode([]).shape == (0, 8)

@@ -112,5 +112,7 @@ def test_a_malformed_word_list_names_the_line_and_the_format(tmp_path, builtins)
 
 
 def test_rates_outside_their_range_are_refused(builtins):
-    with pytest.raises(InvalidParameterError, match="between 0 and 1"):
-        builtins.create("perturbation", "word-dropout", {"rate": 1.5})
+    with pytest.raises(InvalidParameterError, match=r"word-dropout.rate must be > 0 and < 1, got 1.5"):
+        builtins.create("perturbation", "word-dropout", {"rate": 1.5}).validate()
+    with pytest.raises(InvalidParameterError, match=r"synonyms.rate must be > 0 and <= 1, got 0"):
+        builtins.create("perturbation", "synonyms", {"rate": 0}).validate()

@@ -8,6 +8,7 @@ class RidgeAligner(alignbench.Aligner):
 
     name = "example-ridge"
     min_anchors = 2
+    parameter_ranges = {"alpha": alignbench.Range(low=0)}  # refused when a sweep is planned, in one line
 
     def __init__(self, alpha: float = 1.0):
         self.alpha = alpha
