@@ -168,6 +168,9 @@ def render_markdown(board_list: list[Board], metric: str = HEADLINE) -> str:
             f"- encoders: {_encoders(setting)}",
             f"- anchors: {setting['anchor_strategy']} selection from the train split, nested across levels; "
             f"seeds {', '.join(map(str, seeds))}",
+            "- spread: each seed draws its own anchors, unpaired order and aligner randomness (an aligner's `seed` "
+            "follows the cell's); the data are the same in every seed (the dataset's parameters, its own `seed` "
+            "included, are fixed), so ± is the spread over those draws, not over datasets",
             f"- metrics: {', '.join(m['name'] + ' v' + m['version'] for m in setting['metrics'])}",
             "",
             f"### {metric} (%), mean ± std over seeds; columns are anchor pairs",

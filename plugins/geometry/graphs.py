@@ -226,6 +226,11 @@ def _row_bits(x: np.ndarray) -> np.ndarray:
     return rows.view(np.uint8).reshape(len(rows), -1).view(f"u{width}")
 
 
+def row_content_hashes(x: np.ndarray) -> np.ndarray:
+    """A 64-bit hash of every row's values (bitwise equal rows hash equal, -0.0 as 0.0)."""
+    return row_hashes(_row_bits(x))
+
+
 def row_hashes(bits: np.ndarray) -> np.ndarray:
     """A 64-bit hash of every row of unsigned integers: ``sum_j bits_j w_j mod 2^64`` with fixed
     random odd weights (equal rows hash equal; different rows rarely do)."""
