@@ -58,12 +58,11 @@ def robustness_boards(records: list[CellRecord]) -> list[RobustnessBoard]:
         mine = [r for r in board.records if "perturbation" in r.config]
         if not mine:
             continue
-        levels = {r.anchors for r in mine}
-        # The clean runs of the damaged aligners only: what else the store holds (the main sweep's
-        # other aligners at the same level) is no baseline, and must not change the tables.
-        damaged_aligners = {json.dumps(aligner_config(r), sort_keys=True) for r in mine}
-        baseline = tuple(r for r in clean if r.dataset == board.dataset and r.anchors in levels
-                         and json.dumps(aligner_config(r), sort_keys=True) in damaged_aligners
+        # The clean runs of the damaged aligners, levels and seeds only: what else the store holds
+        # (the main sweep's other aligners, or other seeds) is no baseline and must not move the tables.
+        damaged_runs = {(aligner_config(r), r.anchors, r.seed) for r in mine}
+        baseline = tuple(r for r in clean if r.dataset == board.dataset
+                         and (aligner_config(r), r.anchors, r.seed) in damaged_runs
                          and {k: v for k, v in r.config.items() if k not in SPLIT_KEYS} == board.setting)
         out.append(RobustnessBoard(Board(board.dataset, board.setting, tuple(mine)), baseline))
     return out
@@ -88,28 +87,28 @@ def long_table(rboard: RobustnessBoard) -> pd.DataFrame:
 
 def drop_table(frame: pd.DataFrame, metric: str) -> pd.DataFrame:
     """Per aligner, anchors, perturbation and fraction: the mean of ``metric`` over seeds (finished
-    cells only), the clean mean, the relative drop and its standard error (``drop_error``: the
-    standard errors of the two seed means, ``sd / sqrt(seeds)``, combined and divided by the clean
-    mean; NaN with one seed). Rows without a clean run get no drop."""
+    cells only), the clean mean over the same seeds, the relative drop ``1 - value / clean`` and its
+    standard error over seeds (``drop_error``: the spread of each seed's own drop against its clean
+    run, ``sd / sqrt(seeds)``, the seeds being paired through their anchors; NaN under two seeds).
+    Rows without a clean run get no drop."""
+    columns = ["aligner", "anchors", "perturbation", "fraction", "seeds", "value", "clean", "relative_drop",
+               "drop_error"]
     ok = frame[(frame["status"] == "ok")]
     if metric not in ok:
-        return pd.DataFrame(columns=["aligner", "anchors", "perturbation", "fraction", "seeds", "value", "clean",
-                                     "relative_drop", "drop_error"])
+        return pd.DataFrame(columns=columns)
     ok = ok[ok[metric].notna()]
-    means = ok.groupby(["aligner", "anchors", "perturbation", "fraction"], sort=True)[metric].agg(["mean", "size", "std"])
-    means = means.reset_index().rename(columns={"mean": "value", "size": "seeds"})
-    means["variance_of_mean"] = means["std"] ** 2 / means["seeds"]
-    clean = means[means["perturbation"] == CLEAN].set_index(["aligner", "anchors"])
-    damaged = means[means["perturbation"] != CLEAN].copy()
-    keys = list(zip(damaged["aligner"], damaged["anchors"]))
-    damaged["clean"] = [clean["value"].get(key, np.nan) for key in keys]
-    clean_variance = np.array([clean["variance_of_mean"].get(key, np.nan) for key in keys], dtype=float)
+    clean = ok[ok["perturbation"] == CLEAN][["aligner", "anchors", "seed", metric]]
+    damaged = ok[ok["perturbation"] != CLEAN].merge(clean.rename(columns={metric: "clean"}),
+                                                    on=["aligner", "anchors", "seed"], how="left")
     with np.errstate(divide="ignore", invalid="ignore"):
-        damaged["relative_drop"] = np.where(damaged["clean"] > 0, 1 - damaged["value"] / damaged["clean"], np.nan)
-        damaged["drop_error"] = np.where(damaged["clean"] > 0,
-                                         np.sqrt(damaged["variance_of_mean"] + clean_variance) / damaged["clean"],
-                                         np.nan)
-    return damaged.drop(columns=["std", "variance_of_mean"]).reset_index(drop=True)
+        damaged["seed_drop"] = np.where(damaged["clean"] > 0, 1 - damaged[metric] / damaged["clean"], np.nan)
+    groups = damaged.groupby(["aligner", "anchors", "perturbation", "fraction"], sort=True)
+    out = groups.agg(seeds=(metric, "size"), value=(metric, "mean"), clean=("clean", "mean")).reset_index()
+    errors = groups["seed_drop"].agg(lambda d: d.std(ddof=1) / np.sqrt(d.count()) if d.count() >= 2 else np.nan)
+    out["drop_error"] = errors.to_numpy(dtype=float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out["relative_drop"] = np.where(out["clean"] > 0, 1 - out["value"] / out["clean"], np.nan)
+    return out[columns]
 
 
 def wide_table(drops: pd.DataFrame, anchors: int) -> pd.DataFrame:
@@ -196,11 +195,14 @@ class ClaimCheck:
         halves = "; ".join([f"geometric <= {100 * CLAIM_GEOMETRIC_MAX_DROP:.0f}%: {word[self.geometric_holds]}",
                             f"contrastive-only >= {100 * CLAIM_CONTRASTIVE_MIN_DROP:.0f}%: "
                             f"{word[self.contrastive_holds]}"])
+        shown = any(np.isfinite(self._margin(a)) for a in (*self.geometric, *self.contrastive))
+        why = (f"a drop is within {CLAIM_ERRORS} standard errors of its bound" if shown
+               else "one seed gives no standard error")
         verdict = {True: "holds here", False: f"does not hold here ({halves})",
-                   None: f"cannot be decided here: a drop is within {CLAIM_ERRORS} standard errors of its bound, "
-                         f"or was measured on one seed ({halves})"}[self.holds]
+                   None: f"cannot be decided here: {why} ({halves})"}[self.holds]
+        spread = f" (± {CLAIM_ERRORS} standard errors over seeds)" if shown else ""
         return (f"{self.perturbation} at {CLAIM_FRACTION}%, {self.anchors} anchors, {self.metric}: relative drops "
-                f"{parts} (± {CLAIM_ERRORS} standard errors over seeds). The claim (geometric <= "
+                f"{parts}{spread}. The claim (geometric <= "
                 f"{100 * CLAIM_GEOMETRIC_MAX_DROP:.0f}%, contrastive-only >= {100 * CLAIM_CONTRASTIVE_MIN_DROP:.0f}%) "
                 f"{verdict}.")
 

@@ -209,6 +209,13 @@ CASES = [
     ("ot-riemannian-sinkhorn-underflow", lambda t: ["run", *GMM, "--seeds", "0", "--anchors", "5", "--aligner",
                                                     "ot-riemannian", "--param", "ot-riemannian.sinkhorn_reg=0.01"],
      "ot-riemannian.sinkhorn_reg below 0.05 underflows in float32"),
+    ("ot-riemannian-nothing-to-train", lambda t: ["run", *GMM, "--seeds", "0", "--anchors", "5", "--aligner",
+                                                  "ot-riemannian-contrastive", "--param",
+                                                  "ot-riemannian-contrastive.contrastive=0"],
+     "ot-riemannian-contrastive: contrastive, ot_weight and riemannian_weight are all 0"),
+    ("ot-riemannian-one-neighbour", lambda t: ["run", *GMM, "--seeds", "0", "--anchors", "5", "--aligner",
+                                               "ot-riemannian-riem", "--param", "ot-riemannian-riem.n_neighbors=1"],
+     "ot-riemannian-riem.n_neighbors must be >= 2, got 1"),
     ("retrieval-recall-at-0", lambda t: ["run", *GMM, *SWEEP, "--metric", "retrieval", "--param", "retrieval.ks=[1,0]"],
      "retrieval.ks must be >= 1, got 0"),
     # perturbations and encoders

@@ -66,7 +66,7 @@ class FirstRowOnly(ToyRecall):
 
 
 def test_a_sound_metric_passes_every_check():
-    assert check_metric(ToyRecall()) == 8
+    assert check_metric(ToyRecall()) == 6  # the 2 parameter checks skip: it has no numeric parameter
 
 
 def test_a_metric_that_always_returns_one_value_is_caught():
@@ -98,7 +98,7 @@ def test_expected_failures_on_the_class_apply_to_every_kind():
     class Declared(AlwaysHalf):
         expected_failures = {"check_perfect_beats_random": "a constant, on purpose"}
 
-    assert check_metric(Declared()) == 8
+    assert check_metric(Declared()) == 6
     with pytest.raises(AssertionError, match="was expected to fail .* but passed; remove it"):
         class Stale(ToyRecall):
             expected_failures = {"check_perfect_beats_random": "no longer true"}
@@ -149,7 +149,7 @@ class RawSplits(Splits):
 
 @pytest.mark.parametrize("dataset", [Splits, RawSplits])
 def test_a_sound_dataset_passes_every_check(dataset):
-    assert check_dataset(dataset()) == 7
+    assert check_dataset(dataset()) == 5  # no numeric parameter: the parameter checks skip
 
 
 @pytest.mark.parametrize("dataset", [Splits, RawSplits])
@@ -393,3 +393,23 @@ def test_values_just_outside_each_bound_and_nan_are_refused():
         with pytest.raises(alignbench.errors.InvalidParameterError, match=rf"toy-chars.scale must be .*got {value}"):
             Bounded(scale=value).validate()
     Bounded(scale=4.0).validate()  # the closed high bound is allowed
+
+
+def test_a_component_without_numeric_parameters_skips_the_parameter_checks_with_the_reason():
+    checks = metric_checks(ToyRecall())
+    for name in ("check_numeric_parameters_declare_ranges", "check_out_of_range_parameters_rejected"):
+        with pytest.raises(unittest.SkipTest, match="ToyRecall has no numeric parameters"):
+            _run(checks, name)
+
+
+def test_float_probes_sit_just_beyond_a_closed_bound():
+    """A closed bound is probed with the nearest float beyond it, so that a check written with the
+    wrong comparison (> for >=) is caught; optional floats are probed as floats, NaN included."""
+    from typing import Optional
+
+    from alignbench.testing import _outside
+
+    probes = _outside(alignbench.Range(low=0, high=1), Optional[float])
+    assert probes[0] == -5e-324 and probes[1] == np.nextafter(1.0, 2.0) and np.isnan(probes[2])
+    assert _outside(alignbench.Range(low=1), int) == [0]
+    assert _outside(alignbench.Range(low=0, open_low=True), tuple[int, ...]) == [(0,)]

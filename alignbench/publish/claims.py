@@ -58,7 +58,9 @@ def seed_001(dataset: str, payload: dict, page: str) -> list[Verdict]:
         sentence = (f"{check['perturbation']} at 50%, {check['metric']}, {check['anchors']} anchors: geometric "
                     f"losses lose {geometric} (claim: at most 10%); contrastive-only loses {contrastive} "
                     f"(claim: at least 30%)."
-                    + (" Undecided: a drop lies within two standard errors over seeds of its bound."
+                    + (" Undecided: " + ("a drop lies within two standard errors over seeds of its bound."
+                                         if any(e is not None for e in check.get("standard_errors", {}).values())
+                                         else "one seed gives no standard error.")
                        if check["holds"] is None else ""))
         out.append(Verdict("seed 001", dataset, check["setting"], sentence, check["holds"],
                            ((f"{dataset} robustness", f"{page}#robustness"),

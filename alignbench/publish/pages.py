@@ -145,7 +145,8 @@ def matches_table(table: Table) -> str:
 def robustness_section(dataset: str, payload: dict | None) -> str:
     if not payload:
         return ""
-    claims = "".join(f"<li>{'holds' if c['holds'] else 'does not hold'}: {escape(c['perturbation'])}, "
+    verdict = {True: "holds", False: "does not hold", None: "undecided"}
+    claims = "".join(f"<li>{verdict[c['holds']]}: {escape(c['perturbation'])}, "
                      f"{escape(c['metric'])}, {c['anchors']} anchors</li>" for c in payload.get("claim_seed_001", []))
     rows = []
     for entry in payload.get("summary", []):

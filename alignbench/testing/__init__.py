@@ -22,9 +22,10 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import typing
 import unittest
 from dataclasses import dataclass
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Sequence, get_args, get_origin
 
 import numpy as np
 
@@ -121,7 +122,12 @@ def _parameter_checks(component) -> tuple[Callable[[], None], ...]:
     refuses a value just outside each bound in one line naming ``name.key``."""
     cls = type(component)
 
+    def skip_without_numbers():
+        if not numeric_parameters(cls) and not cls.parameter_ranges:
+            raise unittest.SkipTest(f"{cls.__name__} has no numeric parameters")
+
     def check_numeric_parameters_declare_ranges():
+        skip_without_numbers()
         numeric, declared = set(numeric_parameters(cls)), set(cls.parameter_ranges)
         assert numeric <= declared, (
             f"numeric parameter(s) {sorted(numeric - declared)} have no entry in parameter_ranges; declare their "
@@ -131,9 +137,10 @@ def _parameter_checks(component) -> tuple[Callable[[], None], ...]:
             f"parameter_ranges names {sorted(declared - set(parameter_defaults(cls)))}, which are not parameters")
 
     def check_out_of_range_parameters_rejected():
-        params = component.get_params()
+        skip_without_numbers()
+        params, hints = component.get_params(), typing.get_type_hints(cls.__init__)
         for key, allowed in cls.parameter_ranges.items():
-            for value in _outside(allowed, params[key]):
+            for value in _outside(allowed, hints.get(key)):
                 where = f"{component.name}.{key}"
                 try:
                     cls(**{**params, key: value}).validate()
@@ -147,19 +154,30 @@ def _parameter_checks(component) -> tuple[Callable[[], None], ...]:
     return check_numeric_parameters_declare_ranges, check_out_of_range_parameters_rejected
 
 
-def _outside(allowed: Range, current: Any) -> list[Any]:
-    """Values just outside ``allowed``, of the parameter's kind (a list for list parameters; floats
-    for a float parameter, which also gets NaN)."""
-    sample = current[0] if isinstance(current, (tuple, list)) and current else current
-    kind = float if isinstance(sample, float) else int
+def _outside(allowed: Range, annotation: Any) -> list[Any]:
+    """Values just outside ``allowed`` of the annotated kind: for a float parameter the nearest float
+    beyond a closed bound (the bound itself where it is open) and NaN; for an int one beyond; a
+    one-element list for a list parameter."""
+    container = get_origin(annotation) if get_origin(annotation) in (tuple, list) else None
+    kinds = set(_number_types(annotation))
+    kind = float if float in kinds else int
     values = []
-    if allowed.low is not None:
-        values.append(kind(allowed.low) if allowed.open_low else kind(allowed.low) - 1)
-    if allowed.high is not None:
-        values.append(kind(allowed.high) if allowed.open_high else kind(allowed.high) + 1)
+    for bound, is_open, away in ((allowed.low, allowed.open_low, -np.inf), (allowed.high, allowed.open_high, np.inf)):
+        if bound is None:
+            continue
+        if is_open:
+            values.append(kind(bound))
+        else:
+            values.append(float(np.nextafter(float(bound), away)) if kind is float else int(bound) + int(np.sign(away)))
     if kind is float:
         values.append(float("nan"))
-    return [type(current)([v]) if isinstance(current, (tuple, list)) else v for v in values]
+    return [container([v]) if container else v for v in values]
+
+
+def _number_types(annotation: Any) -> list[type]:
+    if annotation in (int, float):
+        return [annotation]
+    return [t for a in get_args(annotation) if a is not Ellipsis for t in _number_types(a)]
 
 
 def _fresh(component):

@@ -183,7 +183,8 @@ class OTRiemannianAligner(Aligner):
     parameter_ranges = {
         "dim": Range(low=1), "temperature": Range(low=0, open_low=True), "contrastive": Range(low=0),
         "ot_weight": Range(low=0), "riemannian_weight": Range(low=0), "sinkhorn_reg": Range(low=0, open_low=True),
-        "n_neighbors": Range(low=1), "eps": Range(low=0, open_low=True), "epochs": Range(low=1),
+        "n_neighbors": Range(low=2),  # a neighbourhood covariance needs two neighbours
+        "eps": Range(low=0, open_low=True), "epochs": Range(low=1),
         "batch_size": Range(low=1), "lr": Range(low=0, open_low=True), "weight_decay": Range(low=0),
         "validation_fraction": Range(low=0, high=1, open_high=True), "min_validation_pairs": Range(low=1),
         "min_epochs": Range(low=0), "patience": Range(low=1), "seed": Range(low=0)}
@@ -227,6 +228,9 @@ class OTRiemannianAligner(Aligner):
     def validate(self) -> None:
         """The ranges, and a Sinkhorn regularization that float32 can carry where the OT term is on."""
         super().validate()
+        if not any(weight > 0 for weight in self.weights()):
+            raise InvalidParameterError(f"{self.name}: contrastive, ot_weight and riemannian_weight are all 0, so "
+                                        f"there is nothing to train; give one of them a positive weight.")
         if self.sinkhorn_reg < 0.05 and self.weights()[1] > 0:
             raise InvalidParameterError(f"{self.name}.sinkhorn_reg below 0.05 underflows in float32 on costs in "
                                         f"[0, 4], got {self.sinkhorn_reg}; use >= 0.05.")

@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 
 from alignbench import Dataset, PairedData, Range
-from alignbench.errors import InvalidParameterError
 from alignbench.params import check_fits_in_memory
 
 from .splitting import item_ids, split_items
@@ -69,8 +68,6 @@ class SyntheticCorrelated(Dataset):
                               + texts * (self.specific_dim + self.dim_y)) * 12)
 
     def load(self):
-        if not 0 <= self.correlation <= 1:
-            raise InvalidParameterError(f"correlation must be in [0, 1], got {self.correlation}.")
         rng = np.random.default_rng(self.seed)
         n, k, s = self.n_items, self.latent_dim, self.specific_dim
         labels = rng.integers(0, self.n_classes, size=n)

@@ -77,9 +77,12 @@ def unexplained_variance(z: np.ndarray, latent: np.ndarray, folds: int = RECONST
 
     Fitted and scored on the same rows, ``1 - R^2`` falls to 0 as ``z`` widens, whatever it holds (any
     ``n - 1`` columns fit ``n`` rows exactly): pure noise then scores like a perfect alignment. Held
-    out, a map that does not recover the latent scores about 1 (or more). The fits are
-    :func:`least_squares` (the minimum-norm solution where a fold has fewer rows than columns). NaN for
-    fewer than two rows or a constant latent."""
+    out, a map that does not recover the latent scores about 1 (or more), and every column that holds
+    nothing costs a little: 500 noise columns beside a noisy copy of the latent, fitted on 800 rows,
+    take its 0.08 to 0.21 (a ridge penalty chosen by generalized cross-validation only got that to
+    0.19: nothing tells useless directions from useful ones without a sparsity prior), so read a wide
+    space's score beside its width. The fits are :func:`least_squares` (the minimum-norm solution
+    where a fold has fewer rows than columns). NaN for fewer than two rows or a constant latent."""
     n = len(z)
     target = latent.astype(np.float64)
     total = ((target - target.mean(axis=0)) ** 2).sum()

@@ -1,5 +1,6 @@
 """The runner sweeps perturbations like supervision levels; the robustness tables read the results."""
 
+import dataclasses
 import json
 import re
 
@@ -125,12 +126,13 @@ def test_relative_drops_against_the_clean_run_are_computed_from_the_seed_means(k
     assert drops.loc[("ot-riemannian", 50), "relative_drop"] == pytest.approx(0.05)
     assert drops.loc[("ot-riemannian-contrastive", 50), "relative_drop"] == pytest.approx(0.40)
     assert drops.loc[("lstsq", 80), "relative_drop"] == pytest.approx(0.75)
-    # Standard errors of the seed means (sd / sqrt(2)) combined, over the clean mean.
-    expected = np.sqrt(np.var([0.67, 0.66], ddof=1) / 2 + np.var([0.71, 0.69], ddof=1) / 2) / 0.70
+    # The standard error of the seeds' own drops (each against its own clean run): paired, not the
+    # two means' errors combined, which would count the spread the seeds' anchors share twice.
+    expected = np.std([1 - 0.67 / 0.71, 1 - 0.66 / 0.69], ddof=1) / np.sqrt(2)
     assert drops.loc[("ot-riemannian", 50), "drop_error"] == pytest.approx(expected)
     (check,) = check_claim(drops.reset_index(), "mean_R@1")
     assert check.holds is True and check.perturbation == "drop(text)"
-    assert "ot-riemannian 5% ± 3" in check.sentence() and "holds here" in check.sentence()
+    assert "ot-riemannian 5% ± 1" in check.sentence() and "holds here" in check.sentence()
 
 
 def test_a_drop_within_its_seed_error_of_the_bound_leaves_the_claim_undecided(known_store):
@@ -144,12 +146,29 @@ def test_a_drop_within_its_seed_error_of_the_bound_leaves_the_claim_undecided(kn
     assert "cannot be decided here" in check.sentence() and "geometric <= 10%: undecided" in check.sentence()
 
 
-def test_clean_runs_of_aligners_never_damaged_stay_out_of_the_tables(known_store):
-    """The main sweep's cells in the same store (another aligner at the same level) are no baseline."""
+def test_clean_runs_of_aligners_or_seeds_never_damaged_stay_out_of_the_tables(known_store):
+    """The main sweep's cells in the same store (another aligner, or another seed, at the same level)
+    are no baseline: the clean mean is over the damaged cells' own seeds."""
     known_store.put(record("relative", 0, 0.3))
+    known_store.put(record("ot-riemannian", 2, 0.10))  # a third seed, never damaged
     (rboard,) = robustness_boards(known_store.records())
     assert "relative" not in set(long_table(rboard)["aligner"])
     assert {r.aligner for r in rboard.clean} == {"ot-riemannian", "ot-riemannian-contrastive", "lstsq"}
+    assert {r.seed for r in rboard.clean} == {0, 1}
+    drops = drop_table(long_table(rboard), "mean_R@1").set_index(["aligner", "fraction"])
+    assert drops.loc[("ot-riemannian", 50), "clean"] == pytest.approx(0.70)
+
+
+def test_the_clean_mean_is_over_the_same_seeds_as_the_damaged_one(known_store):
+    """A damaged cell that did not finish leaves its seed out of both means."""
+    damaged = [r for r in known_store.records() if r.aligner == "ot-riemannian" and r.seed == 1
+               and "perturbation" in r.config][0]
+    known_store.put(dataclasses.replace(damaged, status="failed", metrics={}))
+    (rboard,) = robustness_boards(known_store.records())
+    drops = drop_table(long_table(rboard), "mean_R@1").set_index(["aligner", "fraction"])
+    assert drops.loc[("ot-riemannian", 50), "clean"] == pytest.approx(0.71)
+    assert drops.loc[("ot-riemannian", 50), "relative_drop"] == pytest.approx(1 - 0.67 / 0.71)
+    assert np.isnan(drops.loc[("ot-riemannian", 50), "drop_error"])
 
 
 def test_one_seed_decides_nothing(tmp_path):

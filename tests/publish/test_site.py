@@ -161,3 +161,13 @@ def test_a_submission_under_another_setting_gets_a_page_of_its_own(tiny_site, tm
         assert f'href="{page}"' in index
     for href in re.findall(r'(?:href|src)="([^"#]+)', "".join((tmp_path / "site" / p).read_text() for p in pages)):
         assert (tmp_path / "site" / href).is_file(), href
+
+
+def test_each_seed_001_verdict_is_published_as_it_was_decided():
+    from alignbench.publish.pages import robustness_section
+
+    checks = [{"holds": value, "perturbation": f"drop({side})", "metric": "mean_R@1", "anchors": 100}
+              for value, side in ((True, "text"), (False, "image"), (None, "audio"))]
+    html = robustness_section("toy", {"claim_seed_001": checks, "summary": []})
+    assert "<li>holds: drop(text)" in html and "<li>does not hold: drop(image)" in html
+    assert "<li>undecided: drop(audio)" in html
