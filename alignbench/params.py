@@ -141,18 +141,20 @@ class Range:
                             open_high=self.open_high)
 
 
+def number_types(annotation: Any) -> list[type]:
+    """The number types (int, float) an annotation allows, directly or inside an optional or a list."""
+    if annotation in (int, float):
+        return [annotation]
+    if get_origin(annotation) not in (typing.Union, types.UnionType, tuple, list):
+        return []
+    return [t for a in get_args(annotation) if a is not Ellipsis for t in number_types(a)]
+
+
 def numeric_parameters(cls: type) -> list[str]:
     """The constructor parameters annotated as numbers (int, float, optional, or lists of them): the
     ones a component's ``parameter_ranges`` has to bound."""
     hints = typing.get_type_hints(cls.__init__)
-
-    def numeric(annotation: Any) -> bool:
-        if annotation in (int, float):
-            return True
-        return get_origin(annotation) in (typing.Union, types.UnionType, tuple, list) and any(
-            numeric(a) for a in get_args(annotation) if a is not Ellipsis)
-
-    return [name for name in parameter_defaults(cls) if numeric(hints.get(name))]
+    return [name for name in parameter_defaults(cls) if number_types(hints.get(name))]
 
 
 def check_parameter_ranges(component: Any) -> None:

@@ -102,13 +102,18 @@ def drop_table(frame: pd.DataFrame, metric: str) -> pd.DataFrame:
                                                     on=["aligner", "anchors", "seed"], how="left")
     with np.errstate(divide="ignore", invalid="ignore"):
         damaged["seed_drop"] = np.where(damaged["clean"] > 0, 1 - damaged[metric] / damaged["clean"], np.nan)
-    groups = damaged.groupby(["aligner", "anchors", "perturbation", "fraction"], sort=True)
-    out = groups.agg(seeds=(metric, "size"), value=(metric, "mean"), clean=("clean", "mean")).reset_index()
-    errors = groups["seed_drop"].agg(lambda d: d.std(ddof=1) / np.sqrt(d.count()) if d.count() >= 2 else np.nan)
-    out["drop_error"] = errors.to_numpy(dtype=float)
+    out = damaged.groupby(["aligner", "anchors", "perturbation", "fraction"], sort=True).agg(
+        seeds=(metric, "size"), value=(metric, "mean"), clean=("clean", "mean"),
+        drop_error=("seed_drop", _standard_error)).reset_index()
     with np.errstate(divide="ignore", invalid="ignore"):
         out["relative_drop"] = np.where(out["clean"] > 0, 1 - out["value"] / out["clean"], np.nan)
     return out[columns]
+
+
+def _standard_error(values: pd.Series) -> float:
+    """``sd / sqrt(n)`` of the finite values; NaN under two."""
+    n = values.count()
+    return float(values.std(ddof=1) / np.sqrt(n)) if n >= 2 else float("nan")
 
 
 def wide_table(drops: pd.DataFrame, anchors: int) -> pd.DataFrame:
@@ -163,20 +168,21 @@ class ClaimCheck:
         error = self.errors.get(aligner, np.nan)
         return CLAIM_ERRORS * error if np.isfinite(error) else np.inf
 
+    def _decided(self, drops: dict[str, float], bound: float, side: int) -> bool | None:
+        """True when every drop lies on the claim's side of ``bound`` (``side`` -1: at most, +1: at least)
+        by at least its error margin, False when one lies on the other side by more, None otherwise."""
+        clear = {a: side * (d - bound) for a, d in drops.items()}  # > 0 on the claim's side
+        if any(-c > self._margin(a) for a, c in clear.items()):
+            return False
+        return True if all(c >= self._margin(a) for a, c in clear.items()) else None
+
     @property
     def geometric_holds(self) -> bool | None:
-        """True when every geometric drop is below the claim's bound by more than its error margin, False
-        when one is above it by more, None (undecided) otherwise."""
-        if any(d - self._margin(a) > CLAIM_GEOMETRIC_MAX_DROP for a, d in self.geometric.items()):
-            return False
-        return True if all(d + self._margin(a) <= CLAIM_GEOMETRIC_MAX_DROP for a, d in self.geometric.items()) else None
+        return self._decided(self.geometric, CLAIM_GEOMETRIC_MAX_DROP, -1)
 
     @property
     def contrastive_holds(self) -> bool | None:
-        if any(d + self._margin(a) < CLAIM_CONTRASTIVE_MIN_DROP for a, d in self.contrastive.items()):
-            return False
-        return True if all(d - self._margin(a) >= CLAIM_CONTRASTIVE_MIN_DROP for a, d in self.contrastive.items()) \
-            else None
+        return self._decided(self.contrastive, CLAIM_CONTRASTIVE_MIN_DROP, +1)
 
     @property
     def holds(self) -> bool | None:

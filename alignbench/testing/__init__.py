@@ -25,13 +25,13 @@ import hashlib
 import typing
 import unittest
 from dataclasses import dataclass
-from typing import Any, Callable, Sequence, get_args, get_origin
+from typing import Any, Callable, Sequence, get_origin
 
 import numpy as np
 
 from ..errors import InvalidInputError, InvalidParameterError, NotFittedError
 from ..interfaces import Aligner, AlignmentResult, Anchors, Dataset, Encoder, Metric, PairedData, Perturbation
-from ..params import Range, numeric_parameters, parameter_defaults
+from ..params import Range, number_types, numeric_parameters, parameter_defaults
 from .toy import random_rotation, rotated_pair, top1_accuracy
 
 __all__ = [
@@ -159,8 +159,7 @@ def _outside(allowed: Range, annotation: Any) -> list[Any]:
     beyond a closed bound (the bound itself where it is open) and NaN; for an int one beyond; a
     one-element list for a list parameter."""
     container = get_origin(annotation) if get_origin(annotation) in (tuple, list) else None
-    kinds = set(_number_types(annotation))
-    kind = float if float in kinds else int
+    kind = float if float in number_types(annotation) else int
     values = []
     for bound, is_open, away in ((allowed.low, allowed.open_low, -np.inf), (allowed.high, allowed.open_high, np.inf)):
         if bound is None:
@@ -172,12 +171,6 @@ def _outside(allowed: Range, annotation: Any) -> list[Any]:
     if kind is float:
         values.append(float("nan"))
     return [container([v]) if container else v for v in values]
-
-
-def _number_types(annotation: Any) -> list[type]:
-    if annotation in (int, float):
-        return [annotation]
-    return [t for a in get_args(annotation) if a is not Ellipsis for t in _number_types(a)]
 
 
 def _fresh(component):

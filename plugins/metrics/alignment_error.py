@@ -89,9 +89,8 @@ def unexplained_variance(z: np.ndarray, latent: np.ndarray, folds: int = RECONST
     if n < 2 or total == 0:
         return float("nan")
     design = np.concatenate([z.astype(np.float64), np.ones((n, 1))], axis=1)
+    # A non-constant latent has two distinct rows at least, so two folds at least.
     _, rank = np.unique(row_content_hashes(target), return_inverse=True)
-    if rank.max() == 0:  # one distinct latent row: nothing to predict it from
-        return float("nan")
     fold = rank.ravel() % min(folds, rank.max() + 1)
     residual = 0.0
     for held in np.unique(fold):
