@@ -12,6 +12,7 @@ import platform
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -55,7 +56,8 @@ class NotApplicable:
 @dataclass(frozen=True)
 class Outcome:
     """What evaluating a cell gives: ``status`` ok, n/a or failed; ``anchor_set``: a hash of the anchor
-    pairs the aligner got (None when the train split is smaller than the level)."""
+    pairs the aligner got (None when the train split is smaller than the level); ``fitted``: what the
+    fit chose (:func:`fitted_choices`)."""
 
     status: str
     message: str = ""
@@ -63,6 +65,7 @@ class Outcome:
     timings: dict[str, float] = field(default_factory=dict)
     anchor_set: str | None = None
     environment: dict[str, str] = field(default_factory=dict)
+    fitted: dict[str, Any] = field(default_factory=dict)
 
 
 @functools.lru_cache(maxsize=1)
@@ -139,15 +142,15 @@ def evaluate_cell(registry: Registry, cell: Cell, splits: DatasetSplits, rows: A
             anchors = chosen.anchors or anchors
         else:
             anchors, damage = chosen
-            metrics, timings = fit_and_score(registry, cell, splits, anchors, damage)
-            outcome = Outcome("ok", metrics=metrics, timings=timings)
+            metrics, timings, fitted = fit_and_score(registry, cell, splits, anchors, damage)
+            outcome = Outcome("ok", metrics=metrics, timings=timings, fitted=fitted)
     except AlignbenchError as exc:
         outcome = Outcome("failed", str(exc))
     except Exception as exc:  # noqa: BLE001 - a broken plugin fails its cell, not the sweep
         log.debug("cell %s failed", cell.key, exc_info=True)
         outcome = Outcome("failed", f"{type(exc).__name__}: {exc}")
     return Outcome(outcome.status, outcome.message, outcome.metrics, outcome.timings, anchor_set(anchors),
-                   environment())
+                   environment(), outcome.fitted)
 
 
 def anchor_set(anchors: Anchors | None) -> str | None:
@@ -197,8 +200,9 @@ def damage_train(registry: Registry, cell: Cell, splits: DatasetSplits,
 
 
 def fit_and_score(registry: Registry, cell: Cell, splits: DatasetSplits, anchors: Anchors,
-                  damage: Damage | None = None) -> tuple[dict[str, float], dict[str, float]]:
-    """Metrics and timings (``fit_s``, ``transform_s``, ``metric:<name>_s`` each, ``metrics_s``)."""
+                  damage: Damage | None = None) -> tuple[dict[str, float], dict[str, float], dict[str, Any]]:
+    """Metrics, timings (``fit_s``, ``transform_s``, ``metric:<name>_s`` each, ``metrics_s``) and what
+    the fit chose (:func:`fitted_choices`)."""
     aligner: Aligner = registry.create("aligner", cell.aligner, cell.aligner_params)
     timings = {}
     xu = yu = rows = None
@@ -230,7 +234,39 @@ def fit_and_score(registry: Registry, cell: Cell, splits: DatasetSplits, anchors
             metrics[key] = float(value)
         timings[f"metric:{described.name}_s"] = time.perf_counter() - started
     timings["metrics_s"] = sum(v for k, v in timings.items() if k.startswith("metric:"))
-    return metrics, timings
+    fitted = fitted_choices(aligner, zx.shape[1])
+    if damage is not None:  # a drop takes anchors with it: how many pairs the aligner still had
+        fitted["anchor_pairs"] = len(anchors.items)
+    return metrics, timings, fitted
+
+
+# What the runner itself records among a cell's fitted choices; an aligner's report may not use these names.
+RUNNER_CHOICES = ("dim", "anchor_pairs")
+
+
+def fitted_choices(aligner: Aligner, dim: int) -> dict[str, Any]:
+    """``dim``, the width of the comparison space (a reconstruction error is read beside it), and the
+    aligner's :meth:`~alignbench.Aligner.fit_report`, its values made plain JSON scalars. A report
+    that is not a dict of names to finite numbers, strings or booleans fails the cell in one line."""
+    report = aligner.fit_report()
+    label = f"{aligner.name or type(aligner).__name__}.fit_report()"
+    if not isinstance(report, dict):
+        raise AlignbenchError(f"{label} returned {type(report).__name__}; return a dict of names to numbers, "
+                              f"strings or booleans.")
+    choices: dict[str, Any] = {"dim": int(dim)}
+    for key, value in report.items():
+        if not isinstance(key, str) or key in RUNNER_CHOICES:
+            raise AlignbenchError(f"{label} reports the key {key!r}, which is not a string or is the runner's "
+                                  f"own; rename it.")
+        if isinstance(value, np.generic):
+            value = value.item()
+        if isinstance(value, float) and not np.isfinite(value):
+            raise AlignbenchError(f"{label}[{key!r}] is {value}; report finite numbers (leave out what did not happen).")
+        if not isinstance(value, (bool, int, float, str)):
+            raise AlignbenchError(f"{label}[{key!r}] is a {type(value).__name__}; report numbers, strings or "
+                                  f"booleans.")
+        choices[key] = value
+    return choices
 
 
 def unpaired_items(train: PairedData, anchors: Anchors, seed: int, kept_items: np.ndarray | None = None,

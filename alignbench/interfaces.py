@@ -250,6 +250,14 @@ class Aligner(Component, ABC):
         if not hasattr(self, "dim_x_"):
             raise NotFittedError(f"{type(self).__name__} is not fitted yet; call fit(x_anchors, y_anchors) first.")
 
+    def fit_report(self) -> dict[str, Any]:
+        """What the fit chose that the parameters do not fix, recorded with each cell and tabled beside
+        its scores: a chosen dimension, an early stop, how much of a method took part (a loss term
+        dropped for want of anchors, a matching that found nothing), so that a row whose columns are
+        different models, or another method in disguise, says so. Names map to numbers, strings or
+        booleans. Called after ``fit``; the default reports nothing."""
+        return {}
+
     @abstractmethod
     def _fit(self, xa: np.ndarray, ya: np.ndarray, xu: np.ndarray | None, yu: np.ndarray | None) -> None: ...
 

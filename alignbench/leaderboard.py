@@ -133,6 +133,41 @@ def matches_table(board: Board) -> pd.DataFrame:
     return out
 
 
+def fitted_cells(board: Board) -> list[dict]:
+    """What each finished cell's fit chose (its record's ``fitted``), one dict per cell with its
+    aligner label, anchors and seed, in table order."""
+    labels = aligner_labels(board)
+    cells = [{"aligner": labels[aligner_config(r)], "anchors": r.anchors, "seed": r.seed, "fitted": r.fitted}
+             for r in board.records if r.status == "ok" and r.fitted]
+    return sorted(cells, key=lambda c: (c["aligner"], c["anchors"], c["seed"]))
+
+
+def fitted_table(board: Board) -> pd.DataFrame:
+    """Aligner and choice x levels: each choice over the seeds, as one value where every seed made the
+    same, else its range (numbers), its values (strings) or how many seeds said yes (booleans)."""
+    values: dict[tuple[str, str], dict[int, list]] = {}
+    for cell in fitted_cells(board):
+        for key, value in cell["fitted"].items():
+            values.setdefault((cell["aligner"], key), {}).setdefault(cell["anchors"], []).append(value)
+    levels = sorted({level for by_level in values.values() for level in by_level})
+    rows = {row: {str(level): over_seeds(by_level[level]) if level in by_level else "" for level in levels}
+            for row, by_level in values.items()}
+    order = sorted(rows, key=lambda row: (row[0], row[1] != "dim"))  # each aligner's choices as it reports them
+    return pd.DataFrame([{"aligner": a, "choice": k, **rows[(a, k)]} for a, k in order])
+
+
+def over_seeds(values: list) -> str:
+    """One choice's values over seeds as a cell: the value where all agree, else the range of numbers
+    (floats to 3 digits), the distinct strings, or how many seeds said yes."""
+    if all(isinstance(v, bool) for v in values):
+        yes = sum(values)
+        return "yes" if yes == len(values) else "no" if not yes else f"yes in {yes} of {len(values)}"
+    if all(isinstance(v, (int, float)) for v in values):
+        low, high = (f"{v:.3g}" if isinstance(v, float) else str(v) for v in (min(values), max(values)))
+        return low if low == high else f"{low} to {high}"
+    return "/".join(dict.fromkeys(map(str, values)))
+
+
 def summary_table(board: Board) -> pd.DataFrame:
     """Every metric, mean over seeds, per aligner and level (finished cells only)."""
     frame = long_table(board)
@@ -188,9 +223,18 @@ def render_markdown(board_list: list[Board], metric: str = HEADLINE) -> str:
             lines += ["### Matches found beyond the anchors (correspondence metric, mean over seeds)", "",
                       "Per cell: the share of the aligner's own matches between unpaired items that are right, "
                       "the share a random match would get, and how many matches the final map used. Where "
-                      "they are at chance or none are used, the row measures the map fitted on the anchors "
-                      "alone.", "",
+                      "none are used, the row measures the map fitted on the anchors alone; where they are at "
+                      "chance, the anchors plus that many wrong pairs.", "",
                       tabulate(matches, headers="keys", tablefmt="github", disable_numparse=True), ""]
+        fitted = fitted_table(board)
+        if not fitted.empty:
+            lines += ["### What the fit chose (over seeds)", "",
+                      "Per cell, what each aligner's fit decided that its parameters do not fix (see its "
+                      "`fit_report`): `dim` is the width of the comparison space, the rest are the aligner's "
+                      "own. One value where every seed gave it, else the range over seeds. A row whose "
+                      "choices change along it compares different models across its columns.", "",
+                      tabulate(fitted, headers="keys", tablefmt="github", disable_numparse=True, showindex=False),
+                      ""]
         lines += [
             "### All metrics (mean over seeds)",
             "",
@@ -227,15 +271,18 @@ def write_leaderboards(store: ResultStore, out_dir: str | Path, datasets: list[s
     out_dir.mkdir(parents=True, exist_ok=True)
     written = []
     for dataset, board_list in by_dataset(boards(store.records()), datasets):
-        frames = []
+        frames, fitted = [], []
         for board in board_list:
             frame = long_table(board)
             frame.insert(0, "setting", board.setting_id)
             frames.append(frame)
+            fitted += [{"setting": board.setting_id, **cell, "fitted": six_digits(cell["fitted"])}
+                       for cell in fitted_cells(board)]
         frame = pd.concat(frames, ignore_index=True)
         payload = {"dataset": dataset, "headline": metric,
                    "settings": {b.setting_id: b.setting for b in board_list},
-                   "cells": json.loads(frame.to_json(orient="records", double_precision=6))}
+                   "cells": json.loads(frame.to_json(orient="records", double_precision=6)),
+                   "fitted": fitted}
         written += write_files(out_dir / dataset, render_markdown(board_list, metric), frame, payload)
     return written
 
@@ -247,6 +294,11 @@ def by_dataset(board_list: list, datasets: list[str] | None) -> list[tuple[str, 
         if datasets is None or board.dataset in datasets:
             groups.setdefault(board.dataset, []).append(board)
     return sorted(groups.items())
+
+
+def six_digits(choices: dict) -> dict:
+    """Floats to 6 significant digits, as the tables' numbers are written: the same on every CPU."""
+    return {k: float(f"{v:.6g}") if isinstance(v, float) else v for k, v in choices.items()}
 
 
 def write_files(stem: Path, markdown: str, frame: pd.DataFrame, payload: dict) -> list[Path]:

@@ -17,8 +17,7 @@ import pandas as pd
 from tabulate import tabulate
 
 from .leaderboard import (EXTRA_HEADLINES, HEADLINE, SPLIT_KEYS, Board, aligner_config, aligner_labels,
-                          aligner_parameter_lines,
-                          boards, by_dataset, write_files)
+                          aligner_parameter_lines, boards, by_dataset, over_seeds, six_digits, write_files)
 from .store import CellRecord, ResultStore
 
 CLEAN = "clean"
@@ -136,6 +135,48 @@ def wide_table(drops: pd.DataFrame, anchors: int) -> pd.DataFrame:
         out.index = pd.MultiIndex.from_tuples(out.index, names=["aligner", "perturbation"])
         out = out.reset_index()
     return out
+
+
+def fitted_table(rboard: RobustnessBoard, anchors: int) -> pd.DataFrame:
+    """Aligner, perturbation and choice x the clean run and each fraction: what the fits chose at
+    ``anchors`` pairs (over seeds, read as in the leaderboards), only the choices that change along
+    their row: there the row's columns are different models (fewer anchor pairs left after a drop, a
+    lower rank), not one model on worse data. A clean cell had all its ``anchors`` pairs."""
+    everything = Board(rboard.dataset, rboard.board.setting, rboard.board.records + rboard.clean)
+    labels = aligner_labels(everything)
+    clean: dict[tuple[str, str], list] = {}  # (aligner, choice) -> values over seeds
+    damaged: dict[tuple[str, str, str], dict[str, list]] = {}  # (aligner, perturbation, choice) -> column -> values
+    for r in everything.records:
+        if r.status != "ok" or r.anchors != anchors:
+            continue
+        label, damage = labels[aligner_config(r)], r.config.get("perturbation")
+        if damage is None:
+            for key, value in {**r.fitted, "anchor_pairs": r.anchors}.items():
+                clean.setdefault((label, key), []).append(value)
+            continue
+        for key, value in r.fitted.items():
+            row = damaged.setdefault((label, perturbation_label(damage), key), {})
+            row.setdefault(f"{damage['fraction']}%", []).append(value)
+    fractions = sorted({column for row in damaged.values() for column in row}, key=lambda c: int(c[:-1]))
+    rows = []
+    order = sorted(damaged, key=lambda row: (row[0], row[1], row[2] != "anchor_pairs", row[2]))
+    for aligner, perturbation, key in order:
+        row = damaged[(aligner, perturbation, key)]
+        cells = {CLEAN: over_seeds(clean[(aligner, key)]) if (aligner, key) in clean else "",
+                 **{column: over_seeds(row[column]) if column in row else "" for column in fractions}}
+        if len(set(cells.values())) > 1:
+            rows.append({"aligner": aligner, "perturbation": perturbation, "choice": key, **cells})
+    return pd.DataFrame(rows)
+
+
+def fitted_cells(rboard: RobustnessBoard) -> list[dict]:
+    """What each finished damaged cell's fit chose, with its aligner, perturbation, fraction, anchors
+    and seed (floats to 6 digits, as the tables' numbers), in table order."""
+    labels = aligner_labels(Board(rboard.dataset, rboard.board.setting, rboard.board.records + rboard.clean))
+    cells = [{"aligner": labels[aligner_config(r)], "perturbation": perturbation_label(r.config["perturbation"]),
+              "fraction": r.config["perturbation"]["fraction"], "anchors": r.anchors, "seed": r.seed,
+              "fitted": six_digits(r.fitted)} for r in rboard.board.records if r.status == "ok" and r.fitted]
+    return sorted(cells, key=lambda c: (c["aligner"], c["anchors"], c["perturbation"], c["fraction"], c["seed"]))
 
 
 def _encoders(encoders: dict) -> str:
@@ -262,6 +303,16 @@ def render_markdown(rboards: list[RobustnessBoard]) -> str:
             checks = check_claim(drops, metric)
             if checks:
                 lines += [f"### Seed 001's claim, on {metric}", ""] + [f"- {c.sentence()}" for c in checks] + [""]
+        for anchors in sorted(frame["anchors"].unique()):
+            fitted = fitted_table(rboard, int(anchors))
+            if not fitted.empty:
+                lines += [f"### What the fits chose, where the damage changed it ({anchors} anchor pairs)", "",
+                          "Per cell, over seeds (one value where every seed gave it, else the range), the choices "
+                          "of the leaderboards' \"What the fit chose\" table that differ along their row, and the "
+                          "anchor pairs left: in such a row the columns are different models, not only the same "
+                          "model learnt from worse data.", "",
+                          tabulate(fitted, headers="keys", tablefmt="github", disable_numparse=True,
+                                   showindex=False), ""]
         lines += ["### Perturbation parameters", ""]
         damages = {json.dumps({k: r.config["perturbation"][k] for k in ("name", "params", "source", "stage")},
                               sort_keys=True) for r in rboard.board.records}
@@ -279,11 +330,12 @@ def write_robustness(store: ResultStore, out_dir: str | Path, datasets: list[str
     out_dir.mkdir(parents=True, exist_ok=True)
     written = []
     for dataset, rboards in by_dataset(robustness_boards(store.records()), datasets):
-        frames, summaries, claims = [], [], []
+        frames, summaries, claims, fitted = [], [], [], []
         for rboard in rboards:
             frame = long_table(rboard)
             frame.insert(0, "setting", rboard.board.setting_id)
             frames.append(frame)
+            fitted += [{"setting": rboard.board.setting_id, **cell} for cell in fitted_cells(rboard)]
             for metric in headlines(frame):
                 drops = drop_table(frame, metric)
                 drops.insert(0, "metric", metric)
@@ -298,7 +350,8 @@ def write_robustness(store: ResultStore, out_dir: str | Path, datasets: list[str
         payload = {"dataset": dataset,
                    "settings": {r.board.setting_id: r.board.setting for r in rboards},
                    "summary": json.loads(summary.to_json(orient="records", double_precision=6)),
-                   "claim_seed_001": json.loads(json.dumps(claims, sort_keys=True, default=float))}
+                   "claim_seed_001": json.loads(json.dumps(claims, sort_keys=True, default=float)),
+                   "fitted": fitted}
         written += write_files(out_dir / f"{dataset}-robustness", render_markdown(rboards),
                                pd.concat(frames, ignore_index=True), payload)
     return written

@@ -180,7 +180,7 @@ class Runner:
                 key=cell.key, dataset=cell.dataset, aligner=cell.aligner, anchors=cell.anchors, seed=cell.seed,
                 status=outcome.status, config=recorded, metrics=outcome.metrics, timings=outcome.timings,
                 environment=outcome.environment, message=outcome.message,
-                finished_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                finished_at=datetime.now(timezone.utc).isoformat(timespec="seconds"), fitted=outcome.fitted,
             )
         )
         if outcome.status == "ok":

@@ -22,7 +22,7 @@ import threading
 import time
 import uuid
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator, Literal, TypeVar
 
@@ -44,9 +44,12 @@ CREATE TABLE IF NOT EXISTS results (
     timings TEXT NOT NULL,         -- JSON: seconds per stage
     environment TEXT NOT NULL,     -- JSON: package versions
     message TEXT NOT NULL DEFAULT '',
-    finished_at TEXT NOT NULL
+    finished_at TEXT NOT NULL,
+    fitted TEXT NOT NULL DEFAULT '{}'  -- JSON: what the fit chose (Aligner.fit_report, the space's dim)
 )
 """
+# Stores written before ``fitted`` existed gain it on open, empty for their cells.
+ADD_FITTED = "ALTER TABLE results ADD COLUMN fitted TEXT NOT NULL DEFAULT '{}'"
 
 # Added beside ``results`` (stores written before it gain it on open; older alignbench ignores it).
 LEASES_SCHEMA = """
@@ -62,7 +65,7 @@ CREATE TABLE IF NOT EXISTS leases (
 
 STATUSES = ("ok", "n/a", "failed")
 COLUMNS = ["key", "dataset", "aligner", "anchors", "seed", "status", "config", "metrics", "timings", "environment",
-           "message", "finished_at"]
+           "message", "finished_at", "fitted"]
 LEASE_COLUMNS = ["key", "owner", "host", "pid", "expires_at", "released_at"]
 # A stored cell's status and the digest of the code that computed it (evaluate.code_digest).
 FINISHED_QUERY = "SELECT status, json_extract(environment, '$.code') FROM results WHERE key = ?"
@@ -87,6 +90,7 @@ class CellRecord:
     environment: dict[str, str]
     message: str
     finished_at: str
+    fitted: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -133,6 +137,7 @@ class ResultStore:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute(SCHEMA)
         self._db.commit()
+        self._add_fitted_column()
         self._add_leases_table()
         self._synchronous = self._db.execute("PRAGMA synchronous").fetchone()[0]
 
@@ -151,9 +156,20 @@ class ResultStore:
         for table, expected in (("results", COLUMNS), ("leases", LEASE_COLUMNS)):
             if table in tables:
                 columns = [row[1] for row in self._db.execute(f"PRAGMA table_info({table})")]
-                if columns != expected:
+                if columns != expected and not (table == "results" and columns == expected[:-1]):
                     raise StoreError(f"{self.path} has a {table} table of another schema (columns: "
                                      f"{', '.join(columns)}); pass another path (--store) for alignbench's results.")
+
+    def _add_fitted_column(self) -> None:
+        columns = [row[1] for row in self._db.execute("PRAGMA table_info(results)")]
+        if "fitted" not in columns:
+            try:
+                with self._db:
+                    self._db.execute(ADD_FITTED)
+            except sqlite3.OperationalError as exc:
+                if "readonly" not in str(exc):
+                    raise
+                log.debug("%s is read-only: its cells are read without what their fits chose", self.path)
 
     def _add_leases_table(self) -> None:
         """Stores written before leases gain the table; one that cannot be written (read-only) is
@@ -188,11 +204,11 @@ class ResultStore:
             raise ValueError(f"status must be one of {STATUSES}, got {record.status!r}")
         with self._db:  # one transaction per cell: committed now, or not at all, with its lease released
             self._db.execute(
-                "INSERT OR REPLACE INTO results VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "INSERT OR REPLACE INTO results VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     record.key, record.dataset, record.aligner, record.anchors, record.seed, record.status,
                     _dumps(record.config), _dumps(record.metrics), _dumps(record.timings),
-                    _dumps(record.environment), record.message, record.finished_at,
+                    _dumps(record.environment), record.message, record.finished_at, _dumps(record.fitted),
                 ),
             )
             if record.status == "failed":  # kept as a mark: runs under way when it failed do not retry it
@@ -305,10 +321,11 @@ class ResultStore:
 
     def _rows(self, query: str, args: list[Any]) -> Iterator[CellRecord]:
         for row in self._db.execute(query, args):
-            key, dataset, aligner, anchors, seed, status, config, metrics, timings, env, message, finished = row
+            key, dataset, aligner, anchors, seed, status, config, metrics, timings, env, message, finished = row[:12]
+            fitted = json.loads(row[12]) if len(row) > 12 else {}  # a read-only store of before the column
             yield CellRecord(
                 key, dataset, aligner, anchors, seed, status, json.loads(config), json.loads(metrics),
-                json.loads(timings), json.loads(env), message, finished,
+                json.loads(timings), json.loads(env), message, finished, fitted,
             )
 
 

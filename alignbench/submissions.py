@@ -30,6 +30,8 @@ from .store import STATUSES, CellRecord
 SCHEMA = "alignbench-results/1"
 RECORD_FIELDS = {"key": str, "dataset": str, "aligner": str, "anchors": int, "seed": int, "status": str,
                  "config": dict, "metrics": dict, "environment": dict, "message": str}
+# Optional in a record (files written before it lack it): what the cell's fit chose.
+OPTIONAL_FIELDS = {"fitted": dict}
 PRODUCER_FIELDS = ("name", "url", "contact", "notes")
 # Metric keys by the range their values live in; any other key must be finite.
 UNIT_INTERVAL = re.compile(r"(R@\d+|MRR|mAP|accuracy|chance|jaccard|mutual_knn)$")
@@ -57,7 +59,8 @@ def known_metric_versions(registry) -> dict[str, str]:
 
 def export_payload(records: list[CellRecord], producer: dict[str, str]) -> dict[str, Any]:
     """The schema's object for ``records`` (sorted by key, so that the same cells give the same file)."""
-    rows = [{name: getattr(r, name) for name in RECORD_FIELDS} for r in sorted(records, key=lambda r: r.key)]
+    rows = [{name: getattr(r, name) for name in (*RECORD_FIELDS, *OPTIONAL_FIELDS)}
+            for r in sorted(records, key=lambda r: r.key)]
     for row in rows:  # the store keeps NaN (a metric that does not apply); JSON has null for it
         row["metrics"] = {k: None if isinstance(v, float) and math.isnan(v) else v for k, v in row["metrics"].items()}
     return {"schema": SCHEMA, "producer": {k: v for k, v in producer.items() if v}, "records": rows}
@@ -118,12 +121,21 @@ def _check_schema(payload: Any) -> tuple[dict[str, str], list[CellRecord]]:
         if not isinstance(row, dict):
             raise ValueError(f"record {index} is not an object.")
         missing = [f for f in RECORD_FIELDS if f not in row]
-        wrong = [f for f, kind in RECORD_FIELDS.items() if f in row and not _is(row[f], kind)]
+        wrong = [f for f, kind in {**RECORD_FIELDS, **OPTIONAL_FIELDS}.items() if f in row and not _is(row[f], kind)]
         if missing or wrong:
             raise ValueError(f"record {index} lacks {missing} / has wrong types for {wrong}; see the schema in README "
                              f"'Publishing'.")
-        records.append(CellRecord(**{f: row[f] for f in RECORD_FIELDS}, timings={}, finished_at=""))
+        fitted = row.get("fitted", {})
+        odd = sorted(k for k, v in fitted.items() if not _is_choice(v))
+        if odd:
+            raise ValueError(f"record {index}'s fitted {odd} are not finite numbers, strings or booleans; write the "
+                             f"file with `alignbench export`.")
+        records.append(CellRecord(**{f: row[f] for f in RECORD_FIELDS}, timings={}, finished_at="", fitted=fitted))
     return {k: producer[k] for k in sorted(producer)}, records
+
+
+def _is_choice(value: Any) -> bool:
+    return isinstance(value, (bool, int, str)) or (isinstance(value, float) and math.isfinite(value))
 
 
 def _is(value: Any, kind: type) -> bool:

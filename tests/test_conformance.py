@@ -6,6 +6,7 @@ import pytest
 
 from extras import required_extras  # tests/support
 
+import alignbench
 from alignbench.plugins import load_registry
 from alignbench.testing import (aligner_checks, check_aligner, dataset_checks, encoder_checks, expect_failures,
                                 metric_checks, nonempty, perturbation_checks, run_checks)
@@ -198,3 +199,40 @@ def test_the_suite_catches_a_bad_aligner():
 
     with pytest.raises(AssertionError, match="two fits differ"):
         check_aligner(Sloppy())
+
+
+class _Centring(alignbench.Aligner):
+    """Centres each side on its anchors; reports how many anchors it saw, or a planted bad report."""
+
+    def __init__(self, report: str = "sound"):
+        self.report = report
+
+    def _fit(self, xa, ya, xu, yu):
+        self.mx_, self.my_, self.n_ = xa.mean(0), ya.mean(0), len(xa)
+
+    def _transform_x(self, x):
+        return x - self.mx_
+
+    def _transform_y(self, y):
+        return y - self.my_
+
+    def fit_report(self):
+        import numpy as np
+
+        return {"sound": {"anchors_seen": self.n_, "centred": True},
+                "array": {"means": self.mx_},
+                "random": {"draw": float(np.random.default_rng().random())}}[self.report]
+
+
+@pytest.mark.parametrize("report, message", [
+    ("sound", None),
+    ("array", r"_Centring.fit_report\(\)\['means'\] is a ndarray; report numbers"),
+    ("random", "two identical fits report different choices"),
+])
+def test_the_suite_checks_what_the_fit_reports(report, message):
+    [check] = [c for c in aligner_checks(_Centring(report)) if c.id.endswith("-check_fit_report")]
+    if message is None:
+        check()
+        return
+    with pytest.raises(AssertionError, match=message):
+        check()

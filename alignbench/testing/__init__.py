@@ -29,7 +29,7 @@ from typing import Any, Callable, Sequence, get_origin
 
 import numpy as np
 
-from ..errors import InvalidInputError, InvalidParameterError, NotFittedError
+from ..errors import AlignbenchError, InvalidInputError, InvalidParameterError, NotFittedError
 from ..interfaces import Aligner, AlignmentResult, Anchors, Dataset, Encoder, Metric, PairedData, Perturbation
 from ..params import Range, number_types, numeric_parameters, parameter_defaults
 from .toy import random_rotation, rotated_pair, top1_accuracy
@@ -255,6 +255,19 @@ def aligner_checks(aligner: Aligner) -> list[Check]:
     def check_transform_before_fit():
         _expect(NotFittedError, lambda: _fresh(aligner).transform_x(x), "transform_x before fit")
 
+    def check_fit_report():
+        # What the runner records with each cell: plain values (fitted_choices says what is wrong in one
+        # line), the same for the same fit, after a fit on few anchors as after a full one.
+        from alignbench.evaluate import fitted_choices
+
+        few = max(aligner.min_anchors, 2)
+        for a in (fitted(), _fresh(aligner).fit(data["xa"][:few], data["ya"][:few], data["xu"], data["yu"])):
+            try:
+                fitted_choices(a, a.transform_x(x[:1]).shape[1])
+            except AlignbenchError as exc:
+                raise AssertionError(str(exc)) from None
+        assert fitted().fit_report() == fitted().fit_report(), "two identical fits report different choices"
+
     def check_too_few_anchors_rejected():
         if aligner.min_anchors == 0:
             a = _fresh(aligner).fit(x[:0], y[:0], data["xu"], data["yu"])
@@ -269,7 +282,7 @@ def aligner_checks(aligner: Aligner) -> list[Check]:
         check_fit_returns_self, check_output_shapes_and_dtype, check_outputs_finite, check_deterministic,
         check_params_roundtrip, check_fit_does_not_modify_input, check_fit_on_few_anchors, check_aligns_a_rotation,
         check_rejects_nan, check_rejects_mismatched_pairs, check_rejects_wrong_dimension,
-        check_transform_before_fit, check_too_few_anchors_rejected,
+        check_transform_before_fit, check_too_few_anchors_rejected, check_fit_report,
     ))
 
 

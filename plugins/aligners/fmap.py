@@ -96,6 +96,8 @@ class FunctionalMapAligner(Aligner):
         # Anchors that survived on both sides, as nodes.
         kept = np.flatnonzero((node_of_x[:m] >= 0) & (node_of_y[:m] >= 0))
         anchor_x, anchor_y = node_of_x[kept], node_of_y[kept]
+        self.graph_anchors_ = len(kept)
+        self.graph_share_x_, self.graph_share_y_ = np.mean(node_of_x >= 0), np.mean(node_of_y >= 0)
         f, g = self._descriptors(items_x[self.nodes_x_], items_y[self.nodes_y_], anchor_x, anchor_y,
                                  phi, psi, self.eigvals_full_x_, self.eigvals_full_y_)
         c = fit_functional_map(phi[:, :k].T @ f, psi[:, :k].T @ g, self.eigvals_full_x_[:k],
@@ -137,16 +139,28 @@ class FunctionalMapAligner(Aligner):
         kinds = self.descriptors
         if kinds == "auto":
             kinds = "anchors" if len(anchor_x) else "hks"
-        f, g = [], []
+        f, g, used = [], [], []
         if kinds in ("anchors", "both") and len(anchor_x):
             cx = l2_normalize(nodes_x - nodes_x.mean(axis=0))
             cy = l2_normalize(nodes_y - nodes_y.mean(axis=0))
             f.append(cx @ cx[anchor_x].T)
             g.append(cy @ cy[anchor_y].T)
-        if kinds in ("hks", "both") or not f:
+            used.append("anchors")
+        if kinds in ("hks", "both") or not f:  # "anchors" with no anchor in both graphs: HKS, reported
             f.append(heat_kernel_signatures(lx, phi, self.hks_scales))
             g.append(heat_kernel_signatures(ly, psi, self.hks_scales))
+            used.append("hks")
+        self.descriptors_ = "+".join(used)
         return np.concatenate(f, axis=1), np.concatenate(g, axis=1)
+
+    def fit_report(self):
+        """What the functional map was fitted on and with: the share of each side's items in its graph's
+        largest component (``graph_share_x/_y``), the anchors inside both (``graph_anchors``), the
+        descriptors used (``anchors``, ``hks`` or both; ``auto`` picks HKS when no anchor is in both
+        graphs) and the basis size ``basis``. The matches the ambient map used are the ``correspondence``
+        metric's ``matches_kept``."""
+        return {"graph_share_x": float(self.graph_share_x_), "graph_share_y": float(self.graph_share_y_),
+                "graph_anchors": self.graph_anchors_, "descriptors": self.descriptors_, "basis": self.C_.shape[0]}
 
     def _keep_for_nystrom(self, items_x, items_y, phi, psi):
         self.nystrom_x_ = _Nystrom(items_x, self.nodes_x_, phi, self.eigvals_x_, self.n_neighbors, self.knn, self.seed)

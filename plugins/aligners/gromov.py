@@ -25,7 +25,8 @@ class GromovWassersteinAligner(Aligner):
 
     It can only recover a map up to the symmetries of the data (a point cloud with a mirror symmetry
     can be matched mirrored). ``coupling_peakedness_`` (1 = a permutation, 1/n = uniform) says how
-    decisive the GW coupling was: a near-uniform coupling means GW found nothing.
+    decisive an entropic GW coupling was: a near-uniform coupling means GW found nothing.
+    ``matches_``: the (y row, x row) matches of the sampled unpaired x items the final map used.
     """
 
     name = "gw-procrustes"
@@ -51,8 +52,9 @@ class GromovWassersteinAligner(Aligner):
         dim = common_dimension(xa.shape[1], ya.shape[1], self.dim, "pca")
         self.side_x_, self.side_y_ = fit_side(items_x, dim), fit_side(items_y, dim)
         rng = np.random.default_rng(self.seed)
-        sx = self.side_x_(items_x[np.sort(rng.permutation(len(items_x))[: self.n_samples])])
-        sy = self.side_y_(items_y[np.sort(rng.permutation(len(items_y))[: self.n_samples])])
+        rows_x = np.sort(rng.permutation(len(items_x))[: self.n_samples])
+        rows_y = np.sort(rng.permutation(len(items_y))[: self.n_samples])
+        sx, sy = self.side_x_(items_x[rows_x]), self.side_y_(items_y[rows_y])
         ax, ay = self.side_x_(xa), self.side_y_(ya)
         cx, cy = ot.dist(sx, sx), ot.dist(sy, sy)
         cx, cy = cx / cx.max(), cy / cy.max()
@@ -63,14 +65,23 @@ class GromovWassersteinAligner(Aligner):
             coupling = ot.gromov.entropic_gromov_wasserstein(cx, cy, p, q, "square_loss", epsilon=self.epsilon)
         self.coupling_ = coupling
         self.coupling_peakedness_ = float(coupling.max(axis=1).sum())
-        self.rotation_ = self._procrustes(sx, sy, coupling, ax, ay)
+        match = np.argmax(coupling, axis=1)
+        self.rotation_ = self._procrustes(sx, sy, match, ax, ay)
         for _ in range(self.refine):
-            coupling = ot.emd(p, q, ot.dist(sx @ self.rotation_, sy))
-            self.rotation_ = self._procrustes(sx, sy, coupling, ax, ay)
+            match = np.argmax(ot.emd(p, q, ot.dist(sx @ self.rotation_, sy)), axis=1)
+            self.rotation_ = self._procrustes(sx, sy, match, ax, ay)
+        # The matches the final map was fitted on, as (y row, x row) for the correspondence metric;
+        # sampled anchors are left out (their pairs are known, though GW itself did not use them).
+        self.matches_ = np.stack([rows_y[match], rows_x], axis=1)[rows_x >= len(xa)]
+
+    def fit_report(self):
+        """The entropic solver's ``coupling_peakedness`` (near ``1 / n_samples``: GW found nothing). The
+        exact solver returns a permutation whatever its quality, so none is reported; whether GW's
+        matches are right is the correspondence metric's ``match_accuracy``, against ``match_chance``."""
+        return {"coupling_peakedness": self.coupling_peakedness_} if self.solver == "entropic" else {}
 
     @staticmethod
-    def _procrustes(sx, sy, coupling, ax, ay):
-        match = np.argmax(coupling, axis=1)
+    def _procrustes(sx, sy, match, ax, ay):
         return orthogonal_map(np.concatenate([sx, ax]), np.concatenate([sy[match], ay]))
 
     def _transform_x(self, x):

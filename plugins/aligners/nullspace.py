@@ -45,7 +45,7 @@ class NullSpaceAligner(Aligner):
     directions as much weight as signal ones: with noisy data and many dimensions the null space is
     then mostly chance correlations.
 
-    Fitted: ``n_components_`` (``k``), ``eigenvalues_`` (the spectrum of ``G``, ascending),
+    Fitted: ``n_components_`` (``k``), ``k_rule_`` (which rule chose it), ``eigenvalues_`` (the spectrum of ``G``, ascending),
     ``residuals_`` (``sqrt(mu_1..mu_k)``), ``proj_x_`` / ``proj_y_`` (the informative directions).
     """
 
@@ -85,14 +85,20 @@ class NullSpaceAligner(Aligner):
                 eigvals, eigvecs = _spectrum(xc @ self.proj_x_, yc @ self.proj_y_)
         rx, ry = self.proj_x_.shape[1], self.proj_y_.shape[1]
         if self.n_components:
-            k = min(self.n_components, rx + ry)
+            k, self.k_rule_ = min(self.n_components, rx + ry), "given"
         else:
-            k = null_dimension(eigvals, min(rx, ry), self.tol, self.gap)
+            k, self.k_rule_ = null_dimension(eigvals, min(rx, ry), self.tol, self.gap)
         w = eigvecs[:, :k].T
         self.n_components_ = k
         self.eigenvalues_ = eigvals
         self.w_x_, self.w_y_ = w[:, :rx], -w[:, rx:]
         self.residuals_ = np.sqrt(np.clip(eigvals[:k], 0, None))
+
+    def fit_report(self):
+        """The rule that chose ``k`` (the space's ``dim``): ``exact``, zero eigenvalues (rule 1); ``gap``,
+        the largest jump (rule 3); ``all``, no jump, ``min(rx, ry)``; ``given``, ``n_components``. And
+        ``rx``, ``ry``: the informative directions of each side."""
+        return {"k_rule": self.k_rule_, "directions_x": self.proj_x_.shape[1], "directions_y": self.proj_y_.shape[1]}
 
     def _transform_x(self, x):
         return (x - self.mean_x_) @ self.proj_x_ @ self.w_x_.T
@@ -128,17 +134,18 @@ def noise_floor(var_x: np.ndarray, var_y: np.ndarray, gap: float) -> int | None:
     return int(cuts[best]) if drop[best] >= gap else None
 
 
-def null_dimension(eigvals: np.ndarray, most: int, tol: float, gap: float) -> int:
-    """``k`` from the ascending spectrum of ``G``: the number of (numerically) zero eigenvalues if
-    any, else the position of the largest jump ``mu_{k+1} / mu_k >= gap`` below which at most
-    ``1/gap`` of the trace lies, else ``most``. Always in ``1..most``."""
+def null_dimension(eigvals: np.ndarray, most: int, tol: float, gap: float) -> tuple[int, str]:
+    """``k`` from the ascending spectrum of ``G``, and the rule that chose it: the number of
+    (numerically) zero eigenvalues if any (``"exact"``), else the position of the largest jump
+    ``mu_{k+1} / mu_k >= gap`` below which at most ``1/gap`` of the trace lies (``"gap"``), else
+    ``most`` (``"all"``). ``k`` is always in ``1..most``."""
     values = np.clip(eigvals, 0, None)
     zeros = int(np.sum(values <= tol * values[-1]))
     if zeros:
-        return max(1, min(zeros, most))
+        return max(1, min(zeros, most)), "exact"
     cuts = np.arange(1, min(most, len(values) - 1) + 1)  # k
     if not cuts.size:
-        return max(1, most)
+        return max(1, most), "all"
     drop = _drops(values[::-1], len(values) - cuts, gap)
     best = int(np.argmax(drop))
-    return int(cuts[best]) if drop[best] >= gap else max(1, most)
+    return (int(cuts[best]), "gap") if drop[best] >= gap else (max(1, most), "all")

@@ -260,6 +260,8 @@ class OTRiemannianAligner(Aligner):
         val, train = order[:n_val], order[n_val:]
         self.validation_pairs_ = n_val
         neighbours = self._neighbourhoods(np.asarray(xa)[train])
+        self.riemannian_term_ = "off" if w_riem <= 0 else "used" if neighbours is not None else \
+            "dropped: fewer than 3 training anchors"
 
         self.model_x_ = self._linear(xa.shape[1], device)
         self.model_y_ = self._linear(ya.shape[1], device)
@@ -304,6 +306,13 @@ class OTRiemannianAligner(Aligner):
             with torch.no_grad():
                 for p, saved in zip(params, best_state):
                     p.copy_(saved)
+
+    def fit_report(self):
+        """The steps run and the one kept (early stopping on held-out InfoNCE over ``validation_pairs``;
+        0 of them: every step, the last kept), and whether the Riemannian term took part."""
+        return {"steps_run": self.epochs_run_, "best_step": self.best_epoch_,
+                "stopped_early": self.stopped_epoch_ is not None, "validation_pairs": self.validation_pairs_,
+                "riemannian_term": self.riemannian_term_}
 
     def _linear(self, dim_in: int, device):
         import torch

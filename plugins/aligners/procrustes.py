@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Literal
 
+import numpy as np
+
 from alignbench import Aligner, Range
 
 from .preprocessing import common_dimension, fit_side, rotation_from_cross, stack_available
@@ -47,6 +49,12 @@ class ProcrustesAligner(Aligner):
         # of the prepared anchors (d x d, float64), then both bases.
         cross = self.side_x_.prepare(xa).T @ self.side_y_.prepare(ya)
         self.rotation_ = rotation_from_cross(self.side_x_.basis.T @ cross @ self.side_y_.basis)
+
+    def fit_report(self):
+        """``map_rank``: the directions the anchors determine (the map sends the rest to 0, see
+        ``orthogonal_map``); below ``dim``, the row compares items in a ``map_rank``-dimensional
+        subspace. For ``U_r V_r^T``, ``||R||_F^2 = r``."""
+        return {"map_rank": int(round(float(np.sum(np.square(self.rotation_, dtype=np.float64)))))}
 
     def _transform_x(self, x):
         return self.side_x_(x) @ self.rotation_

@@ -43,7 +43,7 @@ class Correspondence(Metric):
     aligners that find no matches."""
 
     name = "correspondence"
-    description = "Accuracy of an aligner's own matches between unpaired items (fmap)"
+    description = "Accuracy of an aligner's own matches between unpaired items (fmap, gw-procrustes)"
     version = "1"
     higher_is_better = {"match_accuracy": True, "kept_match_accuracy": True, "matches_kept": True,
                         "match_chance": False}

@@ -67,3 +67,22 @@ def test_spectral_coordinates_stay_finite_next_to_a_nearly_isolated_node():
     aligner = FunctionalMapAligner(ambient="spectral").fit(x[:20], y[:20], x[20:], y[20:])
     z = aligner.transform_x(x[-5:])
     assert np.isfinite(z).all() and np.abs(z).max() < 1e3
+
+
+def test_the_fit_report_says_what_the_map_was_fitted_on():
+    # Each side is two far-apart clouds of 300 and 100 items: a 15-NN graph never links them, so the
+    # largest component holds 300 of 400 items, and anchors in the small cloud are outside it.
+    rng = np.random.default_rng(4)
+    big, small = rng.standard_normal((300, 3)) @ rng.standard_normal((3, 16)), rng.standard_normal((100, 16))
+    x = np.concatenate([small + 100.0, big]).astype(np.float32)  # rows 0..99: the small cloud
+    y = (x @ random_rotation(16, 5)).astype(np.float32)
+    outside = FunctionalMapAligner(n_eigen=20).fit(x[:5], y[:5], x[5:], y[5:])
+    assert outside.fit_report() == {"graph_share_x": 0.75, "graph_share_y": 0.75, "graph_anchors": 0,
+                                    "descriptors": "hks", "basis": 20}
+    # Anchor descriptors asked for, none usable: heat-kernel signatures instead, reported as such.
+    assert FunctionalMapAligner(n_eigen=20, descriptors="anchors").fit(x[:5], y[:5], x[5:], y[5:]) \
+        .fit_report()["descriptors"] == "hks"
+    inside = FunctionalMapAligner(n_eigen=20, descriptors="both").fit(x[100:105], y[100:105],
+                                                                      np.delete(x, np.s_[100:105], 0),
+                                                                      np.delete(y, np.s_[100:105], 0))
+    assert inside.fit_report()["graph_anchors"] == 5 and inside.fit_report()["descriptors"] == "anchors+hks"

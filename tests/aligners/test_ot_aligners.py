@@ -38,6 +38,36 @@ def test_gw_procrustes_recovers_a_planted_orthogonal_map_without_anchors():
     assert np.linalg.norm(zx - zy) / np.linalg.norm(zy) < 0.15 and top1_accuracy(zx, zy) > 0.95
 
 
+def test_gw_procrustes_reports_its_own_matches_right_on_a_planted_map_and_at_chance_without_one():
+    rng = np.random.default_rng(0)
+    n, d, m = 300, 8, 10
+    centres = 2 * rng.standard_normal((6, d))
+    x = (rng.standard_normal((n, d)) * np.linspace(3, 0.5, d) + centres[rng.integers(0, 6, n)]).astype(np.float32)
+    y = (x @ random_rotation(d, 1)).astype(np.float32)
+    order = rng.permutation(n - m)  # unpaired y row j is the partner of unpaired x row order[j]
+    planted = GromovWassersteinAligner(n_samples=n).fit(x[:m], y[:m], x[m:], y[m:][order])
+    y_rows, x_rows = planted.matches_.T
+    # Every sampled item is matched, the anchors left out; rows count anchors first, then unpaired.
+    assert len(planted.matches_) == n - m and x_rows.min() >= m
+    assert np.mean(order[y_rows - m] == x_rows - m) == 1.0
+    # Independent clouds share no geometry: the matches are right about as often as a random pick, 1/290.
+    unrelated = GromovWassersteinAligner(n_samples=n).fit(x[:m], y[:m], x[m:], rng.standard_normal((n - m, d)))
+    y_rows, x_rows = unrelated.matches_.T
+    assert np.mean(order[y_rows - m] == x_rows - m) < 0.03
+
+
+def test_gw_reports_an_entropic_couplings_peakedness_uniform_where_all_distances_are_equal():
+    # A regular simplex (every pair of points at the same distance) on both sides: no coupling beats
+    # the uniform one, whose peakedness is 1/n. The exact solver's coupling is a permutation whatever
+    # it found, so it reports none.
+    n = 40
+    x = 3 * np.eye(n, dtype=np.float32)
+    y = (np.eye(n) @ random_rotation(n, 2)).astype(np.float32)
+    entropic = GromovWassersteinAligner(n_samples=n, solver="entropic").fit(x[:0], y[:0], x, y)
+    assert entropic.fit_report()["coupling_peakedness"] == pytest.approx(1 / n, rel=1e-6)
+    assert GromovWassersteinAligner(n_samples=n).fit(x[:0], y[:0], x, y).fit_report() == {}
+
+
 def covariance(patches):
     centred = patches - patches.mean(dim=1, keepdim=True)
     return centred.transpose(1, 2) @ centred / (patches.shape[1] - 1)
@@ -188,6 +218,26 @@ def test_ot_riemannian_early_stopping_looks_only_from_min_epochs_on():
     # 50 anchors hold out 5 pairs, under min_validation_pairs: no split, all epochs.
     few = OTRiemannianAligner(dim=8, epochs=30, ot_weight=0.0, riemannian_weight=0.0).fit(x[:50], y[:50])
     assert (few.validation_pairs_, few.epochs_run_, few.stopped_epoch_) == (0, 30, None)
+
+
+def test_ot_riemannian_reports_its_steps_and_whether_the_riemannian_term_took_part():
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((700, 16)).astype(np.float32)
+    y = (x @ random_rotation(16, 3) + 0.5 * rng.standard_normal((700, 16))).astype(np.float32)
+    stopped = OTRiemannianAligner(dim=8, epochs=200, min_epochs=5, patience=1, ot_weight=0.0).fit(x[:600], y[:600])
+    report = stopped.fit_report()
+    assert report == {"steps_run": stopped.epochs_run_, "best_step": stopped.best_epoch_, "stopped_early": True,
+                      "validation_pairs": 60, "riemannian_term": "used"}
+    assert 5 <= report["best_step"] < report["steps_run"] < 200
+    # No held-out split: every step runs and the last is kept. With 2 anchors to train on, a
+    # neighbourhood has one other anchor, too few for the Riemannian term: it is dropped, and said so.
+    two = OTRiemannianAligner(dim=8, epochs=12, ot_weight=0.0).fit(x[:2], y[:2]).fit_report()
+    assert two == {"steps_run": 12, "best_step": 12, "stopped_early": False, "validation_pairs": 0,
+                   "riemannian_term": "dropped: fewer than 3 training anchors"}
+    three = OTRiemannianAligner(dim=8, epochs=12, ot_weight=0.0).fit(x[:3], y[:3]).fit_report()
+    assert three["riemannian_term"] == "used"
+    off = OTRiemannianAligner(dim=8, epochs=12, ot_weight=0.0, riemannian_weight=0.0).fit(x[:50], y[:50])
+    assert off.fit_report()["riemannian_term"] == "off"
 
 
 def test_the_riemannian_term_does_not_depend_on_the_scale_of_the_projections():

@@ -63,3 +63,14 @@ def test_fewer_anchors_than_dimensions_determine_the_map_on_their_span_only():
     np.testing.assert_allclose(first, second, atol=1e-4)
     # On the anchors' span it is the planted rotation.
     np.testing.assert_allclose(x[:5] @ first, x[:5] @ q, atol=1e-4)
+
+
+def test_the_fit_report_gives_the_rank_the_anchors_determine():
+    # m generic anchor pairs in 32 dimensions determine m directions (the rest map to 0), 32 or more
+    # determine them all: the rank is known by construction, and equals the SVD's count.
+    x, y, _ = rotated_pair(n=200, dim=32, noise=0.1, seed=5)
+    options = dict(reduce="pad", normalize=False, center=False, scale=False)
+    for m, rank in ((1, 1), (5, 5), (20, 20), (32, 32), (100, 32)):
+        aligner = ProcrustesAligner(**options).fit(x[:m], y[:m])
+        assert aligner.fit_report() == {"map_rank": rank}
+        assert np.linalg.matrix_rank(aligner.rotation_, tol=1e-4) == rank

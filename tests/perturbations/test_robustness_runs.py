@@ -248,3 +248,28 @@ def test_list_shows_the_perturbations():
     assert result.exit_code == 0, result.output
     for name in ("drop", "embedding-noise", "image-noise", "image-blur", "word-dropout", "synonyms"):
         assert re.search(rf"^perturbation +{name} +alignbench ", result.output, re.M), name
+
+
+def test_damaged_cells_record_the_anchor_pairs_left_and_the_table_shows_the_choices_that_moved(registry, store,
+                                                                                               tmp_path):
+    damage = [("drop", {"modality": "text"}), ("embedding-noise", {})]
+    Runner(registry, store).run(sweep(damage, fractions=(20, 60), aligners=("procrustes",), levels=(20,)))
+    fitted = {(r.config["perturbation"]["name"], r.config["perturbation"]["fraction"]): r.fitted
+              for r in store.records() if "perturbation" in r.config}
+    # Noise removes no pair; a drop removes the anchors whose caption it takes, more at 60% (nested).
+    assert fitted[("embedding-noise", 20)]["anchor_pairs"] == fitted[("embedding-noise", 60)]["anchor_pairs"] == 20
+    left = [fitted[("drop", f)]["anchor_pairs"] for f in (20, 60)]
+    assert 20 > left[0] > left[1] > 0
+    rank = {damage: choices["map_rank"] for damage, choices in fitted.items()}
+    # The pairs bound the rank of the map they determine (16 dimensions bound it too).
+    assert all(rank[damage] <= min(choices["anchor_pairs"], 16) for damage, choices in fitted.items())
+    assert rank[("drop", 60)] < rank[("embedding-noise", 60)]
+    [md, _, js] = write_robustness(store, tmp_path)
+    section = " ".join(md.read_text().split("### What the fits chose", 1)[1].split("### Perturbation", 1)[0].split())
+    assert f"| procrustes | drop(text) | anchor_pairs | 20 | {left[0]} | {left[1]} |" in section
+    assert f"| procrustes | drop(text) | map_rank |" in section
+    assert "embedding-noise" not in section  # nothing the noise changed
+    cells = json.loads(js.read_text())["fitted"]
+    assert [(c["perturbation"], c["fraction"], c["fitted"]["anchor_pairs"]) for c in cells] == [
+        ("drop(text)", 20, left[0]), ("drop(text)", 60, left[1]), ("embedding-noise(image)", 20, 20),
+        ("embedding-noise(image)", 60, 20)]

@@ -32,7 +32,7 @@ def test_export_writes_the_documented_schema_with_full_records(tiny_site):
     assert len(payload["records"]) == len([0, 5, 20]) * len(DEFAULT_SEEDS)
     record = payload["records"][0]
     assert set(record) == {"key", "dataset", "aligner", "anchors", "seed", "status", "config", "metrics",
-                           "environment", "message"}
+                           "environment", "message", "fitted"}
     assert record["config"]["aligner"]["name"] == "lstsq" and "alignbench" in record["environment"]
     assert [r["key"] for r in payload["records"]] == sorted(r["key"] for r in payload["records"])
 
@@ -90,6 +90,8 @@ def good_payload(tiny_site) -> dict:
     (lambda p: p["records"][0].update(aligner="a/b"), "aligner name 'a/b' is not a plugin name"),
     (lambda p: [r.update(metrics={}) for r in p["records"] if r["status"] == "ok"], "status ok but no metric"),
     (lambda p: p["records"][0]["metrics"].update({"i2t_median_rank": 0.5}), "below 1 (ranks start at 1)"),
+    (lambda p: p["records"][0].update(fitted=[1]), "wrong types for ['fitted']"),
+    (lambda p: p["records"][0]["fitted"].update(k=[1], ok=2), "fitted ['k'] are not finite numbers"),
 ])
 def test_validation_names_the_file_and_the_problem_in_one_line(tiny_site, tmp_path, known, edit, problem):
     payload = good_payload(tiny_site)
@@ -166,3 +168,16 @@ def test_a_repeated_record_counts_once(tiny_site, tmp_path, known):
 def _written(path: Path, payload: dict) -> Path:
     path.write_text(json.dumps(payload))
     return path
+
+
+def test_what_the_fits_chose_travels_with_a_submission_and_older_files_without_it_still_load(tiny_site, tmp_path,
+                                                                                            known):
+    submission = load_submission(tiny_site.results / "good.json", known, DEFAULT_SEEDS)
+    ok = [r for r in submission.records if r.status == "ok"]
+    assert ok and all(r.fitted == {"dim": 16} for r in ok)  # lstsq maps into the texts' 16 dimensions
+    payload = good_payload(tiny_site)
+    for record in payload["records"]:
+        del record["fitted"]
+    older = tmp_path / "older.json"
+    older.write_text(json.dumps(payload))
+    assert all(r.fitted == {} for r in load_submission(older, known, DEFAULT_SEEDS).records)

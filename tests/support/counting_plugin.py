@@ -116,6 +116,31 @@ class WhereAligner(CountingAligner):
         self.mx_, self.my_ = xa.mean(0), ya.mean(0)
 
 
+class ReportingAligner(CountingAligner):
+    """``counting`` whose ``fit_report`` is one of ``REPORTS`` (numpy scalars included, or a broken one)."""
+
+    name = "reporting"
+    REPORTS = {
+        "plain": lambda fit: {"anchors_seen": np.int64(fit.n_), "rule": "exact", "share": np.float32(0.5),
+                              "stopped": np.bool_(fit.n_ > 5)},
+        "nan": lambda fit: {"share": float("nan")},
+        "list": lambda fit: {"shape": [1, 2]},
+        "dim": lambda fit: {"dim": 3},
+        "none": lambda fit: None,
+    }
+
+    def __init__(self, counter_path: str = "", report: str = "plain"):
+        super().__init__(counter_path)
+        self.report = report
+
+    def _fit(self, xa, ya, xu, yu):
+        super()._fit(xa, ya, xu, yu)
+        self.n_ = len(xa)
+
+    def fit_report(self):
+        return self.REPORTS[self.report](self)
+
+
 def fits_logged(path: str) -> int:
     try:
         with open(path) as log:
@@ -130,6 +155,7 @@ def alignbench_register_aligners(register):
     register("broken", BrokenAligner, description="test: always fails")
     register("exiting", ExitingAligner, description="test: kills its process in fit")
     register("where", WhereAligner, description="test: logs the process of each fit")
+    register("reporting", ReportingAligner, description="test: reports what its fit chose")
     register("unsupervised-centring", Unsupervised, description="test: zero-anchor aligner")
 
 
