@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from html import escape
 from typing import Any, Callable
 
+from ..leaderboard import over_seeds
 from .chart import recall_chart
 from .claims import Verdict
 from .sources import Cell, Table
@@ -142,6 +143,26 @@ def matches_table(table: Table) -> str:
                        "Correspondence diagnostics, mean over seeds"))
 
 
+def fitted_table(table: Table) -> str:
+    """What each row's fits chose per level, over seeds, as the markdown's "What the fit chose" table."""
+    values: dict[tuple[str, str], dict[int, list]] = {}
+    for cell in table.cells:
+        if cell.status == "ok":
+            for key, value in cell.fitted.items():
+                values.setdefault((cell.row, key), {}).setdefault(cell.anchors, []).append(value)
+    if not values:
+        return ""
+    levels = table.levels()
+    rows = [(row_header(table, row), [(key, None)] + [(over_seeds(by_level[lv]) if lv in by_level else "", None)
+                                                     for lv in levels])
+            for (row, key), by_level in sorted(values.items(), key=lambda kv: (kv[0][0], kv[0][1] != "dim", kv[0][1]))]
+    return ("<h3>What the fit chose</h3>\n<p>What each aligner's fit decided that its parameters do not fix: "
+            "<code>dim</code> is the width of the comparison space, the rest are the aligner's own. A row whose "
+            "choices change along it compares different models across its columns.</p>\n"
+            + sortable(["aligner", "choice"] + [str(lv) for lv in levels], rows, "fitted",
+                       "One value where every seed gave it, else the range over seeds", _submitted_class(table)))
+
+
 def robustness_section(dataset: str, payload: dict | None) -> str:
     if not payload:
         return ""
@@ -267,7 +288,7 @@ def table_page(table: Table, links: PageLinks, robustness: dict | None,
             + (headline_table(table, CLASS_HEADLINE) if has_class else "")
             + chart(table, CLASS_HEADLINE if has_class else HEADLINE) + "</section>\n"
             + "<section id=\"all-metrics\"><h2>All metrics</h2>\n" + all_metrics_table(table) + "</section>\n"
-            + "<section id=\"diagnostics\"><h2>Diagnostics</h2>\n" + matches_table(table)
+            + "<section id=\"diagnostics\"><h2>Diagnostics</h2>\n" + matches_table(table) + fitted_table(table)
             + (f"<h3>Seed-000 figures</h3>\n{figures}" if figures else "<p>No figures for this dataset.</p>\n")
             + "</section>\n"
             + robustness_section(table.dataset, robustness)

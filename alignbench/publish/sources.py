@@ -38,6 +38,7 @@ class Cell:
     origin: str = ""         # "" for the local leaderboards, the file name for a submission
     producer: dict[str, str] = field(default_factory=dict)
     provenance: dict[str, Any] = field(default_factory=dict)  # key, environment, aligner config; {} if unknown
+    fitted: dict[str, Any] = field(default_factory=dict)      # what the cell's fit chose (its record's fitted)
 
 
 @dataclass
@@ -69,9 +70,12 @@ def local_tables(directory: Path) -> list[Table]:
         payload = json.loads(path.read_text())
         if not isinstance(payload, dict) or "cells" not in payload or "settings" not in payload:
             continue  # robustness payloads and anything else
+        fitted = {(f["setting"], f["aligner"], int(f["anchors"]), int(f["seed"])): f["fitted"]
+                  for f in payload.get("fitted", [])}
         for setting_id, setting in sorted(payload["settings"].items()):
             cells = [Cell(row=c["aligner"], aligner=c["aligner"], anchors=int(c["anchors"]), seed=int(c["seed"]),
-                          status=c["status"], metrics={k: v for k, v in c.items() if k not in CELL_FIELDS})
+                          status=c["status"], metrics={k: v for k, v in c.items() if k not in CELL_FIELDS},
+                          fitted=fitted.get((setting_id, c["aligner"], int(c["anchors"]), int(c["seed"])), {}))
                      for c in payload["cells"] if c["setting"] == setting_id]
             tables.append(Table(payload["dataset"], setting_id, setting, cells))
     return tables
@@ -118,7 +122,7 @@ def add_submission(tables: list[Table], submission: Submission) -> None:
             table.cells.append(Cell(row=f"{label} [{submission.producer['name']}]", aligner=label,
                                     anchors=record.anchors, seed=record.seed, status=record.status,
                                     metrics=normalized(record.metrics), origin=name, producer=submission.producer,
-                                    provenance=provenance(record)))
+                                    provenance=provenance(record), fitted=record.fitted))
     tables.sort(key=lambda t: (t.dataset, t.setting_id))
 
 

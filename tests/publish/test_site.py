@@ -171,3 +171,16 @@ def test_each_seed_001_verdict_is_published_as_it_was_decided():
     html = robustness_section("toy", {"claim_seed_001": checks, "summary": []})
     assert "<li>holds: drop(text)" in html and "<li>does not hold: drop(image)" in html
     assert "<li>undecided: drop(audio)" in html
+
+
+def test_each_page_shows_what_the_fits_chose_from_the_json(committed_site, tiny_site):
+    payload = json.loads((COMMITTED / "synthetic-correlated.json").read_text())
+    chosen = {c["seed"]: c["fitted"] for c in payload["fitted"] if c["aligner"] == "nullspace" and c["anchors"] == 25}
+    assert sorted(chosen) == [0, 1, 2] and len({c["dim"] for c in chosen.values()}) == 1
+    html = (committed_site.out / "synthetic-correlated.html").read_text()
+    table = html.split('<table class="sortable" data-table="fitted">', 1)[1].split("</table>", 1)[0]
+    row = next(line for line in table.splitlines() if 'data-sort="nullspace"' in line and ">dim<" in line)
+    assert re.findall(r"<td[^>]*>([^<]*)</td>", row)[4] == str(chosen[0]["dim"])  # choice, then levels 0 5 10 25
+    # A submitted row brings the choices its file recorded.
+    submitted = (tiny_site.site / "synthetic-correlated.html").read_text().split('data-table="fitted">', 1)[1]
+    assert "lstsq [Ada Example]" in submitted.split("</table>", 1)[0]
