@@ -152,18 +152,20 @@ def fitted_table(board: Board) -> pd.DataFrame:
     levels = sorted({level for by_level in values.values() for level in by_level})
     rows = {row: {str(level): over_seeds(by_level[level]) if level in by_level else "" for level in levels}
             for row, by_level in values.items()}
-    order = sorted(rows, key=lambda row: (row[0], row[1] != "dim"))  # each aligner's choices as it reports them
+    order = sorted(rows, key=lambda row: (row[0], row[1] != "dim"))  # dim first, then as stored (by name)
     return pd.DataFrame([{"aligner": a, "choice": k, **rows[(a, k)]} for a, k in order])
 
 
 def over_seeds(values: list) -> str:
     """One choice's values over seeds as a cell: the value where all agree, else the range of numbers
-    (floats to 3 digits), the distinct strings, or how many seeds said yes."""
-    if all(isinstance(v, bool) for v in values):
+    (floats to 4 digits), the distinct values otherwise, or how many seeds said yes."""
+    if not values:
+        return ""
+    if all(type(v) is bool for v in values):
         yes = sum(values)
         return "yes" if yes == len(values) else "no" if not yes else f"yes in {yes} of {len(values)}"
-    if all(isinstance(v, (int, float)) for v in values):
-        low, high = (f"{v:.3g}" if isinstance(v, float) else str(v) for v in (min(values), max(values)))
+    if all(type(v) in (int, float) for v in values):
+        low, high = (f"{v:.4g}" if isinstance(v, float) else str(v) for v in (min(values), max(values)))
         return low if low == high else f"{low} to {high}"
     return "/".join(dict.fromkeys(map(str, values)))
 

@@ -164,7 +164,7 @@ def fitted_table(rboard: RobustnessBoard, anchors: int) -> pd.DataFrame:
         row = damaged[(aligner, perturbation, key)]
         cells = {CLEAN: over_seeds(clean[(aligner, key)]) if (aligner, key) in clean else "",
                  **{column: over_seeds(row[column]) if column in row else "" for column in fractions}}
-        if len(set(cells.values())) > 1:
+        if len({text for text in cells.values() if text}) > 1:  # a column without a finished cell is no change
             rows.append({"aligner": aligner, "perturbation": perturbation, "choice": key, **cells})
     return pd.DataFrame(rows)
 

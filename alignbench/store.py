@@ -155,21 +155,30 @@ class ResultStore:
                              f"pass another path (--store) for alignbench's results.")
         for table, expected in (("results", COLUMNS), ("leases", LEASE_COLUMNS)):
             if table in tables:
-                columns = [row[1] for row in self._db.execute(f"PRAGMA table_info({table})")]
+                columns = self._columns(table)
                 if columns != expected and not (table == "results" and columns == expected[:-1]):
                     raise StoreError(f"{self.path} has a {table} table of another schema (columns: "
                                      f"{', '.join(columns)}); pass another path (--store) for alignbench's results.")
 
     def _add_fitted_column(self) -> None:
-        columns = [row[1] for row in self._db.execute("PRAGMA table_info(results)")]
-        if "fitted" not in columns:
-            try:
-                with self._db:
-                    self._db.execute(ADD_FITTED)
-            except sqlite3.OperationalError as exc:
-                if "readonly" not in str(exc):
-                    raise
-                log.debug("%s is read-only: its cells are read without what their fits chose", self.path)
+        """Stores written before ``fitted`` gain it, empty for their cells. Checked again and added under
+        the write lock: two processes opening one old store at once would otherwise both add it, and
+        the second fail. A store that cannot be written (read-only) is read without it."""
+        if "fitted" in self._columns("results"):
+            return
+        try:
+            self._db.execute("BEGIN IMMEDIATE")
+            if "fitted" not in self._columns("results"):
+                self._db.execute(ADD_FITTED)
+            self._db.commit()
+        except sqlite3.OperationalError as exc:
+            self._db.rollback()
+            if "readonly" not in str(exc):
+                raise
+            log.debug("%s is read-only: its cells are read without what their fits chose", self.path)
+
+    def _columns(self, table: str) -> list[str]:
+        return [row[1] for row in self._db.execute(f"PRAGMA table_info({table})")]
 
     def _add_leases_table(self) -> None:
         """Stores written before leases gain the table; one that cannot be written (read-only) is

@@ -106,8 +106,12 @@ def test_encoding_on_the_cluster_is_sharded_resumable_and_gives_the_serial_entry
     assert kept and 32 not in kept and len(kept) <= first_run < 4
 
     Runner(registry, store, cache=cache, executor=RayExecutor()).run(sweep)
-    second_run = sorted(int(n) for n in log.read_text().split()[first_run:])
-    assert second_run == sorted({0, 16, 32, 48} - kept) + [1000, 1016, 1032, 1048]  # missing shards only
+    # The lines after the first run's count: the second run's, and possibly a late one of the first run
+    # (a shard an actor was still encoding when the failure stopped the run; the kill is asynchronous).
+    # Neither can be a cached shard: a shard is logged before it is returned, so before it is cached.
+    after = [int(n) for n in log.read_text().split()[first_run:]]
+    assert set(after) == ({0, 16, 32, 48} - kept) | {1000, 1016, 1032, 1048}  # missing shards only
+    assert sorted(n for n in after if n >= 1000) == [1000, 1016, 1032, 1048]  # the test split, once
     entries = {e.key: e for e in cache.entries()}
     serial_entries = {e.key: e for e in serial_cache.entries()}
     assert entries.keys() == serial_entries.keys()  # the serial run's keys, no shard left behind

@@ -2,6 +2,8 @@
 
 import json
 import sqlite3
+import threading
+import time
 
 import pytest
 
@@ -46,22 +48,25 @@ def test_the_null_space_reports_the_latent_dimension_of_noiseless_data_through_t
     # informative directions; the records say so for every seed, and so does the leaderboard.
     Runner(registry, store).run(Sweep(aligners=[("nullspace", {})], datasets=[NOISELESS_LATENT], levels=[100],
                                       seeds=[0, 1]))
-    assert [r.fitted for r in store.records()] == [{"dim": 2, "k_rule": "exact", "directions_x": 2,
-                                                    "directions_y": 2}] * 2
+    assert [r.fitted for r in store.records()] == [{"dim": 2, "k_rule": "exact", "noise_floor": False,
+                                                    "directions_x": 2, "directions_y": 2}] * 2
     [board] = boards(store.records())
     table = fitted_table(board).set_index(["aligner", "choice"])["100"]
     assert table.to_dict() == {("nullspace", "dim"): "2", ("nullspace", "directions_x"): "2",
-                               ("nullspace", "directions_y"): "2", ("nullspace", "k_rule"): "exact"}
+                               ("nullspace", "directions_y"): "2", ("nullspace", "k_rule"): "exact",
+                               ("nullspace", "noise_floor"): "no"}
 
 
-def test_choicesover_seeds_read_as_one_value_a_range_or_a_count():
+def test_choices_over_seeds_read_as_one_value_a_range_or_a_count():
     assert over_seeds([4, 4, 4]) == "4"
     assert over_seeds([4, 24, 9]) == "4 to 24"
-    assert over_seeds([0.12345, 0.12349]) == "0.123"  # the same to 3 digits
+    assert over_seeds([0.12345, 0.12346]) == "0.1235"  # the same to 4 digits
+    assert over_seeds([0.9996, 1.0]) == "0.9996 to 1"
     assert over_seeds([0.5, 0.25]) == "0.25 to 0.5"
     assert over_seeds([True, True]) == "yes" and over_seeds([False]) == "no"
     assert over_seeds([True, False, True]) == "yes in 2 of 3"
     assert over_seeds(["gap", "all", "gap"]) == "gap/all"
+    assert over_seeds([1, True]) == "1/True" and over_seeds([]) == ""  # a bool is no number here
 
 
 def test_the_leaderboard_tables_the_choices_and_the_json_lists_them_per_cell(registry, store, tmp_path):
@@ -116,3 +121,30 @@ def test_a_read_only_store_from_before_the_fitted_column_is_still_read(tmp_path,
     with ResultStore(path) as store:
         [old] = store.records()
         assert (old.key, old.fitted) == ("k", {})
+
+
+def test_two_processes_opening_an_old_store_at_once_add_the_column_once(tmp_path):
+    # The first holds the write lock with the column added and not yet committed, as a process that got
+    # there first does; the second, which saw no column, must wait and then find it (adding it again
+    # failed: "duplicate column name").
+    path = old_store(tmp_path / "old.sqlite")
+    first = sqlite3.connect(path, isolation_level=None)
+    first.execute("PRAGMA journal_mode=WAL")
+    first.execute("BEGIN IMMEDIATE")
+    first.execute(alignbench.store.ADD_FITTED)
+    opened = []
+
+    def second():
+        try:
+            with ResultStore(path) as store:
+                opened.append([r.fitted for r in store.records()])
+        except Exception as exc:  # noqa: BLE001 - reported below
+            opened.append(exc)
+
+    thread = threading.Thread(target=second)
+    thread.start()
+    time.sleep(0.5)  # the second is waiting for the lock by now
+    first.execute("COMMIT")
+    first.close()
+    thread.join()
+    assert opened == [[{}]]

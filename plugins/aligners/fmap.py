@@ -28,7 +28,8 @@ class FunctionalMapAligner(Aligner):
        ``(Phi, Lx)`` and ``(Psi, Ly)``.
     2. Descriptors known on both sides: centred cosine similarity of every item to each anchor
        (``descriptors="anchors"``), heat-kernel signatures (``"hks"``, needs no anchors), or both.
-       ``"auto"`` uses anchors when there are any and HKS otherwise.
+       ``"auto"`` uses anchors when any anchor pair lies in both graphs and HKS otherwise (so does
+       ``"anchors"``, and ``fit_report`` says which were used).
     3. ``C = argmin ||C A - B||^2 + alpha ||C Lx - Ly C||^2`` with ``A = Phi^T F``, ``B = Psi^T G``;
        optionally the nearest orthogonal ``C`` and ZoomOut refinement up to ``zoomout`` eigenpairs.
     4. Point correspondences from ``C`` (nearest rows of ``Psi C`` and ``Phi``; anchors pinned),
@@ -155,7 +156,8 @@ class FunctionalMapAligner(Aligner):
 
     def fit_report(self):
         """What the functional map was fitted on and with: the share of each side's items in its graph's
-        largest component (``graph_share_x/_y``), the anchors inside both (``graph_anchors``), the
+        largest component (``graph_share_x/_y``), the anchor pairs whose two rows are in them
+        (``graph_anchors``; pairs, though identical captions share one node), the
         descriptors used (``anchors``, ``hks`` or both; ``auto`` picks HKS when no anchor is in both
         graphs) and the basis size ``basis``. The matches the ambient map used are the ``correspondence``
         metric's ``matches_kept``."""

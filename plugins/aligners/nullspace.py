@@ -45,7 +45,8 @@ class NullSpaceAligner(Aligner):
     directions as much weight as signal ones: with noisy data and many dimensions the null space is
     then mostly chance correlations.
 
-    Fitted: ``n_components_`` (``k``), ``k_rule_`` (which rule chose it), ``eigenvalues_`` (the spectrum of ``G``, ascending),
+    Fitted: ``n_components_`` (``k``), ``k_rule_`` (which rule chose it), ``noise_floor_`` (whether rule 2
+    applied), ``eigenvalues_`` (the spectrum of ``G``, ascending),
     ``residuals_`` (``sqrt(mu_1..mu_k)``), ``proj_x_`` / ``proj_y_`` (the informative directions).
     """
 
@@ -68,6 +69,7 @@ class NullSpaceAligner(Aligner):
         self.mean_x_ = xa.mean(axis=0) if self.center else np.zeros(xa.shape[1])
         self.mean_y_ = ya.mean(axis=0) if self.center else np.zeros(ya.shape[1])
         xc, yc = xa - self.mean_x_, ya - self.mean_y_
+        self.noise_floor_ = False
         if self.whiten:
             # Centred anchors span at most m - 1 directions.
             cap = len(xa) - 1 if self.center else len(xa)
@@ -80,6 +82,7 @@ class NullSpaceAligner(Aligner):
             eigvals, eigvecs = _spectrum(xc @ self.proj_x_, yc @ self.proj_y_)
             exact = eigvals[0] <= self.tol * eigvals[-1]
             floor = None if exact else noise_floor(var_x, var_y, self.gap)
+            self.noise_floor_ = floor is not None
             if floor is not None:
                 self.proj_x_, self.proj_y_ = self.proj_x_[:, :floor], self.proj_y_[:, :floor]
                 eigvals, eigvecs = _spectrum(xc @ self.proj_x_, yc @ self.proj_y_)
@@ -96,9 +99,11 @@ class NullSpaceAligner(Aligner):
 
     def fit_report(self):
         """The rule that chose ``k`` (the space's ``dim``): ``exact``, zero eigenvalues (rule 1); ``gap``,
-        the largest jump (rule 3); ``all``, no jump, ``min(rx, ry)``; ``given``, ``n_components``. And
-        ``rx``, ``ry``: the informative directions of each side."""
-        return {"k_rule": self.k_rule_, "directions_x": self.proj_x_.shape[1], "directions_y": self.proj_y_.shape[1]}
+        the largest jump (rule 3); ``all``, no jump, ``min(rx, ry)``; ``given``, ``n_components``.
+        ``noise_floor``: whether rule 2 cut both sides at a shared noise floor first. ``directions_x``,
+        ``directions_y``: the informative directions each side kept (``rx``, ``ry``)."""
+        return {"k_rule": self.k_rule_, "noise_floor": self.noise_floor_, "directions_x": self.proj_x_.shape[1],
+                "directions_y": self.proj_y_.shape[1]}
 
     def _transform_x(self, x):
         return (x - self.mean_x_) @ self.proj_x_ @ self.w_x_.T

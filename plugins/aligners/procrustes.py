@@ -51,9 +51,10 @@ class ProcrustesAligner(Aligner):
         self.rotation_ = rotation_from_cross(self.side_x_.basis.T @ cross @ self.side_y_.basis)
 
     def fit_report(self):
-        """``map_rank``: the directions the anchors determine (the map sends the rest to 0, see
-        ``orthogonal_map``); below ``dim``, the row compares items in a ``map_rank``-dimensional
-        subspace. For ``U_r V_r^T``, ``||R||_F^2 = r``."""
+        """``map_rank``: the numerical rank of the anchors' cross-covariance (singular values above
+        ``RANK_TOL`` of the largest), the directions the map keeps (it sends the rest of x to 0, see
+        ``orthogonal_map``). Below ``dim``, every item lands in a ``map_rank``-dimensional subspace of the
+        texts' space. For ``U_r V_r^T``, ``||R||_F^2 = r``."""
         return {"map_rank": int(round(float(np.sum(np.square(self.rotation_, dtype=np.float64)))))}
 
     def _transform_x(self, x):

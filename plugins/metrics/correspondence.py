@@ -38,7 +38,8 @@ def match_truth(matches: np.ndarray, x_item: np.ndarray, y_text: np.ndarray, tex
 
 
 class Correspondence(Metric):
-    """``match_accuracy`` (all matches beyond the anchors), ``kept_match_accuracy`` and
+    """``match_accuracy`` (every match the aligner made itself: fmap's beyond the anchors it pins,
+    gw-procrustes' of every sampled item), ``kept_match_accuracy`` and
     ``matches_kept`` (those the final map used), ``match_chance`` (a random match); empty for
     aligners that find no matches."""
 

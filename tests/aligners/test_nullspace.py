@@ -131,20 +131,22 @@ def test_the_fit_report_names_the_rule_that_chose_k_for_each_kind_of_data():
     # Noiseless latent data (seed 002): zero eigenvalues, k = the latent dimension on 2 + 2 directions.
     x, y = linear_latent_pair(2)
     exact = NullSpaceAligner().fit(x[:100], y[:100])
-    assert exact.fit_report() == {"k_rule": "exact", "directions_x": 2, "directions_y": 2}
+    assert exact.fit_report() == {"k_rule": "exact", "noise_floor": False, "directions_x": 2, "directions_y": 2}
     # A 4-dim latent under noise: with fewer anchors than dimensions the null space is exact (and
     # overfits); with many, the noise floor is found and k sits at the spectrum's jump.
     rng = np.random.default_rng(0)
     latent = rng.standard_normal((600, 4))
     x = (latent @ rng.standard_normal((4, 20)) + 0.5 * rng.standard_normal((600, 20))).astype(np.float32)
     y = (latent @ rng.standard_normal((4, 16)) + 0.5 * rng.standard_normal((600, 16))).astype(np.float32)
-    assert NullSpaceAligner().fit(x[:20], y[:20]).fit_report() == {"k_rule": "exact", "directions_x": 19,
-                                                                   "directions_y": 16}
-    noisy = NullSpaceAligner().fit(x[:400], y[:400])
-    assert noisy.fit_report() == {"k_rule": "gap", "directions_x": 4, "directions_y": 4} and noisy.n_components_ == 4
+    assert NullSpaceAligner().fit(x[:20], y[:20]).fit_report() == {"k_rule": "exact", "noise_floor": False,
+                                                                   "directions_x": 19, "directions_y": 16}
+    noisy = NullSpaceAligner().fit(x[:400], y[:400])  # the 4 latent directions above the noise floor (rule 2)
+    assert noisy.fit_report() == {"k_rule": "gap", "noise_floor": True, "directions_x": 4, "directions_y": 4}
+    assert noisy.n_components_ == 4
     # Independent noise shares nothing: no jump, so every direction of the narrower side.
     unrelated = NullSpaceAligner().fit(rng.standard_normal((400, 10)), rng.standard_normal((400, 8)))
-    assert unrelated.fit_report()["k_rule"] == "all" and unrelated.n_components_ == 8
+    assert unrelated.fit_report()["k_rule"] == "all" and not unrelated.fit_report()["noise_floor"]
+    assert unrelated.n_components_ == 8
     assert NullSpaceAligner(n_components=1).fit(x[:400], y[:400]).fit_report()["k_rule"] == "given"
 
 

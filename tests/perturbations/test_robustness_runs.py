@@ -267,9 +267,26 @@ def test_damaged_cells_record_the_anchor_pairs_left_and_the_table_shows_the_choi
     [md, _, js] = write_robustness(store, tmp_path)
     section = " ".join(md.read_text().split("### What the fits chose", 1)[1].split("### Perturbation", 1)[0].split())
     assert f"| procrustes | drop(text) | anchor_pairs | 20 | {left[0]} | {left[1]} |" in section
-    assert f"| procrustes | drop(text) | map_rank |" in section
+    assert "| procrustes | drop(text) | map_rank |" in section
     assert "embedding-noise" not in section  # nothing the noise changed
     cells = json.loads(js.read_text())["fitted"]
     assert [(c["perturbation"], c["fraction"], c["fitted"]["anchor_pairs"]) for c in cells] == [
         ("drop(text)", 20, left[0]), ("drop(text)", 60, left[1]), ("embedding-noise(image)", 20, 20),
         ("embedding-noise(image)", 60, 20)]
+
+
+def test_a_fraction_without_a_finished_cell_is_no_change_of_what_the_fit_chose(tmp_path):
+    from alignbench.robustness_board import fitted_table
+
+    with ResultStore(tmp_path / "s.sqlite") as store:
+        for seed in (0, 1):
+            store.put(dataclasses.replace(record("nullspace", seed, 0.5), fitted={"dim": 5}))
+            store.put(dataclasses.replace(record("nullspace", seed, 0.4, fraction=50), fitted={"dim": 5}))
+            store.put(dataclasses.replace(record("nullspace", seed, 0.0, fraction=80), status="n/a", metrics={}))
+        [rboard] = robustness_boards(store.records())
+        assert fitted_table(rboard, 100).empty  # 5, 5 and nothing: unchanged (anchor_pairs stays 100 too)
+        store.put(dataclasses.replace(record("nullspace", 0, 0.3, fraction=80), fitted={"dim": 3}))
+        [rboard] = robustness_boards(store.records())
+        assert fitted_table(rboard, 100).to_dict("records") == [
+            {"aligner": "nullspace", "perturbation": "drop(text)", "choice": "dim", "clean": "5", "50%": "5",
+             "80%": "3"}]
