@@ -34,7 +34,7 @@ RECORD_FIELDS = {"key": str, "dataset": str, "aligner": str, "anchors": int, "se
 OPTIONAL_FIELDS = {"fitted": dict}
 PRODUCER_FIELDS = ("name", "url", "contact", "notes")
 # Metric keys by the range their values live in; any other key must be finite.
-UNIT_INTERVAL = re.compile(r"(R@\d+|MRR|mAP|accuracy|chance|jaccard|mutual_knn)$")
+UNIT_INTERVAL = re.compile(r"(R@\d+|MRR|mAP|accuracy|chance|ceiling|jaccard|mutual_knn)$")
 NON_NEGATIVE = re.compile(r"(error|median_rank|matches_kept)")
 RANK = re.compile(r"median_rank$")
 

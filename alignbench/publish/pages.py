@@ -129,17 +129,21 @@ def matches_table(table: Table) -> str:
     """The correspondence diagnostics: fmap's own matches beyond the anchors, as the markdown shows."""
     if "match_accuracy" not in table.metric_names():
         return ""
-    accuracy, chance, kept = (summarize(table, m) for m in ("match_accuracy", "match_chance", "matches_kept"))
+    accuracy, chance, ceiling, kept = (summarize(table, m) for m in ("match_accuracy", "match_chance",
+                                                                      "match_ceiling", "matches_kept"))
     rows = []
     for (row, level), s in sorted(accuracy.items()):
         if s.mean is None:
             continue
+        most = ceiling[(row, level)].mean
         rows.append((row_header(table, row), [(str(level), level), (f"{100 * s.mean:.1f}", 100 * s.mean),
                                               (f"{100 * chance[(row, level)].mean:.1f}", 100 * chance[(row, level)].mean),
+                                              ("n/a", None) if most is None else (f"{100 * most:.0f}", 100 * most),
                                               (f"{kept[(row, level)].mean:.0f}", kept[(row, level)].mean)]))
     return ("<h3>Matches found beyond the anchors</h3>\n<p>The share of an aligner's own matches between unpaired "
-            "items that are right, the share a random match would get, and how many its final map used.</p>\n"
-            + sortable(["aligner", "anchors", "right (%)", "chance (%)", "kept"], rows, "matches",
+            "items that are right, the share a random match would get, the most that could be right (a partner "
+            "outside the rows the aligner chose from cannot be found), and how many its final map used.</p>\n"
+            + sortable(["aligner", "anchors", "right (%)", "chance (%)", "at most (%)", "kept"], rows, "matches",
                        "Correspondence diagnostics, mean over seeds"))
 
 

@@ -117,6 +117,7 @@ class FunctionalMapAligner(Aligner):
         # The matches fmap found on its own (Y nodes that are not anchors), as (Y row, X row) pairs.
         matched = np.setdiff1d(np.arange(len(t)), anchor_y)
         self.matches_ = np.stack([self.nodes_y_[matched], self.correspondence_[matched]], axis=1)
+        self.match_choices_ = ("x", self.nodes_x_)  # each Y node picked an X node of the X graph
         if self.ambient == "spectral":
             self.kept_matches_ = np.zeros(len(matched), dtype=bool)
             self._keep_for_nystrom(items_x, items_y, phi[:, :k], psi[:, :k])

@@ -76,6 +76,7 @@ class GromovWassersteinAligner(Aligner):
         # The matches the final map was fitted on (beside the anchor pairs), as (y row, x row) for the
         # correspondence metric: sampled anchors included, as GW matched them blind like any other row.
         self.matches_ = np.stack([rows_y[match], rows_x], axis=1)
+        self.match_choices_ = ("y", rows_y)  # each sampled x row picked its y row among the y sample
 
     def fit_report(self):
         """The entropic solver's ``coupling_peakedness`` (near ``1 / n_samples``: GW found nothing). The

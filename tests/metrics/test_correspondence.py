@@ -1,12 +1,15 @@
 import numpy as np
 import pytest
 
+from extras import needs_extra  # tests/support
+
 from alignbench import AlignmentResult, Anchors, PairedData
 from alignbench.runner import unpaired_rows
 from alignbench.supervision import draw_anchors
 from alignbench.testing import random_rotation
 from alignbench_plugins.aligners.fmap import FunctionalMapAligner
-from alignbench_plugins.metrics.correspondence import Correspondence, match_truth
+from alignbench_plugins.aligners.gromov import GromovWassersteinAligner
+from alignbench_plugins.metrics.correspondence import Correspondence, match_reach, match_truth
 
 
 def fitted_result(train: PairedData, anchors: Anchors, aligner, seed=0):
@@ -73,3 +76,47 @@ def test_no_matches_at_all_is_not_an_error():
     right, chance = match_truth(np.zeros((0, 2), np.int64), np.arange(3), np.arange(3), np.arange(3),
                                 np.eye(3, dtype=np.float32))
     assert right.shape == (0,) and chance.shape == (0,)
+
+
+def test_a_match_could_be_right_only_where_a_right_row_was_among_the_choices():
+    # Items 0, 1 share caption string A; item 2 has B. Texts: 0->A, 1->A, 2->B; x row r is item r.
+    texts = np.array([[1, 0], [1, 0], [0, 1]], np.float32)
+    rows = np.arange(3)
+    matches = np.array([[2, 0], [1, 0], [2, 2]])  # (y row, x row)
+    # Picking x rows among item 0 only: a B caption has no right x row there, an A caption has.
+    assert match_reach(matches, rows, rows, rows, texts, ("x", np.array([0]))).tolist() == [False, True, False]
+    # Picking y rows among the B caption only: right for item 2's x row, for no other.
+    assert match_reach(matches, rows, rows, rows, texts, ("y", np.array([2]))).tolist() == [False, False, True]
+
+
+def test_gw_procrustes_could_only_be_right_for_items_whose_partner_it_sampled():
+    needs_extra("ot", "ot")
+    train = manifold_pair(n=300)
+    anchors = draw_anchors(train, [10], 0)[10]
+    result = fitted_result(train, anchors, GromovWassersteinAligner(n_samples=250))
+    scores = Correspondence().compute(result)
+    # Known from the rows: fit's x row r is item x_item[r]; each y row is one item's only text. The
+    # matching is one to one between the two samples, so the matched y rows are the y sample.
+    x_item = np.concatenate([anchors.items, result.unpaired_rows[0]])
+    y_item = np.concatenate([anchors.texts, result.unpaired_rows[1]])  # text j belongs to item j
+    y_rows, x_rows = result.aligner.matches_.T
+    partner_sampled = np.isin(x_item[x_rows], y_item[y_rows])
+    assert scores["match_ceiling"] == pytest.approx(partner_sampled.mean()) and 0.7 < scores["match_ceiling"] < 0.95
+    assert scores["match_accuracy"] <= scores["match_ceiling"]
+
+
+def test_fmap_cannot_match_a_caption_whose_image_is_outside_its_graph():
+    # Images: a cloud of 300 and one of 100 far away, which a 15-NN graph never joins to it; captions:
+    # one connected cloud. The 100 small-cloud captions are caption nodes without a right image node.
+    rng = np.random.default_rng(4)
+    big = np.tanh(rng.standard_normal((300, 3)) @ rng.standard_normal((3, 16)))
+    x = np.concatenate([big, rng.standard_normal((100, 16)) + 100.0]).astype(np.float32)
+    y = np.concatenate([big, 0.5 * rng.standard_normal((100, 16))]).astype(np.float32)
+    train = PairedData(x=x, y=y, text_item=np.arange(400))
+    anchors = draw_anchors(train.subset(np.arange(300)), [5], 0)[5]  # anchors in the big cloud
+    result = fitted_result(train, anchors, FunctionalMapAligner(n_eigen=20))
+    report = result.aligner.fit_report()
+    assert (report["graph_share_x"], report["graph_share_y"]) == (0.75, 1.0)
+    # 395 caption nodes are matched (5 are pinned anchors); the 100 small-cloud ones cannot be right.
+    scores = Correspondence().compute(result)
+    assert scores["match_ceiling"] == pytest.approx(295 / 395)
