@@ -126,7 +126,7 @@ def all_metrics_table(table: Table) -> str:
 
 
 def matches_table(table: Table) -> str:
-    """The correspondence diagnostics: fmap's own matches beyond the anchors, as the markdown shows."""
+    """The correspondence metric's table: the aligners' own matches, as the markdown shows."""
     if "match_accuracy" not in table.metric_names():
         return ""
     accuracy, chance, ceiling, kept = (summarize(table, m) for m in ("match_accuracy", "match_chance",
