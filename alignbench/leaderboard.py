@@ -118,8 +118,8 @@ def headline_table(board: Board, metric: str = HEADLINE) -> pd.DataFrame:
 
 
 def matches_table(board: Board) -> pd.DataFrame:
-    """Aligners that report ``match_accuracy`` x levels: 'accuracy% (chance c%, at most m%), n kept',
-    means over seeds (``at most``: ``match_ceiling``, where the records have it)."""
+    """Aligners that report ``match_accuracy`` x levels: 'accuracy% (chance c%, reachable r%), n kept',
+    means over seeds (``reachable``: ``match_ceiling``, where the records have it)."""
     frame = long_table(board)
     if "match_accuracy" not in frame:
         return pd.DataFrame()
@@ -129,7 +129,7 @@ def matches_table(board: Board) -> pd.DataFrame:
         columns = ["match_accuracy", "match_chance", "match_ceiling", "matches_kept"]
         means = rows.reindex(columns=["anchors", *columns]).groupby("anchors")[columns].mean()
         table[aligner] = {str(level): f"{100 * m.match_accuracy:.1f}% (chance {100 * m.match_chance:.1f}%"
-                                      + (f", at most {100 * m.match_ceiling:.0f}%" if np.isfinite(m.match_ceiling) else "")
+                                      + (f", reachable {100 * m.match_ceiling:.1f}%" if np.isfinite(m.match_ceiling) else "")
                                       + f"), {m.matches_kept:.0f} kept" for level, m in means.iterrows()}
     out = pd.DataFrame.from_dict(table, orient="index").fillna("n/a")
     out.index.name = "aligner"
@@ -227,9 +227,9 @@ def render_markdown(board_list: list[Board], metric: str = HEADLINE) -> str:
         if not matches.empty:
             lines += ["### Matches found beyond the anchors (correspondence metric, mean over seeds)", "",
                       "Per cell: the share of the aligner's own matches between unpaired items that are right, "
-                      "the share a random match would get, the most that could be right (a partner outside "
-                      "the rows the aligner chose from, its graph or its sample, cannot be found), and how many "
-                      "matches the final map used. Where none are used, the row measures the map fitted on the "
+                      "the share a random match would get, the share whose right partner was among the rows the "
+                      "aligner chose from (its graph, its sample: no match outside them can be right; a one-to-one "
+                      "matching may reach fewer), and how many matches the final map used. Where none are used, the row measures the map fitted on the "
                       "anchors alone; where they are at chance, the anchors plus that many wrong pairs.", "",
                       tabulate(matches, headers="keys", tablefmt="github", disable_numparse=True), ""]
         fitted = fitted_table(board)

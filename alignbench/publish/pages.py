@@ -138,12 +138,13 @@ def matches_table(table: Table) -> str:
         most = ceiling[(row, level)].mean
         rows.append((row_header(table, row), [(str(level), level), (f"{100 * s.mean:.1f}", 100 * s.mean),
                                               (f"{100 * chance[(row, level)].mean:.1f}", 100 * chance[(row, level)].mean),
-                                              ("n/a", None) if most is None else (f"{100 * most:.0f}", 100 * most),
+                                              ("n/a", None) if most is None else (f"{100 * most:.1f}", 100 * most),
                                               (f"{kept[(row, level)].mean:.0f}", kept[(row, level)].mean)]))
     return ("<h3>Matches found beyond the anchors</h3>\n<p>The share of an aligner's own matches between unpaired "
-            "items that are right, the share a random match would get, the most that could be right (a partner "
-            "outside the rows the aligner chose from cannot be found), and how many its final map used.</p>\n"
-            + sortable(["aligner", "anchors", "right (%)", "chance (%)", "at most (%)", "kept"], rows, "matches",
+            "items that are right, the share a random match would get, the share whose right partner was among "
+            "the rows the aligner chose from (no match outside them can be right), and how many its final map "
+            "used.</p>\n"
+            + sortable(["aligner", "anchors", "right (%)", "chance (%)", "reachable (%)", "kept"], rows, "matches",
                        "Correspondence diagnostics, mean over seeds"))
 
 

@@ -48,7 +48,7 @@ class FunctionalMapAligner(Aligner):
     are right, this aligner is Procrustes on the anchors; ``fmap-spectral`` is the seed paper's method.
 
     Fitted state: ``eigvals_x_``, ``eigvals_y_``, ``C_`` (at the final size), ``correspondence_``,
-    ``matches_``, ``kept_matches_``.
+    ``matches_``, ``kept_matches_``, ``match_choices_`` (the X nodes each match was picked among).
     """
 
     name = "fmap"

@@ -26,7 +26,8 @@ class GromovWassersteinAligner(Aligner):
     It can only recover a map up to the symmetries of the data (a point cloud with a mirror symmetry
     can be matched mirrored). ``coupling_peakedness_`` (1 = a permutation, 1/n = uniform) says how
     decisive an entropic GW coupling was: a near-uniform coupling means GW found nothing.
-    ``matches_``: the (y row, x row) match of every sampled x row, which the final map was fitted on.
+    ``matches_``: the (y row, x row) match of every sampled x row, which the final map was fitted on;
+    ``match_choices_``: the y sample, which each was picked from.
     The two sides are sampled independently, so a sampled item's own texts may not be in the y sample
     at all (with 5 texts per item and a tenth of them sampled, about 41% are: ``1 - 0.9^5``): that
     bounds how many matches can be right.

@@ -71,8 +71,9 @@ class Correspondence(Metric):
     ``matches_kept`` (those the final map used), ``match_chance`` (a random match) and
     ``match_ceiling`` (the share of matches for which a right one was among the rows the aligner
     chose from, ``match_choices_``, default every x row: a partner outside fmap's graph, outside
-    gw-procrustes' sample or dropped by a perturbation cannot be found); empty for aligners that
-    find no matches."""
+    gw-procrustes' sample or dropped by a perturbation cannot be found). Each match is judged on its
+    own: where the matching is one to one (gw-procrustes), two rows cannot both take the one right
+    partner, so fewer may be reachable together. Empty for aligners that find no matches."""
 
     name = "correspondence"
     description = "Accuracy of an aligner's own matches between unpaired items (fmap, gw-procrustes)"

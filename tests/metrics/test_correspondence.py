@@ -87,6 +87,10 @@ def test_a_match_could_be_right_only_where_a_right_row_was_among_the_choices():
     assert match_reach(matches, rows, rows, rows, texts, ("x", np.array([0]))).tolist() == [False, True, False]
     # Picking y rows among the B caption only: right for item 2's x row, for no other.
     assert match_reach(matches, rows, rows, rows, texts, ("y", np.array([2]))).tolist() == [False, False, True]
+    # Picking y rows among item 0's caption only: its string A is item 1's too, so an x row of item 1
+    # could be right there (judged by string, not by the item the caption row came from).
+    assert match_reach(np.array([[0, 1], [0, 2]]), rows, rows, rows, texts, ("y", np.array([0]))).tolist() == \
+        [True, False]
 
 
 def test_gw_procrustes_could_only_be_right_for_items_whose_partner_it_sampled():
