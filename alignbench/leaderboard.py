@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -146,17 +148,24 @@ def fitted_cells(board: Board) -> list[dict]:
 
 
 def fitted_table(board: Board) -> pd.DataFrame:
-    """Aligner and choice x levels: each choice over the seeds, as one value where every seed made the
-    same, else its range (numbers), its values (strings) or how many seeds said yes (booleans)."""
-    values: dict[tuple[str, str], dict[int, list]] = {}
-    for cell in fitted_cells(board):
-        for key, value in cell["fitted"].items():
-            values.setdefault((cell["aligner"], key), {}).setdefault(cell["anchors"], []).append(value)
-    levels = sorted({level for by_level in values.values() for level in by_level})
-    rows = {row: {str(level): over_seeds(by_level[level]) if level in by_level else "" for level in levels}
-            for row, by_level in values.items()}
-    order = sorted(rows, key=lambda row: (row[0], row[1] != "dim"))  # dim first, then as stored (by name)
-    return pd.DataFrame([{"aligner": a, "choice": k, **rows[(a, k)]} for a, k in order])
+    """Aligner and choice x levels: each choice over the seeds (:func:`choices_over_seeds`)."""
+    grid = choices_over_seeds((c["aligner"], c["anchors"], c["fitted"]) for c in fitted_cells(board))
+    levels = sorted({level for by_level in grid.values() for level in by_level})
+    return pd.DataFrame([{"aligner": row, "choice": key, **{str(lv): by_level.get(lv, "") for lv in levels}}
+                         for (row, key), by_level in grid.items()])
+
+
+def choices_over_seeds(cells: Iterable[tuple[str, Any, dict]]) -> dict[tuple[str, str], dict[Any, str]]:
+    """``(row, choice) -> column -> text`` from ``(row, column, fitted)`` cells: each choice over the
+    seeds of its row and column, as one value where every seed made the same, else its range (numbers),
+    its values (strings) or how many seeds said yes (booleans). Rows in table order: by row, then
+    ``dim`` first and the rest by name."""
+    values: dict[tuple[str, str], dict[Any, list]] = {}
+    for row, column, fitted in cells:
+        for key, value in fitted.items():
+            values.setdefault((row, key), {}).setdefault(column, []).append(value)
+    order = sorted(values, key=lambda rk: (rk[0], rk[1] != "dim", rk[1]))
+    return {rk: {column: over_seeds(seeds) for column, seeds in values[rk].items()} for rk in order}
 
 
 def over_seeds(values: list) -> str:
@@ -229,8 +238,9 @@ def render_markdown(board_list: list[Board], metric: str = HEADLINE) -> str:
                       "Per cell: the share of the aligner's own matches between unpaired items that are right, "
                       "the share a random match would get, the share whose right partner was among the rows the "
                       "aligner chose from (its graph, its sample: no match outside them can be right; a one-to-one "
-                      "matching may reach fewer), and how many matches the final map used. Where none are used, the row measures the map fitted on the "
-                      "anchors alone; where they are at chance, the anchors plus that many wrong pairs.", "",
+                      "matching may reach fewer), and how many matches the final map used. Where none are used, "
+                      "the row measures the map fitted on the anchors alone; where they are at chance, the anchors "
+                      "plus that many wrong pairs.", "",
                       tabulate(matches, headers="keys", tablefmt="github", disable_numparse=True), ""]
         fitted = fitted_table(board)
         if not fitted.empty:

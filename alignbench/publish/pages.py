@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from html import escape
 from typing import Any, Callable
 
-from ..leaderboard import over_seeds
+from ..leaderboard import choices_over_seeds
 from .chart import recall_chart
 from .claims import Verdict
 from .sources import Cell, Table
@@ -150,17 +150,12 @@ def matches_table(table: Table) -> str:
 
 def fitted_table(table: Table) -> str:
     """What each row's fits chose per level, over seeds, as the markdown's "What the fit chose" table."""
-    values: dict[tuple[str, str], dict[int, list]] = {}
-    for cell in table.cells:
-        if cell.status == "ok":
-            for key, value in cell.fitted.items():
-                values.setdefault((cell.row, key), {}).setdefault(cell.anchors, []).append(value)
-    if not values:
+    grid = choices_over_seeds((c.row, c.anchors, c.fitted) for c in table.cells if c.status == "ok")
+    if not grid:
         return ""
     levels = table.levels()
-    rows = [(row_header(table, row), [(key, None)] + [(over_seeds(by_level[lv]) if lv in by_level else "", None)
-                                                     for lv in levels])
-            for (row, key), by_level in sorted(values.items(), key=lambda kv: (kv[0][0], kv[0][1] != "dim", kv[0][1]))]
+    rows = [(row_header(table, row), [(key, None)] + [(by_level.get(lv, ""), None) for lv in levels])
+            for (row, key), by_level in grid.items()]
     return ("<h3>What the fit chose</h3>\n<p>What each aligner's fit decided that its parameters do not fix: "
             "<code>dim</code> is the width of the comparison space, the rest are the aligner's own. A row whose "
             "choices change along it compares different models across its columns.</p>\n"

@@ -29,14 +29,15 @@ def item_strings(text_item: np.ndarray, texts: np.ndarray) -> tuple[np.ndarray, 
 
 
 def match_truth(matches: np.ndarray, x_item: np.ndarray, y_text: np.ndarray, text_item: np.ndarray,
-                texts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+                texts: np.ndarray, strings: tuple | None = None) -> tuple[np.ndarray, np.ndarray]:
     """``(right (n,) bool, chance (n,) float)`` for (y row, x row) ``matches``.
 
     x_item: train item of every x row fit saw; y_text: train text of every y row; text_item and
-    texts ``(n_texts, d)``: the train split's groups and text embeddings. ``chance[j]``: the fraction
-    of x rows that are right for match j's y row.
+    texts ``(n_texts, d)``: the train split's groups and text embeddings (``strings``: their
+    :func:`item_strings`, where the caller has them). ``chance[j]``: the fraction of x rows that are
+    right for match j's y row.
     """
-    string, pairs, n_strings = item_strings(text_item, texts)
+    string, pairs, n_strings = strings or item_strings(text_item, texts)
     pair_item, pair_string = pairs // n_strings, pairs % n_strings
     y_string = string[y_text[matches[:, 0]]]
     right = np.isin(x_item[matches[:, 1]].astype(np.int64) * n_strings + y_string, pairs)
@@ -46,16 +47,16 @@ def match_truth(matches: np.ndarray, x_item: np.ndarray, y_text: np.ndarray, tex
 
 
 def match_reach(matches: np.ndarray, x_item: np.ndarray, y_text: np.ndarray, text_item: np.ndarray,
-                texts: np.ndarray, choices: tuple[str, np.ndarray]) -> np.ndarray:
+                texts: np.ndarray, choices: tuple[str, np.ndarray], strings: tuple | None = None) -> np.ndarray:
     """``(n,) bool``: whether a right match was there to be made, given where the aligner chose from.
 
     ``choices = ("x", rows)``: each match's x row was picked among the x ``rows`` for its y row (fmap:
     every caption node picks an image node of its graph); it could be right when one of those rows
     has an item with the y row's string. ``("y", rows)``: the y row was picked among the y ``rows``
     for its x row (gw-procrustes: each sampled image picks a sampled caption); it could be right when
-    one of those rows has a string of the x row's item.
+    one of those rows has a string of the x row's item. The other arguments as in :func:`match_truth`.
     """
-    string, pairs, n_strings = item_strings(text_item, texts)
+    string, pairs, n_strings = strings or item_strings(text_item, texts)
     pair_item, pair_string = pairs // n_strings, pairs % n_strings
     side, rows = choices
     if side == "x":
@@ -91,9 +92,11 @@ class Correspondence(Metric):
         y_text = np.concatenate([result.anchors.texts, texts])
         train = result.train
         matches = np.asarray(matches).reshape(-1, 2)
-        right, chance = match_truth(matches, x_item, y_text, train.text_item, np.asarray(train.y))
+        texts = np.asarray(train.y)
+        strings = item_strings(train.text_item, texts)  # the distinct captions, found once for both
+        right, chance = match_truth(matches, x_item, y_text, train.text_item, texts, strings)
         choices = getattr(aligner, "match_choices_", ("x", np.arange(len(x_item))))
-        reach = match_reach(matches, x_item, y_text, train.text_item, np.asarray(train.y), choices)
+        reach = match_reach(matches, x_item, y_text, train.text_item, texts, choices, strings)
         kept = np.asarray(getattr(aligner, "kept_matches_", np.ones(len(right), bool)), bool)
         mean = lambda a: float(np.mean(a)) if len(a) else float("nan")  # noqa: E731
         return {"match_accuracy": mean(right), "match_chance": mean(chance), "match_ceiling": mean(reach),
