@@ -585,7 +585,7 @@ def publish(out, leaderboards, store, results, strict):
 
     from .publish import build_site, default_params
     from .store import ResultStore
-    from .submissions import known_metric_versions
+    from .submissions import known_metrics_of
 
     for path, option in ((leaderboards, "--leaderboards"), (results, "--results")):
         if path is not None and not Path(path).is_dir():
@@ -600,7 +600,7 @@ def publish(out, leaderboards, store, results, strict):
         with ResultStore(store) as stored:
             records = stored.records()
     report = build_site(Path(leaderboards), Path(out), store_records=records, results=results,
-                        known_metrics=known_metric_versions(registry), seeds=DEFAULT_SEEDS,
+                        known_metrics=known_metrics_of(registry), seeds=DEFAULT_SEEDS,
                         defaults=default_params(registry))
     for line in report.rejected:
         click.echo(f"rejected {line}", err=True)
@@ -629,7 +629,7 @@ def export(out, store, datasets, aligners, name, url, contact, notes):
     (schema alignbench-results/1; README "Publishing")."""
     from .plugins import load_registry
     from .store import ResultStore
-    from .submissions import SubmissionError, known_metric_versions, load_submission, write_export
+    from .submissions import SubmissionError, known_metrics_of, load_submission, write_export
 
     store_path = store or default_store()
     if not Path(store_path).is_file():
@@ -640,7 +640,7 @@ def export(out, store, datasets, aligners, name, url, contact, notes):
     path = write_export(records, {"name": name, "url": url, "contact": contact, "notes": notes}, Path(out))
     click.echo(f"wrote {len(records)} records to {path}", err=True)
     try:  # say now what publishing would say, while the run can still be completed
-        load_submission(path, known_metric_versions(load_registry(strict=False)), DEFAULT_SEEDS)
+        load_submission(path, known_metrics_of(load_registry(strict=False)), DEFAULT_SEEDS)
     except SubmissionError as exc:
         click.echo(f"warning: `alignbench publish` would reject it: {exc}", err=True)
 

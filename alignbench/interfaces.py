@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from typing import Any, Callable, ClassVar, Hashable, Sequence
+from typing import Any, Callable, ClassVar, Hashable, Mapping, Sequence
 
 import numpy as np
 
@@ -361,6 +361,14 @@ class Metric(Component, ABC):
     @abstractmethod
     def compute(self, result: AlignmentResult) -> dict[str, float]:
         """Named scalar scores."""
+
+    @classmethod
+    def inconsistencies(cls, values: Mapping[str, float | None]) -> list[str]:
+        """What in one cell's scores this metric's ``compute`` could never have returned together, each
+        as one phrase (a recall that falls as K grows, an accuracy above its own ceiling). ``values``
+        holds every metric's keys of the cell, None where a key does not apply. Results files are
+        checked against it before they are published; the default finds nothing."""
+        return []
 
     @classmethod
     def direction(cls, key: str) -> bool | None:

@@ -52,9 +52,10 @@ class Submission:
     records: tuple[CellRecord, ...]
 
 
-def known_metric_versions(registry) -> dict[str, str]:
-    """Metric name -> the version this installation computes."""
-    return {spec.name: str(registry.load("metric", spec.name).version) for spec in registry.specs("metric")}
+def known_metrics_of(registry) -> dict[str, type]:
+    """Metric name -> its class in this installation: the version it computes, and the relations
+    between its scores that a submitted cell must keep (``Metric.inconsistencies``)."""
+    return {spec.name: registry.load("metric", spec.name) for spec in registry.specs("metric")}
 
 
 def export_payload(records: list[CellRecord], producer: dict[str, str]) -> dict[str, Any]:
@@ -76,11 +77,11 @@ def write_export(records: list[CellRecord], producer: dict[str, str], out: Path)
     return out
 
 
-def load_submission(path: Path, known_metrics: dict[str, str], seeds: list[int],
+def load_submission(path: Path, known_metrics: dict[str, type], seeds: list[int],
                     seen: dict[str, dict] | None = None) -> Submission:
     """Read and validate one results file.
 
-    ``known_metrics``: metric name -> the version this alignbench computes. ``seeds``: the seeds every
+    ``known_metrics``: metric name -> its class in this alignbench (:func:`known_metrics_of`). ``seeds``: the seeds every
     published cell group is averaged over. ``seen``: cell key -> metrics of cells already merged (from
     the store and earlier files); a key seen with other numbers is a conflict.
     Raises SubmissionError with one line naming the file.
@@ -142,7 +143,7 @@ def _is(value: Any, kind: type) -> bool:
     return isinstance(value, kind) and not (kind is int and isinstance(value, bool))
 
 
-def _check_records(records: list[CellRecord], known_metrics: dict[str, str], seeds: list[int],
+def _check_records(records: list[CellRecord], known_metrics: dict[str, type], seeds: list[int],
                    seen: dict[str, dict]) -> list[CellRecord]:
     """The records to merge: every one checked; a cell already merged (earlier in the file, in an
     earlier file or in the store) with the same numbers is left out, so that it counts once."""
@@ -171,14 +172,16 @@ def _check_records(records: list[CellRecord], known_metrics: dict[str, str], see
         if names != (record.dataset, record.aligner, record.anchors, record.seed):
             raise ValueError(f"{where}: its config describes {names}, not the record's own cell.")
         for name, version in metric_versions:
-            if known_metrics.get(name) != version:
-                known = f"version {known_metrics[name]}" if name in known_metrics else "no such metric"
-                raise ValueError(f"{where}: metric {name} version {version} is not known here ({known}); "
+            known = str(known_metrics[name].version) if name in known_metrics else None
+            if known != version:
+                raise ValueError(f"{where}: metric {name} version {version} is not known here "
+                                 f"({'no such metric' if known is None else f'version {known}'}); "
                                  f"re-run with this alignbench's metrics.")
         if record.key != config_key({k: v for k, v in config.items() if k != "anchor_set"}):
             raise ValueError(f"{where}: key is not the hash of its config (edited after the run?); export the "
                              f"store's records unchanged.")
-        problem = _metric_problem(record.metrics)
+        problem = _metric_problem(record.metrics) or next(
+            (found for name, _ in metric_versions for found in known_metrics[name].inconsistencies(record.metrics)), "")
         if problem:
             raise ValueError(f"{where}: {problem}")
         if record.status == "ok" and not any(v is not None for v in record.metrics.values()):

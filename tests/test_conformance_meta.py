@@ -66,7 +66,7 @@ class FirstRowOnly(ToyRecall):
 
 
 def test_a_sound_metric_passes_every_check():
-    assert check_metric(ToyRecall()) == 6  # the 2 parameter checks skip: it has no numeric parameter
+    assert check_metric(ToyRecall()) == 7  # the 2 parameter checks skip: it has no numeric parameter
 
 
 def test_a_metric_that_always_returns_one_value_is_caught():
@@ -84,6 +84,18 @@ def test_a_metric_that_depends_on_item_order_is_caught():
         _run(metric_checks(FirstRowOnly()), "check_invariant_to_item_order")
 
 
+def test_a_metric_whose_scores_break_its_declared_relations_is_caught():
+    class CappedRecall(ToyRecall):
+        """Declares recall at most 0.5: the perfect alignment's 1.0 breaks it."""
+
+        @classmethod
+        def inconsistencies(cls, values):
+            return [f"recall = {values['recall']} is above 0.5"] if values["recall"] > 0.5 else []
+
+    with pytest.raises(AssertionError, match="on the perfect alignment: recall = 1.0 is above 0.5"):
+        _run(metric_checks(CappedRecall()), "check_scores_keep_their_declared_relations")
+
+
 def test_the_reference_alignments_are_what_they_claim():
     perfect, random = toy_result(), random_result()
     assert np.array_equal(perfect.test.x, random.test.x) and np.array_equal(perfect.anchors.x, random.anchors.x)
@@ -98,7 +110,7 @@ def test_expected_failures_on_the_class_apply_to_every_kind():
     class Declared(AlwaysHalf):
         expected_failures = {"check_perfect_beats_random": "a constant, on purpose"}
 
-    assert check_metric(Declared()) == 6
+    assert check_metric(Declared()) == 7
     with pytest.raises(AssertionError, match="was expected to fail .* but passed; remove it"):
         class Stale(ToyRecall):
             expected_failures = {"check_perfect_beats_random": "no longer true"}

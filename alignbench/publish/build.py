@@ -34,7 +34,7 @@ class SiteReport:
 
 
 def build_site(leaderboards: Path, out: Path, *, store_records: list[CellRecord] | None = None,
-               results: Path | None = None, known_metrics: dict[str, str], seeds: list[int],
+               results: Path | None = None, known_metrics: dict[str, type], seeds: list[int],
                defaults: Callable[[str, str], dict | None] = lambda kind, name: None) -> SiteReport:
     """Write the site for ``leaderboards/*.json`` (+ the store's provenance, + ``results/*.json``) to ``out``.
 

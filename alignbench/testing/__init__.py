@@ -513,8 +513,15 @@ def metric_checks(metric: Metric) -> list[Check]:
                      if not np.isclose(before[k], after[k], rtol=1e-5, atol=1e-8, equal_nan=True)]
             assert not moved, f"reordering the items (with their texts) changed the {name} alignment's {'; '.join(moved)}"
 
+    def check_scores_keep_their_declared_relations():
+        # Results files are held to ``inconsistencies``: the metric's own scores must pass it.
+        for name, result in (("perfect", toy_result()), ("random", random_result())):
+            problems = type(metric).inconsistencies(metric.compute(result))
+            assert not problems, f"on the {name} alignment: {'; '.join(problems)}"
+
     return _suite(metric, (check_returns_finite_floats, check_declares_directions, check_deterministic,
-                           check_has_version, check_perfect_beats_random, check_invariant_to_item_order))
+                           check_has_version, check_perfect_beats_random, check_invariant_to_item_order,
+                           check_scores_keep_their_declared_relations))
 
 
 def check_metric(metric: Metric) -> int:

@@ -18,6 +18,7 @@ import numpy as np
 
 from alignbench import AlignmentResult, Metric
 from alignbench_plugins.geometry.graphs import distinct_rows
+from alignbench_plugins.metrics.consistency import at_least, score
 
 
 def item_strings(text_item: np.ndarray, texts: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
@@ -81,6 +82,16 @@ class Correspondence(Metric):
     version = "2"  # 2: match_ceiling
     higher_is_better = {"match_accuracy": True, "kept_match_accuracy": True, "matches_kept": True,
                         "match_chance": False, "match_ceiling": True}
+
+    @classmethod
+    def inconsistencies(cls, values):
+        """An accuracy above the ceiling (a right match is always reachable) or a count of kept
+        matches that is not a whole number."""
+        problems = at_least(values, "match_accuracy", "match_ceiling", "a right match is always reachable")
+        kept = score(values, "matches_kept")
+        if kept is not None and kept != int(kept):
+            problems.append(f"matches_kept = {kept:g} is not a whole number of matches")
+        return problems
 
     def compute(self, result: AlignmentResult) -> dict[str, float]:
         aligner = result.aligner

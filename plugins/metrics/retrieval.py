@@ -28,6 +28,7 @@ import numpy as np
 
 from alignbench import AlignmentResult, Metric, Range
 from alignbench.arrays import l2_normalize
+from alignbench_plugins.metrics.consistency import at_least, mean_problems, median_problems, recall_order_problems
 
 
 # Rounding error of a float32 dot product of length k grows like sqrt(k) ulps (pairwise and
@@ -303,6 +304,19 @@ class Retrieval(Metric):
         self.block_size = block_size
         self.paper_i2t = paper_i2t
 
+    @classmethod
+    def inconsistencies(cls, values):
+        """Recall@K falling as K grows; ``mean_R@1`` not the mean of the two R@1; an MRR below its
+        R@1 (a hit at rank 1 adds 1 to both); ``t2i_MRR`` other than ``t2i_mAP`` (one relevant image);
+        a median rank on the wrong side of a K that more or fewer than half the queries hit within
+        (image -> text only one way: ``paper_i2t`` counts hits within ``ceil(K / 5)``)."""
+        problems = recall_order_problems(values, "i2t_R@") + recall_order_problems(values, "t2i_R@")
+        problems += mean_problems(values, "mean_R@1", ("i2t_R@1", "t2i_R@1"))
+        for direction in ("i2t", "t2i"):
+            problems += at_least(values, f"{direction}_R@1", f"{direction}_MRR", "a hit at rank 1 adds 1 to both")
+        problems += mean_problems(values, "t2i_MRR", ("t2i_mAP", "t2i_mAP"))
+        return problems + median_problems(values, "i2t", both_ways=False) + median_problems(values, "t2i", both_ways=True)
+
     def compute(self, result: AlignmentResult) -> dict[str, float]:
         ranks = shared_ranks(result, self.similarity, self.block_size)
         return retrieval_scores(ranks.i2t, ranks.t2i, result.test.text_item, result.test.n_items, self.ks,
@@ -379,6 +393,18 @@ class ClassRetrieval(Metric):
     def __init__(self, ks: tuple[int, ...] = (1, 5, 10), block_size: int = 256):
         self.ks = ks
         self.block_size = block_size
+
+    @classmethod
+    def inconsistencies(cls, values):
+        """Recall@K falling as K grows; ``class_mean_R@1`` not the mean of the two R@1; a class
+        R@K below retrieval's R@K of the same cell (a query's own item or text is of its class, so
+        its class rank is never worse)."""
+        problems = recall_order_problems(values, "class_i2t_R@") + recall_order_problems(values, "class_t2i_R@")
+        problems += mean_problems(values, "class_mean_R@1", ("class_i2t_R@1", "class_t2i_R@1"))
+        for key in sorted(values):
+            if key.startswith(("i2t_R@", "t2i_R@")):
+                problems += at_least(values, key, f"class_{key}", "a query's own match is of its class")
+        return problems
 
     def compute(self, result: AlignmentResult) -> dict[str, float]:
         labels = result.test.labels

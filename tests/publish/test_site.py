@@ -14,7 +14,7 @@ from alignbench.errors import AlignbenchError
 from alignbench.plugins import load_registry
 from alignbench.publish import build_site
 from alignbench.store import ResultStore
-from alignbench.submissions import known_metric_versions
+from alignbench.submissions import known_metrics_of
 
 COMMITTED = Path(__file__).parent.parent.parent / "leaderboards"
 
@@ -104,7 +104,7 @@ def test_a_store_with_other_numbers_lends_no_provenance(tiny_site, tmp_path):
     changed = [r.__class__(**{**r.__dict__, "metrics": {**r.metrics, "mean_R@1": 0.0}}) if r.status == "ok" else r
                for r in records]
     report = build_site(tiny_site.leaderboards, tmp_path / "site", store_records=changed,
-                        known_metrics=known_metric_versions(registry), seeds=DEFAULT_SEEDS)
+                        known_metrics=known_metrics_of(registry), seeds=DEFAULT_SEEDS)
     assert report.store_disagreements == sum(r.status == "ok" and r.metrics["mean_R@1"] != 0.0 for r in records) > 0
     html = (tmp_path / "site" / "synthetic-correlated.html").read_text()
     assert not any(r.key in html for r in records if r.status == "ok" and r.metrics["mean_R@1"] != 0.0)
@@ -112,7 +112,7 @@ def test_a_store_with_other_numbers_lends_no_provenance(tiny_site, tmp_path):
 
 def test_publish_refuses_a_folder_it_did_not_make_and_replaces_one_it_did(tmp_path):
     registry = load_registry()
-    known = known_metric_versions(registry)
+    known = known_metrics_of(registry)
     foreign = tmp_path / "mine"
     foreign.mkdir()
     (foreign / "notes.txt").write_text("keep me")
@@ -152,7 +152,7 @@ def test_a_submission_under_another_setting_gets_a_page_of_its_own(tiny_site, tm
     (tmp_path / "results" / "other.json").write_text(json.dumps(export_payload(records, {"name": "B"})))
     registry = load_registry()
     report = build_site(tiny_site.leaderboards, tmp_path / "site", results=tmp_path / "results",
-                        known_metrics=known_metric_versions(registry), seeds=seeds)
+                        known_metrics=known_metrics_of(registry), seeds=seeds)
     assert report.rejected == [] and len(report.accepted) == 1
     pages = sorted(p.name for p in report.pages if p.name != "index.html")
     assert len(pages) == 2 and all(re.fullmatch(r"synthetic-correlated-[0-9a-f]{8}\.html", p) for p in pages)

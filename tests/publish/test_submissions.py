@@ -10,14 +10,14 @@ from click.testing import CliRunner
 
 from alignbench.cli import DEFAULT_SEEDS, cli
 from alignbench.plugins import load_registry
-from alignbench.submissions import SCHEMA, SubmissionError, known_metric_versions, load_submission
+from alignbench.submissions import SCHEMA, SubmissionError, known_metrics_of, load_submission
 
 COMMITTED = Path(__file__).parent.parent.parent / "leaderboards"
 
 
 @pytest.fixture(scope="module")
 def known():
-    return known_metric_versions(load_registry())
+    return known_metrics_of(load_registry())
 
 
 def rejected_lines(output: str) -> dict[str, str]:
@@ -90,6 +90,8 @@ def good_payload(tiny_site) -> dict:
     (lambda p: p["records"][0].update(aligner="a/b"), "aligner name 'a/b' is not a plugin name"),
     (lambda p: [r.update(metrics={}) for r in p["records"] if r["status"] == "ok"], "status ok but no metric"),
     (lambda p: p["records"][0]["metrics"].update({"i2t_median_rank": 0.5}), "below 1 (ranks start at 1)"),
+    (lambda p: p["records"][0]["metrics"].update({"t2i_R@1": 0.9, "t2i_R@5": 0.2}),
+     "t2i_R@5 = 0.2 is below t2i_R@1 = 0.9, but recall cannot fall as K grows"),
     (lambda p: p["records"][0].update(fitted=[1]), "wrong types for ['fitted']"),
     (lambda p: p["records"][0]["fitted"].update(k=[1], ok=2), "fitted ['k'] are not finite numbers"),
 ])
