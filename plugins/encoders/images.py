@@ -48,22 +48,31 @@ def to_rgb(item: Any):
     return item.convert("RGB")
 
 
-def imagenet_tensor(items: list, size: int = 224, resize: int = 256):
-    """Resize the shorter side to ``resize``, centre-crop ``size``, scale to [0, 1], ImageNet-normalize:
-    ``(n, 3, size, size)`` float32 (slices of the batch in threads, see :func:`in_slices`)."""
+# The TF "edge" models (EfficientNet-Lite) were trained on inputs scaled inception-style, (x - 127) / 128
+# of the 0-255 value, for their quantized forms: the TF builder's MEAN_RGB and STDDEV_RGB, in [0, 1] units.
+INCEPTION_MEAN = (127 / 255,) * 3
+INCEPTION_STD = (128 / 255,) * 3
+
+
+def imagenet_tensor(items: list, size: int = 224, resize: int = 256, mean: tuple[float, ...] = IMAGENET_MEAN,
+                    std: tuple[float, ...] = IMAGENET_STD):
+    """Resize the shorter side to ``resize``, centre-crop ``size``, scale to [0, 1], normalize by the
+    channels' ``mean`` and ``std`` (default ImageNet's): ``(n, 3, size, size)`` float32 (slices of
+    the batch in threads, see :func:`in_slices`)."""
     import torch
 
     out = np.empty((len(items), 3, size, size), dtype=np.float32)
+    mean, std = np.asarray(mean, np.float64), np.asarray(std, np.float64)  # as the tuples always were
 
     def fill(part: range) -> None:
         for i in part:
-            out[i] = _imagenet_pixels(items[i], size, resize)
+            out[i] = _imagenet_pixels(items[i], size, resize, mean, std)
 
     in_slices(range(len(items)), fill)
     return torch.from_numpy(out)
 
 
-def _imagenet_pixels(item: Any, size: int, resize: int) -> np.ndarray:
+def _imagenet_pixels(item: Any, size: int, resize: int, mean: np.ndarray, std: np.ndarray) -> np.ndarray:
     from PIL import Image
 
     image = to_rgb(item)
@@ -73,7 +82,7 @@ def _imagenet_pixels(item: Any, size: int, resize: int) -> np.ndarray:
     w, h = image.size
     left, top = (w - size) // 2, (h - size) // 2
     array = np.asarray(image.crop((left, top, left + size, top + size)), dtype=np.float32) / 255.0
-    return ((array - IMAGENET_MEAN) / IMAGENET_STD).transpose(2, 0, 1)
+    return ((array - mean) / std).transpose(2, 0, 1)
 
 
 def processor_pixels(processor: Any, items: list, device: Any = None):

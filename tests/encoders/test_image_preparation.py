@@ -13,7 +13,8 @@ transformers = needs_extra("transformers", "encoders")
 
 from alignbench.errors import InvalidInputError  # noqa: E402
 from alignbench_plugins.encoders.images import (  # noqa: E402
-    _imagenet_pixels, imagenet_tensor, in_slices, processor_pixels, to_rgb,
+    IMAGENET_MEAN, IMAGENET_STD, INCEPTION_MEAN, INCEPTION_STD, _imagenet_pixels, imagenet_tensor, in_slices,
+    processor_pixels, to_rgb,
 )
 
 rng = np.random.default_rng(0)
@@ -46,9 +47,22 @@ def test_the_default_follows_torchs_thread_limit(monkeypatch):
 def test_imagenet_pixels_in_threads_are_the_one_by_one_pixels(monkeypatch):
     monkeypatch.setattr(torch, "get_num_threads", lambda: 4)
     together = imagenet_tensor(IMAGES, size=32, resize=40)
-    one_by_one = np.stack([_imagenet_pixels(image, 32, 40) for image in IMAGES]).astype(np.float32)
+    mean, std = np.asarray(IMAGENET_MEAN), np.asarray(IMAGENET_STD)
+    one_by_one = np.stack([_imagenet_pixels(image, 32, 40, mean, std) for image in IMAGES]).astype(np.float32)
     assert together.dtype == torch.float32
     np.testing.assert_array_equal(together.numpy(), one_by_one)
+
+
+@pytest.mark.parametrize("value", [0, 127, 128, 200, 255])
+def test_pixels_are_scaled_by_the_formula_of_each_convention(value):
+    """A flat grey image stays flat through resizing and cropping; its pixels are then ImageNet's
+    ``(v / 255 - mean) / std`` per channel, or the TF edge models' ``(v - 127) / 128``."""
+    grey = np.full((50, 70, 3), value, dtype=np.uint8)
+    imagenet = imagenet_tensor([grey], size=32, resize=40).numpy()[0]
+    expected = (value / 255 - np.asarray(IMAGENET_MEAN)) / np.asarray(IMAGENET_STD)
+    np.testing.assert_allclose(imagenet, np.broadcast_to(expected[:, None, None], imagenet.shape), rtol=1e-6, atol=1e-6)
+    inception = imagenet_tensor([grey], size=32, resize=40, mean=INCEPTION_MEAN, std=INCEPTION_STD).numpy()[0]
+    np.testing.assert_allclose(inception, np.full(inception.shape, (value - 127) / 128), rtol=0, atol=1e-6)
 
 
 def test_processor_pixels_in_threads_are_the_processors_own_for_the_whole_batch(monkeypatch):

