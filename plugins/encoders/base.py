@@ -34,12 +34,14 @@ subclass with more parameters lists them all in its own ``__init__``.
 from __future__ import annotations
 
 from abc import abstractmethod
+from contextlib import nullcontext
 from typing import Any, ClassVar, Literal, Sequence
 
 import numpy as np
 
 from alignbench import Encoder, Range
 
+from .heap import heap_kept
 from .images import check_image_items
 from .runtime import (EncoderUnavailableError, encode_in_batches, importable, place, require, resolve_device,
                       versions, weights_identity)
@@ -159,8 +161,9 @@ class TorchEncoder(Encoder):
         if not items:
             return np.zeros((0, self.dim), np.float32)
         model = self.model
-        return encode_in_batches(items, self.batch_size, lambda batch: self.features(model, batch), self.normalize,
-                                 self.dim)
+        with heap_kept() if self.runs_on() == "cpu" else nullcontext():
+            return encode_in_batches(items, self.batch_size, lambda batch: self.features(model, batch),
+                                     self.normalize, self.dim)
 
 
 def sample_item(modality: str) -> Any:

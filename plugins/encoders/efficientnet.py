@@ -29,7 +29,8 @@ class EfficientNetLite0Encoder(TorchEncoder):
 
     ``batch_size`` defaults to 4, not 32: the depthwise convolutions are memory-bound, and a batch
     of 4 keeps its activations in the CPU's caches where a batch of 32 does not (on 2 cores the model
-    ran 3.5x faster, encoding end to end 2.7x: tests/benchmarks/test_bench_encoders.py). The rows
+    ran 3.1x faster, encoding in a fresh process 1.9x, and 3.0x with the heap kept between batches:
+    tests/benchmarks/test_bench_encoders.py, plugins/encoders/heap.py). The rows
     were the same bits for every batch from 2 to 32 there (a batch of 1 takes other kernels, which
     move them by float32 rounding). On a GPU pass a larger batch.
     """

@@ -131,7 +131,9 @@ def images_of(shape, n, seed=0):
 def test_efficientnet_batch_of_4_against_32_and_the_matmul_rate(benchmark, shape):
     """The model alone and the encoder end to end (the images prepared to 224 px), batches of 4
     and 32 alternating with the 2048^2 matmul in one run; the FLOPs per image are torch's own count
-    (FlopCounterMode, 2 per multiply-add). The two batch sizes must give the same rows."""
+    (FlopCounterMode, 2 per multiply-add). The two batch sizes must give the same rows. In one
+    process the batches of 32 leave glibc's heap ready for those of 4: the test below times each
+    configuration in a process of its own, as a sweep runs it."""
     needs_extra("efficientnet_lite_pytorch", "encoders")
     small = EfficientNetLite0Encoder(device="cpu")
     large = EfficientNetLite0Encoder(device="cpu", batch_size=32)
@@ -173,3 +175,50 @@ def test_efficientnet_batch_of_4_against_32_and_the_matmul_rate(benchmark, shape
           f"end {best['encode_4']:.0f} vs {best['encode_32']:.0f} images/s ({best['encode_4'] / best['encode_32']:.2f}x); "
           f"float32 matmul {best['matmul']:.0f} GFLOP/s, the model at batch 4 {share:.0%} of it")
     benchmark.pedantic(model_rate, args=(4,), rounds=1, iterations=1)
+
+
+FRESH_PROCESS_ENCODING = """
+import sys, time
+from contextlib import nullcontext
+import numpy as np
+from alignbench_plugins.encoders import base
+from alignbench_plugins.encoders.efficientnet import EfficientNetLite0Encoder
+heap, batch, n = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+if heap == "default":
+    base.heap_kept = lambda: nullcontext(False)
+images = list(np.random.default_rng(0).integers(0, 256, (n, 28, 28), dtype=np.uint8))
+encoder = EfficientNetLite0Encoder(device="cpu", batch_size=batch)
+encoder.encode(images[:4])
+started = time.perf_counter()
+encoder.encode(images)
+print(n / (time.perf_counter() - started))
+"""
+
+
+@pytest.mark.benchmark(group="EfficientNet-Lite0 encoding in a fresh process: batch size and heap")
+def test_efficientnet_encoding_in_a_fresh_process_with_and_without_the_heap_kept(benchmark):
+    """How a sweep encodes: a new process, one batch size throughout. glibc's heap behaves by what
+    it has seen (a batch of 32 earlier in the process makes batches of 4 faster), so each
+    configuration runs in a process of its own, alternating: batch 32 and glibc's default heap (the
+    encoder before), batch 4 with the default heap, batch 4 with the heap kept (now)."""
+    import subprocess
+    import sys
+
+    needs_extra("efficientnet_lite_pytorch", "encoders")
+    configurations = {"batch 32, default heap": ("default", 32), "batch 4, default heap": ("default", 4),
+                      "batch 4, heap kept": ("kept", 4)}
+    n_images, rounds = (8, 1) if benchmark.disabled else (256, 3)
+    if benchmark.disabled:  # the smoke run: one process is enough to show the script works
+        configurations = {name: configurations[name] for name in ("batch 4, heap kept",)}
+    rates = {name: [] for name in configurations}
+    for _ in range(rounds):
+        for name, (heap, batch) in configurations.items():
+            done = subprocess.run([sys.executable, "-c", FRESH_PROCESS_ENCODING, heap, str(batch), str(n_images)],
+                                  capture_output=True, text=True, check=True)
+            rates[name].append(float(done.stdout.split()[-1]))
+    best = {name: max(values) for name, values in rates.items()}
+    assert all(value > 0 for value in best.values())
+    benchmark.extra_info.update({f"{name} images_per_s": value for name, value in best.items()})
+    print("\nEfficientNet-Lite0 encoding 28 x 28 images, fresh processes, best of "
+          f"{rounds}: " + ", ".join(f"{name} {value:.0f} images/s" for name, value in best.items()))
+    benchmark.pedantic(lambda: None, rounds=1, iterations=1)
