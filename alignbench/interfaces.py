@@ -265,7 +265,12 @@ class Aligner(Component, ABC):
         its scores: a chosen dimension, an early stop, how much of a method took part (a loss term
         dropped for want of anchors, a matching that found nothing), so that a row whose columns are
         different models, or another method in disguise, says so. Names map to numbers, strings or
-        booleans. Called after ``fit``; the default reports nothing."""
+        booleans. Subclasses implement ``_fit_report``; before ``fit`` this is a NotFittedError."""
+        self._check_fitted()
+        return self._fit_report()
+
+    def _fit_report(self) -> dict[str, Any]:
+        """The report of a fitted aligner (see :meth:`fit_report`); the default reports nothing."""
         return {}
 
     @abstractmethod

@@ -216,7 +216,7 @@ class _Centring(alignbench.Aligner):
     def _transform_y(self, y):
         return y - self.my_
 
-    def fit_report(self):
+    def _fit_report(self):
         import numpy as np
 
         return {"sound": {"anchors_seen": self.n_, "centred": True},
@@ -236,3 +236,18 @@ def test_the_suite_checks_what_the_fit_reports(report, message):
         return
     with pytest.raises(AssertionError, match=message):
         check()
+
+
+def test_a_report_that_skips_the_fitted_check_is_caught():
+    """An aligner overriding the public ``fit_report`` (not ``_fit_report``) answers before ``fit``
+    with an AttributeError, or with nothing; the suite wants the NotFittedError the transforms give."""
+
+    class Unguarded(_Centring):
+        def fit_report(self):
+            return {"anchors_seen": self.n_}
+
+    [check] = [c for c in aligner_checks(Unguarded()) if c.id.endswith("-check_transform_before_fit")]
+    with pytest.raises(AssertionError, match="fit_report before fit"):
+        check()
+    [sound] = [c for c in aligner_checks(_Centring()) if c.id.endswith("-check_transform_before_fit")]
+    sound()

@@ -254,6 +254,7 @@ def aligner_checks(aligner: Aligner) -> list[Check]:
 
     def check_transform_before_fit():
         _expect(NotFittedError, lambda: _fresh(aligner).transform_x(x), "transform_x before fit")
+        _expect(NotFittedError, lambda: _fresh(aligner).fit_report(), "fit_report before fit")
 
     def check_fit_report():
         # What the runner records with each cell: plain values (fitted_choices says what is wrong in one

@@ -155,7 +155,7 @@ class FunctionalMapAligner(Aligner):
         self.descriptors_ = "+".join(used)
         return np.concatenate(f, axis=1), np.concatenate(g, axis=1)
 
-    def fit_report(self):
+    def _fit_report(self):
         """What the functional map was fitted on and with: the share of each side's items in its graph's
         largest component (``graph_share_x/_y``), the anchor pairs whose two rows are in them
         (``graph_anchors``; pairs, though identical captions share one node), the

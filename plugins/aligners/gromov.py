@@ -79,7 +79,7 @@ class GromovWassersteinAligner(Aligner):
         self.matches_ = np.stack([rows_y[match], rows_x], axis=1)
         self.match_choices_ = ("y", rows_y)  # each sampled x row picked its y row among the y sample
 
-    def fit_report(self):
+    def _fit_report(self):
         """The entropic solver's ``coupling_peakedness`` (near ``1 / n_samples``: GW found nothing). The
         exact solver returns a permutation whatever its quality, so none is reported; whether GW's
         matches are right is the correspondence metric's ``match_accuracy``, against ``match_chance``."""

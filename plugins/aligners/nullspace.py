@@ -97,7 +97,7 @@ class NullSpaceAligner(Aligner):
         self.w_x_, self.w_y_ = w[:, :rx], -w[:, rx:]
         self.residuals_ = np.sqrt(np.clip(eigvals[:k], 0, None))
 
-    def fit_report(self):
+    def _fit_report(self):
         """The rule that chose ``k`` (the space's ``dim``): ``exact``, zero eigenvalues (rule 1); ``gap``,
         the largest jump (rule 3); ``all``, no jump, ``min(rx, ry)``; ``given``, ``n_components``.
         ``noise_floor``: whether rule 2 cut both sides at a shared noise floor first. ``directions_x``,

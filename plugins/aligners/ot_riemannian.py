@@ -307,7 +307,7 @@ class OTRiemannianAligner(Aligner):
                 for p, saved in zip(params, best_state):
                     p.copy_(saved)
 
-    def fit_report(self):
+    def _fit_report(self):
         """The steps run and the one kept (early stopping on held-out InfoNCE over ``validation_pairs``;
         0 of them: every step, the last kept), and whether the Riemannian term took part."""
         return {"steps_run": self.epochs_run_, "best_step": self.best_epoch_,

@@ -50,7 +50,7 @@ class ProcrustesAligner(Aligner):
         cross = self.side_x_.prepare(xa).T @ self.side_y_.prepare(ya)
         self.rotation_ = rotation_from_cross(self.side_x_.basis.T @ cross @ self.side_y_.basis)
 
-    def fit_report(self):
+    def _fit_report(self):
         """``map_rank``: the numerical rank of the anchors' cross-covariance (singular values above
         ``RANK_TOL`` of the largest), the directions the map keeps (it sends the rest of x to 0, see
         ``orthogonal_map``). Below ``dim``, every item lands in a ``map_rank``-dimensional subspace of the

@@ -137,7 +137,7 @@ class ReportingAligner(CountingAligner):
         super()._fit(xa, ya, xu, yu)
         self.n_ = len(xa)
 
-    def fit_report(self):
+    def _fit_report(self):
         return self.REPORTS[self.report](self)
 
 
