@@ -215,3 +215,22 @@ def test_an_entry_without_its_sidecar_is_listed_and_removable(tmp_path):
     entry.path.with_suffix(".json").unlink()
     assert [e.key for e in cache.entries()] == [entry.key]
     assert cache.remove([entry.key[:6]]) == 1 and list(tmp_path.iterdir()) == []
+
+
+def test_an_encoder_whose_version_changes_is_encoded_and_its_cells_run_again(registry, tmp_path, monkeypatch):
+    """Code that gives other embeddings for the same parameters and weights bumps the encoder's
+    ``version``: neither the embedding cache nor the results store may serve the old code's."""
+    from alignbench.store import ResultStore
+
+    sweep = Sweep(aligners=[("lstsq", {})], datasets=[("raw-toy", {})], levels=[10], seeds=[0],
+                  encoders={"image": ("toy-image", {}), "text": ("toy-text", {})})
+    ToyImageEncoder.calls = 0
+    with ResultStore(tmp_path / "s.sqlite") as store:
+        Runner(registry, store, cache=EmbeddingCache(tmp_path / "c")).run(sweep)
+        assert ToyImageEncoder.calls == 2
+        same = Runner(registry, store, cache=EmbeddingCache(tmp_path / "c")).run(sweep)
+        assert same.ran == 0 and ToyImageEncoder.calls == 2
+        monkeypatch.setattr(ToyImageEncoder, "version", "2")
+        bumped = Runner(registry, store, cache=EmbeddingCache(tmp_path / "c")).run(sweep)
+        assert bumped.ran == 1 and ToyImageEncoder.calls == 4  # train and test encoded anew
+        assert len(store.records()) == 2
