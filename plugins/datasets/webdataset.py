@@ -1,6 +1,7 @@
 """WebDataset tar shards, as CLIP_benchmark writes them for retrieval: ``DIR/{train,test}/N.tar``, each
 sample an image (``KEY.jpg``/``.jpeg``/``.png``/``.webp``) and its captions (``KEY.txt``, one caption a
-line; or ``KEY.json`` with ``caption``/``captions``/``text``, as img2dataset writes)."""
+line; or ``KEY.json`` with ``caption``/``captions``/``text``, as img2dataset writes; where a sample
+has both, as img2dataset's do, the ``.txt`` alone)."""
 
 from __future__ import annotations
 
@@ -44,24 +45,30 @@ def shard_records(shard: Path, split: str | None, label: str) -> list[Record]:
     """The samples of one shard, read once in order (streamed: only the captions are kept, each image
     is referenced by its byte range in the shard and hashed for its id)."""
     images: dict[str, tuple[TarMember, bytes]] = {}
-    captions: dict[str, list[str]] = {}
+    # A sample's captions come from its .txt, else from its .json: img2dataset writes the caption into
+    # both, and webdataset's writer stores a sample's files in sorted order (.json before .txt).
+    txt_captions: dict[str, list[str]] = {}
+    json_captions_of: dict[str, list[str]] = {}
     order: list[str] = []
+    seen: set[str] = set()
     with tarfile.open(shard, "r:") as tar:
         for member in tar:
             if not member.isfile():
                 continue
             key, extension = split_name(member.name)
-            if key not in images and key not in captions:
+            if key not in seen:
+                seen.add(key)
                 order.append(key)
             if extension in IMAGE_EXTENSIONS and key not in images:
                 data = tar.extractfile(member).read()
                 images[key] = (TarMember(str(shard), member.offset_data, member.size), data)
             elif extension == "txt":
-                captions.setdefault(key, []).extend(
+                txt_captions.setdefault(key, []).extend(
                     line.strip() for line in tar.extractfile(member).read().decode("utf-8").splitlines() if line.strip())
-            elif extension == "json" and key not in captions:
-                captions[key] = json_captions(tar.extractfile(member).read())
-    return [Record(content_id(f"{label}/{key}", images[key][1]), images[key][0], tuple(captions.get(key, ())), split)
+            elif extension == "json" and key not in json_captions_of:
+                json_captions_of[key] = json_captions(tar.extractfile(member).read())
+    return [Record(content_id(f"{label}/{key}", images[key][1]), images[key][0],
+                   tuple(txt_captions.get(key) or json_captions_of.get(key, ())), split)
             for key in order if key in images]
 
 

@@ -90,8 +90,9 @@ def test_a_wrong_layout_is_one_line_naming_the_expected_one(tmp_path, make, mess
 # --------------------------------------------------------------------------------------- webdataset
 
 
-@pytest.mark.parametrize("captions", ["txt", "json"])
+@pytest.mark.parametrize("captions", ["txt", "json", "img2dataset"])
 def test_webdataset_reads_clip_benchmark_shards(tmp_path, captions):
+    """img2dataset's samples hold the caption in a .json (stored first) and a .txt: read once."""
     dataset = WebDataset(path=str(webdataset_shards(tmp_path / "wds", captions)))
     splits = dataset.load()
     check_coco_rules(splits)

@@ -99,7 +99,9 @@ def hf_dataset(root: Path, form: str = "dict") -> Path:
 
 def webdataset_shards(root: Path, captions: str = "txt", splits: bool = True, per_shard: int = 3) -> Path:
     """CLIP_benchmark's retrieval layout: ``root/{train,restval,val,test}/N.tar`` with ``nshards.txt``; samples
-    ``sNNNNNNN.jpg`` (or .png) + ``.txt`` (one caption a line) or ``.json`` ({"captions": [...]})."""
+    ``sNNNNNNN.jpg`` (or .png) + ``.txt`` (one caption a line) or ``.json`` ({"captions": [...]}); with
+    ``captions="img2dataset"`` both, as img2dataset writes them (the .json holding the first caption
+    and the sample's metadata), each sample's files in sorted order, as webdataset's TarWriter stores them."""
     data = photos()
     groups: dict[str, list] = {}
     for i, item in enumerate(data):
@@ -112,8 +114,14 @@ def webdataset_shards(root: Path, captions: str = "txt", splits: bool = True, pe
             with tarfile.open(root / split / f"{n}.tar", "w") as tar:
                 for i, (name, content, caps) in shard:
                     key = f"s{i:07d}"
-                    text = ("\n".join(caps) if captions == "txt" else json.dumps({"captions": caps})).encode()
-                    for extension, payload in ((name.rsplit(".", 1)[1], content), (captions, text)):
+                    files = {name.rsplit(".", 1)[1]: content}
+                    if captions in ("txt", "img2dataset"):
+                        files["txt"] = "\n".join(caps).encode()
+                    if captions == "json":
+                        files["json"] = json.dumps({"captions": caps}).encode()
+                    if captions == "img2dataset":
+                        files["json"] = json.dumps({"caption": caps[0], "key": key, "status": "success"}).encode()
+                    for extension, payload in sorted(files.items()):
                         info = tarfile.TarInfo(f"{key}.{extension}")
                         info.size = len(payload)
                         tar.addfile(info, io.BytesIO(payload))
