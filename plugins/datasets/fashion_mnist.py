@@ -82,8 +82,10 @@ class FashionMNIST(Dataset):
         labels = read_idx(labels_file, 8).astype(np.int64)
         if len(images) != len(labels):
             raise DatasetNotFoundError(f"fashion-mnist: {images_file} and {labels_file} disagree in length.\n{LAYOUT}")
-        chosen = np.arange(len(images)) if limit is None or limit >= len(images) else np.sort(
-            rng.permutation(len(images))[:limit])
+        # The permutation is drawn even when every image is kept, so that the test subset, drawn
+        # after it from the same generator, does not depend on n_train.
+        order = rng.permutation(len(images))
+        chosen = np.arange(len(images)) if limit is None or limit >= len(images) else np.sort(order[:limit])
         captions = [captions_for(int(labels[i])) for i in chosen]
         return PairedData(
             x=[images[i] for i in chosen],

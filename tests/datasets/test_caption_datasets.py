@@ -78,6 +78,16 @@ def test_fashion_mnist_reader_on_generated_idx_files(tmp_path):
     assert "ankle boot" in splits.test.y[5 * 9] or splits.test.labels[9] != 9
 
 
+def test_fashion_mnist_test_subset_does_not_depend_on_n_train(tmp_path):
+    """Rows with other train sizes are scored on the same held-out images (the train draw, made first
+    from the same generator, used to be skipped when every train image was kept)."""
+    root = str(fashion_idx(tmp_path))
+    tests = {n_train: FashionMNIST(data_dir=root, n_train=n_train, n_test=8).load().test.item_ids
+             for n_train in (12, 25, 30, 1000, None)}
+    assert len(set(tests.values())) == 1, tests
+    assert FashionMNIST(data_dir=root, n_train=12, n_test=8, seed=1).load().test.item_ids != tests[12]
+
+
 def test_fashion_mnist_missing_files_say_how_to_get_them(tmp_path):
     dataset = FashionMNIST(data_dir=str(tmp_path))
     assert not dataset.available()
