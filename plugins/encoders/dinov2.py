@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Literal
 
+from alignbench.errors import InvalidParameterError
+
 from .base import Precision, TorchEncoder, missing_weights
 from .images import processor_pixels
 from .runtime import require
@@ -47,8 +49,17 @@ class DINOv2Encoder(TorchEncoder):
         transformers = require("transformers")
         source = self.weights_source()
         try:
+            model_type = transformers.AutoConfig.from_pretrained(source).model_type
+            if model_type != "dinov2":
+                # Dinov2Model would load such a checkpoint with a warning and without its extra tokens
+                # (DINOv2 with registers runs without its register tokens): other features, silently.
+                raise InvalidParameterError(
+                    f"dinov2: {source} holds a {model_type!r} model, not DINOv2; encode it with "
+                    f"--image-encoder hf-image --param hf-image.weights={source} (it skips register tokens).")
             model = transformers.Dinov2Model.from_pretrained(source, attn_implementation="sdpa")
         except (OSError, ValueError) as exc:
+            if isinstance(exc, InvalidParameterError):
+                raise
             raise missing_weights("DINOv2", source, exc,
                                   "No package ships them: pass --param dinov2.weights=/path/to/dir (a "
                                   "Dinov2Model.save_pretrained directory), or run where the Hugging Face hub is "

@@ -38,6 +38,25 @@ def test_dinov2_loading_path_on_a_tiny_random_model(tiny_dinov2_dir):
     np.testing.assert_array_equal(cls, DINOv2Encoder(weights=tiny_dinov2_dir, device="cpu").encode(IMAGES))
 
 
+def test_a_dinov2_with_registers_checkpoint_is_refused_with_the_encoder_that_reads_it(tmp_path):
+    """Dinov2Model would load it with a warning, without its register tokens: other features."""
+    from alignbench.errors import InvalidParameterError
+    from alignbench_plugins.encoders.hf_image import HFImageEncoder
+
+    torch.manual_seed(0)
+    config = transformers.Dinov2WithRegistersConfig(hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                                                    intermediate_size=64, patch_size=14, image_size=224,
+                                                    num_register_tokens=4)
+    transformers.Dinov2WithRegistersModel(config).save_pretrained(tmp_path)
+    transformers.BitImageProcessor(size={"shortest_edge": 256}, crop_size={"height": 224, "width": 224}).save_pretrained(tmp_path)
+    with pytest.raises(InvalidParameterError) as refused:
+        DINOv2Encoder(weights=str(tmp_path), device="cpu").encode(IMAGES)
+    message = str(refused.value)
+    assert "\n" not in message and "'dinov2_with_registers' model, not DINOv2" in message
+    assert f"--param hf-image.weights={tmp_path}" in message
+    assert HFImageEncoder(weights=str(tmp_path), pooling="mean", device="cpu").encode(IMAGES).shape == (3, 32)
+
+
 def test_dinov2_identity_changes_with_the_weights(tiny_dinov2_dir, tmp_path):
     first = DINOv2Encoder(weights=tiny_dinov2_dir).identity()
     assert first["weights"]["path"].endswith(os.path.basename(tiny_dinov2_dir))
