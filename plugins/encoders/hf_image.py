@@ -29,6 +29,7 @@ class HFImageEncoder(TorchEncoder):
     name = "hf-image"
     description = "any transformers vision backbone"
     modality = "image"
+    version = "2"  # 2: ViT-MAE unmasked, DeiT's distillation token left out of mean pooling
     requires = ("torch", "transformers")
     libraries = ("torch", "transformers", "pillow")
 
@@ -60,11 +61,16 @@ class HFImageEncoder(TorchEncoder):
                                   "saved with save_pretrained), or run where the Hugging Face hub is reachable.") from None
         if hasattr(model, "vision_model") and hasattr(model, "get_image_features"):
             model = model.vision_model  # CLIP / SigLIP: the vision tower alone
+        if getattr(model.config, "mask_ratio", 0):
+            # ViT-MAE drops this share of the patches at random on every call, in eval mode too.
+            model.config.mask_ratio = 0.0
         embeddings = getattr(model, "embeddings", None)
         self._prefix = 0
-        # The class token: ``cls_token`` (ViT, DINOv2, BEiT...) or ``class_embedding`` (CLIP).
+        # The class token: ``cls_token`` (ViT, DINOv2, BEiT...) or ``class_embedding`` (CLIP); after it
+        # the registers (DINOv2 with registers) and DeiT's distillation token are not patches either.
         if any(getattr(embeddings, a, None) is not None for a in ("cls_token", "class_embedding")):
-            self._prefix = 1 + int(getattr(model.config, "num_register_tokens", 0) or 0)
+            self._prefix = (1 + int(getattr(model.config, "num_register_tokens", 0) or 0)
+                            + int(getattr(embeddings, "distillation_token", None) is not None))
         if self.pooling == "cls" and not self._prefix:
             raise InvalidParameterError(f"hf-image.pooling=cls: {type(model).__name__} has no class token; use "
                                         f"pooling=mean or pooling=pooler")

@@ -89,7 +89,8 @@ def test_images_are_refused_naming_the_modality(packaged):
 @pytest.fixture(scope="module")
 def backbones(tmp_path_factory):
     root = tmp_path_factory.mktemp("tiny-random-backbones")
-    return {kind: tiny_vision_backbone(root / kind, kind) for kind in ("vit", "dinov2", "convnext", "siglip", "clip")}
+    return {kind: tiny_vision_backbone(root / kind, kind)
+            for kind in ("vit", "dinov2", "convnext", "siglip", "clip", "mae", "deit")}
 
 
 def reference(path, pixels_of, output=None):
@@ -116,6 +117,8 @@ def reference(path, pixels_of, output=None):
     ("siglip", "mean", lambda out: out.last_hidden_state.mean(1)),  # no class token: every patch
     ("siglip", "pooler", lambda out: out.pooler_output),
     ("clip", "cls", lambda out: out.last_hidden_state[:, 0]),  # a two-tower checkpoint: its vision tower
+    ("deit", "cls", lambda out: out.last_hidden_state[:, 0]),
+    ("deit", "mean", lambda out: out.last_hidden_state[:, 2:].mean(1)),  # after the class and distillation tokens
 ])
 def test_each_pooling_is_the_backbones_own_output(backbones, kind, pooling, expected):
     encoder = HFImageEncoder(weights=backbones[kind], pooling=pooling, device="cpu", batch_size=2)
@@ -123,6 +126,28 @@ def test_each_pooling_is_the_backbones_own_output(backbones, kind, pooling, expe
     theirs = reference(backbones[kind], expected).numpy()
     assert ours.shape == theirs.shape == (3, encoder.dim) and ours.dtype == np.float32
     np.testing.assert_allclose(ours, theirs, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("pooling", ["cls", "mean"])
+def test_vit_mae_sees_every_patch_every_time(backbones, pooling):
+    """ViT-MAE masks 75% of the patches at random on every call, in eval mode too: the encoder turns
+    the masking off, so its rows are the same on every call and are the unmasked model's."""
+    encoder = HFImageEncoder(weights=backbones["mae"], pooling=pooling, device="cpu")
+    first, second = encoder.encode(IMAGES), encoder.encode(IMAGES)
+    np.testing.assert_allclose(first, second, rtol=0, atol=1e-6)
+
+    def unmasked(out):  # the patches come shuffled (in a random order): pooling does not see the order
+        return out.last_hidden_state[:, 0] if pooling == "cls" else out.last_hidden_state[:, 1:].mean(1)
+
+    model = transformers.AutoModel.from_pretrained(backbones["mae"]).eval()
+    assert model.config.mask_ratio == 0.75
+    model.config.mask_ratio = 0.0
+    processor = transformers.AutoImageProcessor.from_pretrained(backbones["mae"])
+    from alignbench_plugins.encoders.images import to_rgb
+
+    with torch.inference_mode():
+        theirs = unmasked(model(pixel_values=processor(images=[to_rgb(i) for i in IMAGES], return_tensors="pt")["pixel_values"]))
+    np.testing.assert_allclose(first, theirs.numpy(), rtol=1e-4, atol=1e-5)
 
 
 @pytest.mark.parametrize("kind", ["convnext", "siglip"])

@@ -53,7 +53,8 @@ def tiny_vision_backbone(path: Path, kind: str = "vit") -> str:
     """A tiny random transformers vision backbone with its image processor, for ``hf-image``:
     ``vit`` (32-d, class token, tanh pooler), ``dinov2`` (32-d, class + 2 register tokens),
     ``convnext`` (16-d feature map), ``siglip`` (SigLIP's vision tower, 32-d, attention-pool head)
-    or ``clip`` (a two-tower CLIPModel: its vision tower is used)."""
+    ``mae`` (ViT-MAE, 75% of patches masked at random unless told otherwise), ``deit`` (class and
+    distillation tokens) or ``clip`` (a two-tower CLIPModel: its vision tower is used)."""
     import torch
     import transformers
 
@@ -73,6 +74,13 @@ def tiny_vision_backbone(path: Path, kind: str = "vit") -> str:
     elif kind == "siglip":
         model = transformers.SiglipVisionModel(transformers.SiglipVisionConfig(**small, image_size=32, patch_size=8))
         processor = transformers.SiglipImageProcessor(size={"height": 32, "width": 32})
+    elif kind == "mae":
+        model = transformers.ViTMAEModel(transformers.ViTMAEConfig(**small, image_size=32, patch_size=8, mask_ratio=0.75))
+        processor = transformers.ViTImageProcessor(size={"height": 32, "width": 32})
+    elif kind == "deit":
+        model = transformers.DeiTModel(transformers.DeiTConfig(**small, image_size=32, patch_size=8))
+        processor = transformers.DeiTImageProcessor(size={"height": 32, "width": 32},
+                                                    crop_size={"height": 32, "width": 32})
     elif kind == "clip":
         model = transformers.CLIPModel(transformers.CLIPConfig(
             text_config={**small, "vocab_size": 64, "max_position_embeddings": 16, "bos_token_id": 0,
