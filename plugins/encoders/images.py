@@ -24,7 +24,7 @@ def to_rgb(item: Any):
     if isinstance(item, (str, Path)):
         try:
             with Image.open(item) as image:
-                return image.convert("RGB")
+                return _rgb(image)
         except OSError as exc:  # PIL's UnidentifiedImageError, a truncated file, a vanished one
             raise InvalidInputError(f"{item} is not a readable image ({exc}); remove it from the dataset or "
                                     f"replace it with a valid image file.") from None
@@ -34,18 +34,43 @@ def to_rgb(item: Any):
         data = item if isinstance(item, (bytes, bytearray, memoryview)) else item.read_bytes()
         try:
             with Image.open(io.BytesIO(data)) as image:
-                return image.convert("RGB")
+                return _rgb(image)
         except OSError as exc:
             raw = isinstance(item, (bytes, bytearray, memoryview))
             where = f"an image of {len(data)} bytes" if raw else repr(item)
             raise InvalidInputError(f"{where} is not a readable image ({exc}); remove it from the dataset or "
                                     f"replace it with a valid image.") from None
     if isinstance(item, np.ndarray):
-        array = item
-        if array.dtype != np.uint8:
-            array = np.clip(array * (255.0 if array.max() <= 1.0 else 1.0), 0, 255).astype(np.uint8)
-        return Image.fromarray(array).convert("RGB")
-    return item.convert("RGB")
+        return _from_array(item)
+    return _rgb(item)
+
+
+def _as_uint8(array: np.ndarray) -> np.ndarray:
+    """An H x W or H x W x 3 (or 4) uint8 array from an image array: H x W x 1 loses its last axis;
+    unsigned integers wider than 8 bits with values above 255 are scaled from their type's full
+    range (a 16-bit image: v * 255 / 65535, rounded); other arrays in [0, 1] are scaled by 255, the
+    rest clipped to [0, 255]."""
+    if array.ndim == 3 and array.shape[2] == 1:
+        array = array[:, :, 0]
+    if array.dtype == np.uint8:
+        return array
+    if np.issubdtype(array.dtype, np.unsignedinteger) and array.size and array.max() > 255:
+        return np.round(array * (255 / np.iinfo(array.dtype).max)).astype(np.uint8)
+    return np.clip(array * (255.0 if array.max(initial=0) <= 1.0 else 1.0), 0, 255).astype(np.uint8)
+
+
+def _rgb(image):
+    """A PIL image as RGB; 16-bit greyscale (PNG's "I;16" modes) is scaled to 8 bits, where PIL's own
+    conversion would clip every value above 255 to white."""
+    if image.mode.startswith("I;16"):
+        return _from_array(np.asarray(image))
+    return image.convert("RGB")
+
+
+def _from_array(array: np.ndarray):
+    from PIL import Image
+
+    return Image.fromarray(_as_uint8(array)).convert("RGB")
 
 
 # The TF "edge" models (EfficientNet-Lite) were trained on inputs scaled inception-style, (x - 127) / 128

@@ -124,3 +124,26 @@ def test_a_processor_that_pads_to_its_largest_image_gets_the_whole_batch_in_one_
     pixels = processor_pixels(padding_processor, IMAGES)
     assert calls[-1] == len(IMAGES) and len(calls) == 5  # four slices, then the batch at once
     torch.testing.assert_close(pixels, padding_processor([to_rgb(i) for i in IMAGES], "pt")["pixel_values"])
+
+
+def test_sixteen_bit_images_are_scaled_not_clipped_to_white(tmp_path):
+    """A 16-bit greyscale image (an array, or a PNG in PIL's "I;16" mode) is scaled from its full range:
+    v * 255 / 65535 = v / 257, rounded; PIL's own conversion would make every value above 255 white."""
+    from PIL import Image
+
+    grey = (np.arange(64 * 64, dtype=np.uint16).reshape(64, 64) * 16)
+    expected = np.round(grey / 257).astype(np.uint8)
+    from_array = np.asarray(to_rgb(grey))
+    assert from_array.shape == (64, 64, 3) and (from_array == expected[:, :, None]).all()
+    Image.fromarray(grey).save(tmp_path / "deep.png")
+    assert Image.open(tmp_path / "deep.png").mode.startswith("I;16")
+    np.testing.assert_array_equal(np.asarray(to_rgb(tmp_path / "deep.png")), from_array)
+    np.testing.assert_array_equal(np.asarray(to_rgb((tmp_path / "deep.png").read_bytes())), from_array)
+    # 8-bit values held in a wider type stay what they are.
+    small = np.arange(200, dtype=np.uint16).reshape(10, 20)
+    np.testing.assert_array_equal(np.asarray(to_rgb(small))[:, :, 0], small.astype(np.uint8))
+
+
+def test_a_single_channel_axis_is_greyscale():
+    grey = np.random.default_rng(1).integers(0, 256, (12, 9), dtype=np.uint8)
+    np.testing.assert_array_equal(np.asarray(to_rgb(grey[:, :, None])), np.asarray(to_rgb(grey)))
