@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from alignbench import Dataset, DatasetSplits, Range
 from alignbench.errors import DatasetNotFoundError
@@ -89,11 +89,25 @@ class COCO(Dataset):
         self.max_test_items = max_test_items
         self.seed = seed
 
+    def get_params(self) -> dict[str, Any]:
+        """``annotations="auto"`` is reported as the form it finds (while the data directory can be
+        read), so that a cell's key says whether it held out the Karpathy 5k test or val2017."""
+        params = super().get_params()
+        if params["annotations"] == "auto":
+            try:
+                params["annotations"] = self._form(data_root(self.data_dir, "ALIGNBENCH_COCO_DIR", COCO_LAYOUT, self.name))
+            except DatasetNotFoundError:
+                pass
+        return params
+
+    def _form(self, root: Path) -> str:
+        if self.annotations != "auto":
+            return self.annotations
+        return "karpathy" if (root / "dataset_coco.json").is_file() else "official"
+
     def load(self) -> DatasetSplits:
         root = data_root(self.data_dir, "ALIGNBENCH_COCO_DIR", COCO_LAYOUT, self.name)
-        form = self.annotations
-        if form == "auto":
-            form = "karpathy" if (root / "dataset_coco.json").is_file() else "official"
+        form = self._form(root)
         if form == "karpathy":
             split_file = require_file(root / "dataset_coco.json", self.name, COCO_LAYOUT)
             train = karpathy_records(split_file, root, {"train", "restval"}, use_filepath=True)

@@ -28,6 +28,21 @@ def test_coco_official_2017_files(tmp_path):
     assert splits.test.item_ids[0] == "val2017/000000000006.jpg" and splits.test.n_texts == 20
 
 
+def test_coco_auto_annotations_are_keyed_by_the_form_found(tmp_path, monkeypatch):
+    """The Karpathy 5k test and val2017 are other held-out sets: their cells must not share a key."""
+    karpathy, official = str(karpathy_coco(tmp_path / "k")), str(official_coco(tmp_path / "o"))
+    assert COCO(data_dir=karpathy).get_params()["annotations"] == "karpathy"
+    assert COCO(data_dir=official).get_params()["annotations"] == "official"
+    monkeypatch.setenv("ALIGNBENCH_COCO_DIR", official)  # found through the environment, as the README shows
+    assert COCO().get_params()["annotations"] == "official"
+    assert COCO(data_dir=karpathy, annotations="official").get_params()["annotations"] == "official"
+    monkeypatch.delenv("ALIGNBENCH_COCO_DIR")
+    assert COCO().get_params()["annotations"] == "auto"  # no data: nothing to resolve (load says what is missing)
+    # Rebuilt from its parameters, a dataset loads the same split.
+    again = COCO(**COCO(data_dir=karpathy).get_params()).load()
+    assert again.test.item_ids == COCO(data_dir=karpathy).load().test.item_ids
+
+
 def test_coco_caps_the_anchor_pool_with_a_seeded_subset(tmp_path):
     root = str(karpathy_coco(tmp_path))
     first = COCO(data_dir=root, max_train_items=4).load().train.item_ids
