@@ -14,7 +14,8 @@ class _CLIPTower(TorchEncoder):
     hub id (default ``openai/clip-vit-base-patch32``; needs a network or a filled HF cache)."""
 
     requires = ("torch", "transformers")
-    libraries = ("torch", "transformers", "pillow")
+    # With torchvision installed, transformers prepares images with its fast processors: other pixels.
+    libraries = ("torch", "transformers", "torchvision", "pillow")
 
     def __init__(self, weights: str = DEFAULT_MODEL, device: str = "auto", batch_size: int = 64,
                  precision: Precision = "fp32", normalize: bool = False):

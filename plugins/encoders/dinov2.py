@@ -28,7 +28,8 @@ class DINOv2Encoder(TorchEncoder):
     description = "DINOv2 image features"
     modality = "image"
     requires = ("torch", "transformers")
-    libraries = ("torch", "transformers", "pillow")
+    # With torchvision installed, transformers prepares images with its fast processors: other pixels.
+    libraries = ("torch", "transformers", "torchvision", "pillow")
 
     def __init__(self, size: Literal["small", "base", "large", "giant"] = "small",
                  pooling: Literal["cls", "mean", "cls+mean"] = "cls", weights: str | None = None,

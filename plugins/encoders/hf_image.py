@@ -31,7 +31,8 @@ class HFImageEncoder(TorchEncoder):
     modality = "image"
     version = "2"  # 2: ViT-MAE unmasked, DeiT's distillation token left out of mean pooling
     requires = ("torch", "transformers")
-    libraries = ("torch", "transformers", "pillow")
+    # With torchvision installed, transformers prepares images with its fast processors: other pixels.
+    libraries = ("torch", "transformers", "torchvision", "pillow")
 
     def __init__(self, weights: str | None = None, pooling: Literal["cls", "mean", "pooler"] = "cls",
                  device: str = "auto", batch_size: int = 16, precision: Precision = "fp32",

@@ -18,7 +18,7 @@ from alignbench_plugins.encoders.minilm import MiniLMEncoder
 from alignbench_plugins.encoders.runtime import path_fingerprint, versions
 
 ST_LIBRARIES = ["torch", "transformers", "sentence-transformers"]
-HF_LIBRARIES = ["torch", "transformers", "pillow"]
+HF_LIBRARIES = ["torch", "transformers", "torchvision", "pillow"]  # torchvision: it picks the processor
 
 
 def params(**overrides):
