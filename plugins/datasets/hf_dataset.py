@@ -71,8 +71,9 @@ class HFDataset(ContentPinned, Dataset):
 
     ``path``: the folder. ``image_column``: the image column (default ``image``). ``caption_columns``:
     the caption columns (default: every column named caption*, text, sentence(s) or raw).
-    ``split_column``: a column naming each row's split, used where the splits are not already given
-    by a DatasetDict or the parquet files' names. Otherwise, and as for COCO: see ``caption_sources``.
+    ``split_column``: a column naming each row's split; where a row has one it comes before the split
+    of its DatasetDict key or parquet file name (a hub dataset may hold every row in one split and the
+    real split in a column). Otherwise, and as for COCO: see ``caption_sources``.
     ``sha256``: the files' names, sizes and modification times, filled in when left out.
     """
 
@@ -168,8 +169,12 @@ class HFDataset(ContentPinned, Dataset):
             captions = self.columns(table)
             images = table.column(self.image_column)
             texts = {c: table.column(c).to_pylist() for c in captions}
-            splits = (table.column(self.split_column).to_pylist() if split is None and self.split_column in
-                      table.column_names else [split] * table.num_rows)
+            # A row's own split column, where it has one, comes before the split its file or DatasetDict
+            # key names: a hub dataset may keep every row in one split ("test") and the Karpathy split in
+            # a column, as nlphuji/flickr30k does.
+            column = (table.column(self.split_column).to_pylist() if self.split_column in table.column_names
+                      else [None] * table.num_rows)
+            splits = [own or split for own in column]
             for row in range(table.num_rows):
                 image = ArrowImage(images, row, root)
                 data = image.read_bytes()

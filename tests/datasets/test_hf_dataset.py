@@ -17,11 +17,11 @@ from format_fixtures import check_coco_rules, hf_dataset, photos  # noqa: E402  
 PHOTOS = photos()
 
 
-@pytest.mark.parametrize("form", ["dict", "single", "parquet"])
+@pytest.mark.parametrize("form", ["dict", "single", "parquet", "one-hub-split"])
 def test_every_on_disk_form_gives_cocos_splits_and_the_real_images(tmp_path, form):
     dataset = HFDataset(path=str(hf_dataset(tmp_path / "ds", form)))
     splits = dataset.load()
-    if form == "single":  # the split column: val rows are left out, as in every other form
+    if form in ("single", "one-hub-split"):  # the split column: val rows are left out, as in every other form
         check_coco_rules(splits)
     else:  # the fixture's DatasetDict / parquet files hold train and test only
         assert splits.train.n_items == 4 and splits.test.n_items == 4 and splits.train.n_texts == 8

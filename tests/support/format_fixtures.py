@@ -71,7 +71,8 @@ def image_folder(root: Path, form: str = "jsonl", splits: str = "column") -> Pat
 
 def hf_dataset(root: Path, form: str = "dict") -> Path:
     """Written by the datasets library: ``dict`` (a DatasetDict, save_to_disk), ``single`` (one
-    Dataset with a split column, save_to_disk) or ``parquet`` (the hub's data/SPLIT-*.parquet)."""
+    Dataset with a split column, save_to_disk), ``parquet`` (the hub's data/SPLIT-*.parquet) or
+    ``one-hub-split`` (every row in data/test-*.parquet, each row's split in its column)."""
     import datasets
 
     data = photos()
@@ -86,6 +87,10 @@ def hf_dataset(root: Path, form: str = "dict") -> Path:
 
     if form == "single":
         build(data).save_to_disk(str(root))
+        return root
+    if form == "one-hub-split":  # every row in one hub split, the real split in the column
+        (root / "data").mkdir(parents=True)
+        build(data).to_parquet(str(root / "data" / "test-00000-of-00001.parquet"))
         return root
     by_split = {s: [r for i, r in enumerate(data) if split_for(i) == s] for s in ("train", "test")}
     if form == "dict":
