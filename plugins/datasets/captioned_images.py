@@ -41,11 +41,19 @@ def find_image_dir(root: Path, candidates: Sequence[str], name: str, layout: str
         f"{name}: no image folder in {root} (looked for {', '.join(candidates)}).\n{layout}")
 
 
-def captioned_split(records: list[tuple[str, Path, list[str]]], source: str, name: str, layout: str) -> PairedData:
+def captioned_split(records: list[tuple[str, Path, list[str]]], source: str, name: str, layout: str,
+                    held_out: bool = False, allow_missing: bool = False) -> PairedData:
     """PairedData from ``(item_id, image_path, captions)`` records, dropping (and counting) the
-    records whose image is not on disk or that have no caption."""
+    records whose image is not on disk or that have no caption. A ``held_out`` split with such
+    records is an error unless ``allow_missing``: scored on fewer images, a row would stand for the
+    benchmark's test split without being it."""
     present = [r for r in records if r[1].is_file() and r[2]]
     missing = len(records) - len(present)
+    if missing and held_out and not allow_missing:
+        raise DatasetNotFoundError(
+            f"{name}: {missing} of the {len(records)} held-out images listed in {source} are missing or uncaptioned, "
+            f"so the test split would not be the benchmark's; restore them, or pass --param {name}.allow_missing=true "
+            f"to score on the {len(present)} found.")
     if missing:
         log.warning("%s: %d of %d images listed in %s are missing or uncaptioned; they are skipped",
                     name, missing, len(records), source)

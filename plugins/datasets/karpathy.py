@@ -74,6 +74,8 @@ class COCO(Dataset):
     there (train + restval as the anchor pool, the 5k test split held out), else the official 2017
     files (train2017 as the anchor pool, val2017 held out). ``max_train_items`` caps the anchor pool
     (a seeded subset: encoding all 113k images on a CPU takes hours); ``max_test_items`` the test set.
+    A held-out image that is missing is an error unless ``allow_missing`` (missing train images are
+    skipped with a warning).
     """
 
     name = "coco"
@@ -82,12 +84,14 @@ class COCO(Dataset):
     raw = True
 
     def __init__(self, data_dir: str | None = None, annotations: Literal["auto", "karpathy", "official"] = "auto",
-                 max_train_items: int | None = 5000, max_test_items: int | None = None, seed: int = 0):
+                 max_train_items: int | None = 5000, max_test_items: int | None = None, seed: int = 0,
+                 allow_missing: bool = False):
         self.data_dir = data_dir
         self.annotations = annotations
         self.max_train_items = max_train_items
         self.max_test_items = max_test_items
         self.seed = seed
+        self.allow_missing = allow_missing
 
     def get_params(self) -> dict[str, Any]:
         """``annotations="auto"`` is reported as the form it finds (while the data directory can be
@@ -120,7 +124,8 @@ class COCO(Dataset):
             test = official_coco_records(sources[1], find_image_dir(root, ["val2017"], self.name, COCO_LAYOUT))
         return DatasetSplits(
             train=captioned_split(subsample(train, self.max_train_items, self.seed), str(sources[0]), self.name, COCO_LAYOUT),
-            test=captioned_split(subsample(test, self.max_test_items, self.seed), str(sources[1]), self.name, COCO_LAYOUT),
+            test=captioned_split(subsample(test, self.max_test_items, self.seed), str(sources[1]), self.name, COCO_LAYOUT,
+                                 held_out=True, allow_missing=self.allow_missing),
         )
 
 
@@ -131,11 +136,12 @@ class _Flickr(Dataset):
     env = ""
 
     def __init__(self, data_dir: str | None = None, max_train_items: int | None = 5000,
-                 max_test_items: int | None = None, seed: int = 0):
+                 max_test_items: int | None = None, seed: int = 0, allow_missing: bool = False):
         self.data_dir = data_dir
         self.max_train_items = max_train_items
         self.max_test_items = max_test_items
         self.seed = seed
+        self.allow_missing = allow_missing
 
     def layout(self) -> str:
         return FLICKR_LAYOUT.format(name=self.name, folders=" or ".join(self.image_folders), extra=self.extra_layout)
@@ -154,7 +160,8 @@ class _Flickr(Dataset):
             train, test, sources = self.fallback_records(root, images)
         return DatasetSplits(
             train=captioned_split(subsample(train, self.max_train_items, self.seed), sources[0], self.name, self.layout()),
-            test=captioned_split(subsample(test, self.max_test_items, self.seed), sources[1], self.name, self.layout()),
+            test=captioned_split(subsample(test, self.max_test_items, self.seed), sources[1], self.name, self.layout(),
+                                 held_out=True, allow_missing=self.allow_missing),
         )
 
     def fallback_records(self, root: Path, images: Path):

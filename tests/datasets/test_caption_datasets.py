@@ -50,12 +50,27 @@ def test_coco_caps_the_anchor_pool_with_a_seeded_subset(tmp_path):
     assert first != COCO(data_dir=root, max_train_items=4, seed=1).load().train.item_ids
 
 
-def test_missing_images_are_counted_and_skipped(tmp_path, caplog):
+def test_missing_held_out_images_are_an_error_unless_allowed(tmp_path, caplog):
+    """Fewer test images would make a row that stands for the benchmark's test split without being it."""
     root = karpathy_coco(tmp_path, missing={13, 14})
+    with pytest.raises(DatasetNotFoundError) as refused:
+        COCO(data_dir=str(root)).load()
+    message = str(refused.value)
+    assert "\n" not in message and "2 of the 6 held-out images listed in" in message
+    assert "--param coco.allow_missing=true to score on the 4 found" in message
     with caplog.at_level(logging.WARNING):
-        splits = COCO(data_dir=str(root)).load()
+        splits = COCO(data_dir=str(root), allow_missing=True).load()
     assert splits.test.n_items == 4
     assert "2 of 6 images listed in" in caplog.text and "dataset_coco.json" in caplog.text
+    assert COCO(data_dir=str(root), allow_missing=True).get_params()["allow_missing"] is True  # in the cells' keys
+
+
+def test_missing_train_images_are_counted_and_skipped(tmp_path, caplog):
+    root = karpathy_coco(tmp_path, missing={1, 2})
+    with caplog.at_level(logging.WARNING):
+        splits = COCO(data_dir=str(root)).load()
+    assert splits.train.n_items == 8 and splits.test.n_items == 6  # 10 train + restval, 2 missing
+    assert "2 of 10 images listed in" in caplog.text
 
 
 def test_missing_data_names_the_expected_layout(tmp_path, monkeypatch):
