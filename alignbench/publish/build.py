@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import inspect
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
 from ..errors import AlignbenchError
+from ..params import parameter_defaults
 from ..store import CellRecord
 from ..submissions import SubmissionError, load_submission
 from . import claims, pages
@@ -103,13 +105,17 @@ def build_site(leaderboards: Path, out: Path, *, store_records: list[CellRecord]
 
 def default_params(registry) -> Callable[[str, str], dict | None]:
     """``(kind, name) -> default parameters``, None for a component that is not installed here (a
-    reproduce command then names all its parameters)."""
+    reproduce command then names all its parameters). The constructor's defaults, not a default
+    instance's ``get_params()``: that may resolve a default against this machine's files (coco's
+    ``annotations="auto"`` reads as the form found here), and a command that left such a parameter
+    out would make other cells where the files differ."""
     cache: dict[tuple[str, str], dict | None] = {}
 
     def defaults(kind: str, name: str) -> dict | None:
         if (kind, name) not in cache:
             try:
-                cache[(kind, name)] = registry.create(kind, name).get_params()
+                cache[(kind, name)] = {key: value for key, value in parameter_defaults(registry.load(kind, name)).items()
+                                       if value is not inspect.Parameter.empty}
             except Exception:  # noqa: BLE001 - unknown or broken component: no defaults to leave out
                 cache[(kind, name)] = None
         return cache[(kind, name)]

@@ -174,7 +174,7 @@ class HFDataset(ContentPinned, Dataset):
             # a column, as nlphuji/flickr30k does.
             column = (table.column(self.split_column).to_pylist() if self.split_column in table.column_names
                       else [None] * table.num_rows)
-            splits = [own or split for own in column]
+            splits = [(own.strip() if isinstance(own, str) else own) or split for own in column]
             for row in range(table.num_rows):
                 image = ArrowImage(images, row, root)
                 data = image.read_bytes()

@@ -50,7 +50,8 @@ class DINOv2Encoder(TorchEncoder):
         transformers = require("transformers")
         source = self.weights_source()
         try:
-            model_type = transformers.AutoConfig.from_pretrained(source).model_type
+            # The config's own model_type, where it names one (a config.json without it still loads).
+            model_type = transformers.PretrainedConfig.get_config_dict(source)[0].get("model_type", "dinov2")
             if model_type != "dinov2":
                 # Dinov2Model would load such a checkpoint with a warning and without its extra tokens
                 # (DINOv2 with registers runs without its register tokens): other features, silently.

@@ -38,6 +38,14 @@ def test_coco_auto_annotations_are_keyed_by_the_form_found(tmp_path, monkeypatch
     assert COCO(data_dir=karpathy, annotations="official").get_params()["annotations"] == "official"
     monkeypatch.delenv("ALIGNBENCH_COCO_DIR")
     assert COCO().get_params()["annotations"] == "auto"  # no data: nothing to resolve (load says what is missing)
+    # The site's reproduce command leaves out only the constructor's defaults, not what "auto" found
+    # on the publishing machine: run elsewhere, it must resolve "auto" there, or name the form.
+    from alignbench.plugins import load_registry
+    from alignbench.publish.build import default_params
+
+    monkeypatch.setenv("ALIGNBENCH_COCO_DIR", karpathy)
+    assert default_params(load_registry())("dataset", "coco")["annotations"] == "auto"
+    monkeypatch.delenv("ALIGNBENCH_COCO_DIR")
     # Rebuilt from its parameters, a dataset loads the same split.
     again = COCO(**COCO(data_dir=karpathy).get_params()).load()
     assert again.test.item_ids == COCO(data_dir=karpathy).load().test.item_ids

@@ -17,7 +17,7 @@ from format_fixtures import check_coco_rules, hf_dataset, photos  # noqa: E402  
 PHOTOS = photos()
 
 
-@pytest.mark.parametrize("form", ["dict", "single", "parquet", "one-hub-split"])
+@pytest.mark.parametrize("form", ["dict", "single", "parquet", "one-hub-split", "dict-blank-column"])
 def test_every_on_disk_form_gives_cocos_splits_and_the_real_images(tmp_path, form):
     dataset = HFDataset(path=str(hf_dataset(tmp_path / "ds", form)))
     splits = dataset.load()

@@ -57,6 +57,19 @@ def test_a_dinov2_with_registers_checkpoint_is_refused_with_the_encoder_that_rea
     assert HFImageEncoder(weights=str(tmp_path), pooling="mean", device="cpu").encode(IMAGES).shape == (3, 32)
 
 
+def test_a_dinov2_config_without_a_model_type_still_loads(tiny_dinov2_dir, tmp_path):
+    import json
+    import shutil
+
+    folder = tmp_path / "no-type"
+    shutil.copytree(tiny_dinov2_dir, folder)
+    config = json.loads((folder / "config.json").read_text())
+    del config["model_type"]
+    (folder / "config.json").write_text(json.dumps(config))
+    np.testing.assert_array_equal(DINOv2Encoder(weights=str(folder), device="cpu").encode(IMAGES),
+                                  DINOv2Encoder(weights=tiny_dinov2_dir, device="cpu").encode(IMAGES))
+
+
 def test_dinov2_identity_changes_with_the_weights(tiny_dinov2_dir, tmp_path):
     first = DINOv2Encoder(weights=tiny_dinov2_dir).identity()
     assert first["weights"]["path"].endswith(os.path.basename(tiny_dinov2_dir))

@@ -72,7 +72,8 @@ def image_folder(root: Path, form: str = "jsonl", splits: str = "column") -> Pat
 def hf_dataset(root: Path, form: str = "dict") -> Path:
     """Written by the datasets library: ``dict`` (a DatasetDict, save_to_disk), ``single`` (one
     Dataset with a split column, save_to_disk), ``parquet`` (the hub's data/SPLIT-*.parquet) or
-    ``one-hub-split`` (every row in data/test-*.parquet, each row's split in its column)."""
+    ``one-hub-split`` (every row in data/test-*.parquet, each row's split in its column) or
+    ``dict-blank-column`` (a DatasetDict whose split column holds only blanks)."""
     import datasets
 
     data = photos()
@@ -82,7 +83,8 @@ def hf_dataset(root: Path, form: str = "dict") -> Path:
     def build(rows):
         return datasets.Dataset.from_dict({"image": [{"bytes": c, "path": None} for _, c, _ in rows],
                                            "caption": [caps for _, _, caps in rows],
-                                           "split": [s for s in (split_for(data.index(r)) for r in rows)]},
+                                           "split": [" " if form == "dict-blank-column" else s
+                                                     for s in (split_for(data.index(r)) for r in rows)]},
                                           features=features)
 
     if form == "single":
@@ -93,7 +95,7 @@ def hf_dataset(root: Path, form: str = "dict") -> Path:
         build(data).to_parquet(str(root / "data" / "test-00000-of-00001.parquet"))
         return root
     by_split = {s: [r for i, r in enumerate(data) if split_for(i) == s] for s in ("train", "test")}
-    if form == "dict":
+    if form in ("dict", "dict-blank-column"):
         datasets.DatasetDict({s: build(rows) for s, rows in by_split.items()}).save_to_disk(str(root))
     else:
         (root / "data").mkdir(parents=True)
