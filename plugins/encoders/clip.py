@@ -46,6 +46,7 @@ class CLIPImageEncoder(_CLIPTower):
     name = "clip-image"
     description = "CLIP image tower"
     modality = "image"
+    version = "2"  # 2: 16-bit and one-channel images read from their full range (images.py)
 
     def features(self, model, batch):
         pixels = processor_pixels(self._processor.image_processor, batch, self.device_)

@@ -27,6 +27,7 @@ class DINOv2Encoder(TorchEncoder):
     name = "dinov2"
     description = "DINOv2 image features"
     modality = "image"
+    version = "2"  # 2: 16-bit and one-channel images read from their full range (plugins/encoders/images.py)
     requires = ("torch", "transformers")
     # With torchvision installed, transformers prepares images with its fast processors: other pixels.
     libraries = ("torch", "transformers", "torchvision", "pillow")

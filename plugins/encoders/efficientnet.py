@@ -38,7 +38,9 @@ class EfficientNetLite0Encoder(TorchEncoder):
     name = "efficientnet-lite0"
     description = "EfficientNet-Lite0 ImageNet features"
     modality = "image"
-    version = "2"  # 2: inputs scaled (x - 127) / 128, as the weights were trained (1: ImageNet mean and std)
+    # 2: inputs scaled (x - 127) / 128, as the weights were trained (1: ImageNet mean and std);
+    # 3: 16-bit and one-channel images read from their full range (plugins/encoders/images.py).
+    version = "3"
     requires = ("torch", "efficientnet_lite_pytorch")
     libraries = ("torch", "efficientnet-lite-pytorch", "pillow")
 

@@ -29,7 +29,9 @@ class HFImageEncoder(TorchEncoder):
     name = "hf-image"
     description = "any transformers vision backbone"
     modality = "image"
-    version = "2"  # 2: ViT-MAE unmasked, DeiT's distillation token left out of mean pooling
+    # 2: ViT-MAE unmasked, DeiT's distillation token left out of mean pooling, 16-bit and one-channel
+    # images read from their full range (plugins/encoders/images.py).
+    version = "2"
     requires = ("torch", "transformers")
     # With torchvision installed, transformers prepares images with its fast processors: other pixels.
     libraries = ("torch", "transformers", "torchvision", "pillow")

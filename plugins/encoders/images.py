@@ -46,23 +46,25 @@ def to_rgb(item: Any):
 
 
 def _as_uint8(array: np.ndarray) -> np.ndarray:
-    """An H x W or H x W x 3 (or 4) uint8 array from an image array: H x W x 1 loses its last axis;
-    unsigned integers wider than 8 bits with values above 255 are scaled from their type's full
-    range (a 16-bit image: v * 255 / 65535, rounded); other arrays in [0, 1] are scaled by 255, the
-    rest clipped to [0, 255]."""
+    """An H x W or H x W x 3 (or 4) uint8 array from an image array. H x W x 1 loses its last axis.
+    Integers wider than 8 bits are 16-bit images (PNG, PGM, TIFF): scaled from 0-65535 (v / 257,
+    rounded; negatives are 0), or from their type's full range where a value exceeds 65535; every
+    value is read the same way, whatever the image's own largest. Other arrays in [0, 1] are scaled
+    by 255, the rest clipped to [0, 255]."""
     if array.ndim == 3 and array.shape[2] == 1:
         array = array[:, :, 0]
     if array.dtype == np.uint8:
         return array
-    if np.issubdtype(array.dtype, np.unsignedinteger) and array.size and array.max() > 255:
-        return np.round(array * (255 / np.iinfo(array.dtype).max)).astype(np.uint8)
+    if np.issubdtype(array.dtype, np.integer) and array.dtype.itemsize > 1:
+        top = 65535 if not array.size or array.max() <= 65535 else np.iinfo(array.dtype).max
+        return np.round(np.clip(array, 0, None) * (255 / top)).astype(np.uint8)
     return np.clip(array * (255.0 if array.max(initial=0) <= 1.0 else 1.0), 0, 255).astype(np.uint8)
 
 
 def _rgb(image):
-    """A PIL image as RGB; 16-bit greyscale (PNG's "I;16" modes) is scaled to 8 bits, where PIL's own
-    conversion would clip every value above 255 to white."""
-    if image.mode.startswith("I;16"):
+    """A PIL image as RGB. Integer and float modes ("I;16" PNGs, "I" 16-bit PGMs, "F") are read as
+    arrays (see :func:`_as_uint8`): PIL's own conversion would clip every value above 255 to white."""
+    if image.mode.startswith("I") or image.mode == "F":
         return _from_array(np.asarray(image))
     return image.convert("RGB")
 

@@ -182,6 +182,7 @@ class OpenCLIPImageEncoder(_OpenCLIPTower):
     name = "open-clip-image"
     description = "OpenCLIP image tower"
     modality = "image"
+    version = "2"  # 2: 16-bit and one-channel images read from their full range (images.py)
 
     def features(self, model, batch):
         torch = require("torch")

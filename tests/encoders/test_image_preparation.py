@@ -139,9 +139,15 @@ def test_sixteen_bit_images_are_scaled_not_clipped_to_white(tmp_path):
     assert Image.open(tmp_path / "deep.png").mode.startswith("I;16")
     np.testing.assert_array_equal(np.asarray(to_rgb(tmp_path / "deep.png")), from_array)
     np.testing.assert_array_equal(np.asarray(to_rgb((tmp_path / "deep.png").read_bytes())), from_array)
-    # 8-bit values held in a wider type stay what they are.
-    small = np.arange(200, dtype=np.uint16).reshape(10, 20)
-    np.testing.assert_array_equal(np.asarray(to_rgb(small))[:, :, 0], small.astype(np.uint8))
+    # Every value is read the same way, whatever the image's own largest: a dark 16-bit image stays dark.
+    dark = np.arange(300, dtype=np.uint16).reshape(15, 20)
+    np.testing.assert_array_equal(np.asarray(to_rgb(dark))[:, :, 0], np.round(dark / 257).astype(np.uint8))
+    # The same values in other integer types, and a 16-bit PGM (PIL's "I" mode), read alike.
+    for kind in (np.int32, np.uint32, np.int64):
+        np.testing.assert_array_equal(np.asarray(to_rgb(grey.astype(kind))), from_array)
+    Image.fromarray(grey).save(tmp_path / "deep.pgm")
+    assert Image.open(tmp_path / "deep.pgm").mode.startswith("I")
+    np.testing.assert_array_equal(np.asarray(to_rgb(tmp_path / "deep.pgm")), from_array)
 
 
 def test_a_single_channel_axis_is_greyscale():

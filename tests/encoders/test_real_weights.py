@@ -72,6 +72,6 @@ def test_efficientnet_version_keys_its_embeddings_and_cells():
     from alignbench.plugins import load_registry
 
     registry = load_registry()
-    assert EfficientNetLite0Encoder().identity()["version"] == "2"
-    assert describe(registry, "encoder", "efficientnet-lite0", {})["version"] == "2"
+    assert EfficientNetLite0Encoder().identity()["version"] == "3"
+    assert describe(registry, "encoder", "efficientnet-lite0", {})["version"] == "3"
     assert "version" not in MiniLMEncoder().identity() and "version" not in describe(registry, "encoder", "minilm", {})
