@@ -44,6 +44,11 @@ class RobustnessBoard:
     def dataset(self) -> str:
         return self.board.dataset
 
+    @property
+    def with_clean(self) -> Board:
+        """The damaged and the clean cells as one board (aligner labels are given over both)."""
+        return Board(self.dataset, self.board.setting, self.board.records + self.clean)
+
 
 def perturbation_label(damage: dict) -> str:
     return f"{damage['name']}({damage['params'].get('modality', '?')})"
@@ -70,7 +75,7 @@ def robustness_boards(records: list[CellRecord]) -> list[RobustnessBoard]:
 def long_table(rboard: RobustnessBoard) -> pd.DataFrame:
     """One row per cell, clean ones included: aligner, perturbation, fraction (%), anchors, seed,
     status and every metric."""
-    everything = Board(rboard.dataset, rboard.board.setting, rboard.board.records + rboard.clean)
+    everything = rboard.with_clean
     labels = aligner_labels(everything)
     rows = []
     for r in everything.records:
@@ -142,7 +147,7 @@ def fitted_table(rboard: RobustnessBoard, anchors: int) -> pd.DataFrame:
     ``anchors`` pairs (over seeds, read as in the leaderboards), only the choices that change along
     their row: there the row's columns are different models (fewer anchor pairs left after a drop, a
     lower rank), not one model on worse data. A clean cell had all its ``anchors`` pairs."""
-    everything = Board(rboard.dataset, rboard.board.setting, rboard.board.records + rboard.clean)
+    everything = rboard.with_clean
     labels = aligner_labels(everything)
     clean: dict[tuple[str, str], list] = {}  # (aligner, choice) -> values over seeds
     damaged: dict[tuple[str, str, str], dict[str, list]] = {}  # (aligner, perturbation, choice) -> column -> values
@@ -172,7 +177,7 @@ def fitted_table(rboard: RobustnessBoard, anchors: int) -> pd.DataFrame:
 def fitted_cells(rboard: RobustnessBoard) -> list[dict]:
     """What each finished damaged cell's fit chose, with its aligner, perturbation, fraction, anchors
     and seed (floats to 6 digits, as the tables' numbers), in table order."""
-    labels = aligner_labels(Board(rboard.dataset, rboard.board.setting, rboard.board.records + rboard.clean))
+    labels = aligner_labels(rboard.with_clean)
     cells = [{"aligner": labels[aligner_config(r)], "perturbation": perturbation_label(r.config["perturbation"]),
               "fraction": r.config["perturbation"]["fraction"], "anchors": r.anchors, "seed": r.seed,
               "fitted": six_digits(r.fitted)} for r in rboard.board.records if r.status == "ok" and r.fitted]

@@ -49,16 +49,13 @@ def shard_records(shard: Path, split: str | None, label: str) -> list[Record]:
     # both, and webdataset's writer stores a sample's files in sorted order (.json before .txt).
     txt_captions: dict[str, list[str]] = {}
     json_captions_of: dict[str, list[str]] = {}
-    order: list[str] = []
-    seen: set[str] = set()
+    order: dict[str, None] = {}  # the samples' keys, in the order their first file comes
     with tarfile.open(shard, "r:") as tar:
         for member in tar:
             if not member.isfile():
                 continue
             key, extension = split_name(member.name)
-            if key not in seen:
-                seen.add(key)
-                order.append(key)
+            order.setdefault(key)
             if extension in IMAGE_EXTENSIONS and key not in images:
                 data = tar.extractfile(member).read()
                 images[key] = (TarMember(str(shard), member.offset_data, member.size), data)

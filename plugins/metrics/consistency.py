@@ -18,12 +18,17 @@ def score(values: Values, key: str) -> float | None:
     return None if value is None or math.isnan(value) else float(value)
 
 
+def recalls(values: Values, prefix: str) -> list[tuple[int, float]]:
+    """``(K, value)`` of the keys ``{prefix}{K}`` of ``values`` that apply, by K."""
+    return sorted((int(key[len(prefix):]), score(values, key)) for key in values
+                  if key.startswith(prefix) and key[len(prefix):].isdigit() and score(values, key) is not None)
+
+
 def recall_order_problems(values: Values, prefix: str) -> list[str]:
     """Recall@K that falls as K grows, among the keys ``{prefix}{K}`` of ``values``."""
-    recalls = sorted((int(key[len(prefix):]), score(values, key)) for key in values
-                     if key.startswith(prefix) and key[len(prefix):].isdigit() and score(values, key) is not None)
+    found = recalls(values, prefix)
     return [f"{prefix}{high} = {high_value:.6g} is below {prefix}{low} = {low_value:.6g}, but recall cannot fall "
-            f"as K grows" for (low, low_value), (high, high_value) in zip(recalls, recalls[1:])
+            f"as K grows" for (low, low_value), (high, high_value) in zip(found, found[1:])
             if high_value < low_value - SLACK]
 
 
@@ -53,12 +58,8 @@ def median_problems(values: Values, direction: str, both_ways: bool) -> list[str
     if median is None:
         return []
     problems = []
-    prefix = f"{direction}_R@"
-    for key in values:
-        recall = score(values, key)
-        if recall is None or not key.startswith(prefix) or not key[len(prefix):].isdigit():
-            continue
-        k = int(key[len(prefix):])
+    for k, recall in recalls(values, f"{direction}_R@"):
+        key = f"{direction}_R@{k}"
         if recall > 0.5 + SLACK and median > k:
             problems.append(f"{direction}_median_rank = {median:g} is above {k}, but {key} = {recall:.6g} puts "
                             f"more than half the queries within {k}")
