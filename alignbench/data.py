@@ -135,6 +135,8 @@ class DataStage:
             return encoder.encode(items)
         identity = {"name": described["name"], "source": described["source"], **encoder.identity()}
         dataset_identity = {"dataset": dataset["name"], "split": split, "side": modality}
+        if "version" in dataset:
+            dataset_identity["version"] = dataset["version"]
         if damage is not None:
             dataset_identity["perturbation"] = {k: damage[k] for k in ("name", "params", "source")}
         try:

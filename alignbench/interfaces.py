@@ -132,9 +132,15 @@ class Dataset(Component, ABC):
     Anchors are only ever drawn from ``train``; every metric is computed on ``test``.
     ``raw``: the splits hold raw items (images, strings) that need encoders; then
     ``default_encoders`` are used for any modality the user names no encoder for.
+
+    ``version``: None until a change of the dataset's code gives other splits for the same
+    parameters and files (other captions, another subset); from then on a string, changed with every
+    such change, in the embedding cache's key and the cells' keys, so that embeddings and results of
+    the old splits are never served as the new ones'. (None keeps the keys written before versions.)
     """
 
     raw: ClassVar[bool] = False
+    version: ClassVar[str | None] = None
     default_encoders: ClassVar[dict[str, str]] = {"image": "efficientnet-lite0", "text": "minilm"}
 
     @abstractmethod

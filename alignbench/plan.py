@@ -230,7 +230,7 @@ def describe(registry: Registry, kind: str, name: str, params: Params) -> dict[s
     described = {"name": name, "params": instance.get_params(), "source": spec.source}
     if kind == "metric":
         described["version"] = type(instance).version
-    if kind == "encoder" and type(instance).version is not None:
+    if kind in ("encoder", "dataset") and type(instance).version is not None:
         described["version"] = type(instance).version
     if kind == "encoder" and (pin := instance.weights_pin()) is not None:
         described["weights"] = pin

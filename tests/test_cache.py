@@ -8,7 +8,7 @@ from click.testing import CliRunner
 from alignbench.cache import EmbeddingCache, items_digest
 from alignbench.cli import cli
 from alignbench.runner import Runner, Sweep
-from counting_plugin import ToyImageEncoder, ToyTextEncoder
+from counting_plugin import RawToyDataset, ToyImageEncoder, ToyTextEncoder
 
 ENCODER = {"name": "toy", "params": {"scale": 1}}
 DATASET = {"dataset": "toy", "split": "train", "side": "image"}
@@ -234,3 +234,24 @@ def test_an_encoder_whose_version_changes_is_encoded_and_its_cells_run_again(reg
         bumped = Runner(registry, store, cache=EmbeddingCache(tmp_path / "c")).run(sweep)
         assert bumped.ran == 1 and ToyImageEncoder.calls == 4  # train and test encoded anew
         assert len(store.records()) == 2
+
+
+def test_a_dataset_whose_version_changes_is_encoded_and_its_cells_run_again(registry, tmp_path, monkeypatch):
+    """Code that gives other splits for the same parameters and files (other captions) bumps the
+    dataset's ``version``: the cache may not serve the old items' embeddings (images are keyed by their
+    ids, which stay the same), nor the store the old cells."""
+    from alignbench.store import ResultStore
+
+    sweep = Sweep(aligners=[("lstsq", {})], datasets=[("raw-toy", {})], levels=[10], seeds=[0],
+                  encoders={"image": ("toy-image", {}), "text": ("toy-text", {})})
+    ToyImageEncoder.calls = 0
+    with ResultStore(tmp_path / "s.sqlite") as store:
+        Runner(registry, store, cache=EmbeddingCache(tmp_path / "c")).run(sweep)
+        assert ToyImageEncoder.calls == 2
+        monkeypatch.setattr(RawToyDataset, "version", "2")
+        bumped = Runner(registry, store, cache=EmbeddingCache(tmp_path / "c")).run(sweep)
+        assert bumped.ran == 1 and ToyImageEncoder.calls == 4
+        keys = [r.key for r in store.records()]
+        assert len(keys) == 2 and keys[0] != keys[1]
+        same = Runner(registry, store, cache=EmbeddingCache(tmp_path / "c")).run(sweep)
+        assert same.ran == 0 and ToyImageEncoder.calls == 4

@@ -22,12 +22,13 @@ FILES = {"train": ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"),
          "test": ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz")}
 CLASSES = ["t-shirt", "pair of trousers", "pullover", "dress", "coat", "sandal", "shirt", "sneaker", "bag",
            "ankle boot"]
+# {a}: the class's indefinite article ("an ankle boot").
 TEMPLATES = [
-    "a photo of a {}",
-    "a black and white picture of a {}",
-    "a small grayscale image of a {}",
-    "a low resolution product photo showing a {}",
-    "a centred picture of a single {} on a dark background",
+    "a photo of {a} {noun}",
+    "a black and white picture of {a} {noun}",
+    "a small grayscale image of {a} {noun}",
+    "a low resolution product photo showing {a} {noun}",
+    "a centred picture of a single {noun} on a dark background",
 ]
 LAYOUT = f"""\
 Expected: a folder with {', '.join(f for pair in FILES.values() for f in pair)}.
@@ -41,7 +42,9 @@ def read_idx(path: Path, offset: int) -> np.ndarray:
 
 
 def captions_for(label: int) -> list[str]:
-    return [template.format(CLASSES[label]) for template in TEMPLATES]
+    noun = CLASSES[label]
+    article = "an" if noun[0] in "aeiou" else "a"
+    return [template.format(a=article, noun=noun) for template in TEMPLATES]
 
 
 class FashionMNIST(Dataset):
@@ -52,6 +55,7 @@ class FashionMNIST(Dataset):
     description = "Fashion-MNIST images with five template captions each (offline real data)"
     parameter_ranges = {"n_train": Range(low=1), "n_test": Range(low=1), "seed": Range(low=0)}
     raw = True
+    version = "2"  # 2: "an ankle boot" (was "a ankle boot")
 
     def __init__(self, data_dir: str | None = None, n_train: int | None = 1000, n_test: int | None = 1000,
                  seed: int = 0):

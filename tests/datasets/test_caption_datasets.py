@@ -6,7 +6,7 @@ import pytest
 from extras import needs_extra  # tests/support
 
 from alignbench.errors import DatasetNotFoundError
-from alignbench_plugins.datasets.fashion_mnist import TEMPLATES, FashionMNIST
+from alignbench_plugins.datasets.fashion_mnist import CLASSES, TEMPLATES, FashionMNIST, captions_for
 from alignbench_plugins.datasets.karpathy import COCO, Flickr8k, Flickr30k
 from alignbench_plugins.datasets.skimage_photos import SkimagePhotos
 from caption_fixtures import (fashion_idx, flickr8k_original, karpathy_coco, karpathy_flickr, official_coco)
@@ -167,3 +167,14 @@ def test_flickr8k_listing_entries_must_stay_inside_the_image_folder(tmp_path):
     (root / "Flickr_8k.testImages.txt").write_text("../Flickr8k.token.txt\n")
     with pytest.raises(DatasetNotFoundError, match="outside"):
         Flickr8k(data_dir=str(root)).load()
+
+
+def test_fashion_mnist_captions_take_the_article_of_their_class():
+    """Every caption is a grammatical English phrase naming its class: "an ankle boot", "a t-shirt"."""
+    assert captions_for(9)[:4] == ["a photo of an ankle boot", "a black and white picture of an ankle boot",
+                                   "a small grayscale image of an ankle boot",
+                                   "a low resolution product photo showing an ankle boot"]
+    assert captions_for(9)[4] == "a centred picture of a single ankle boot on a dark background"
+    assert captions_for(0)[0] == "a photo of a t-shirt"
+    every = [c for label in range(len(CLASSES)) for c in captions_for(label)]
+    assert len(set(every)) == 50 and not any(" a a" in c or " a e" in c or " a i" in c or " a o" in c for c in every)
