@@ -316,8 +316,9 @@ class Perturbation(Component, ABC):
         return True
 
     def corrupt_item(self, item: Any, rng: np.random.Generator) -> Any:
-        """The damaged version of one raw item (input stage). ``rng`` is seeded per item, so the
-        damage of an item does not depend on which other items are damaged."""
+        """The damaged version of one raw item (input stage), for items ``can_change`` accepts only.
+        ``rng`` is seeded per item, so the damage of an item does not depend on which other items
+        are damaged."""
         raise NotImplementedError(f"{type(self).__name__} does not corrupt raw items")
 
     def corrupt_embeddings(self, e: np.ndarray, rows: np.ndarray, rng: np.random.Generator) -> np.ndarray:

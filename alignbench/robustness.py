@@ -79,7 +79,9 @@ def item_rng(seed: int, index: int) -> np.random.Generator:
 
 class CorruptedItems(Sequence):
     """Every raw item of a split in its damaged version, made on access (no copy of a photo collection
-    is held in memory); sliceable, as encoders read items in chunks."""
+    is held in memory); sliceable, as encoders read items in chunks. Items the perturbation cannot
+    change (``can_change``) stay as they are: they are never among the damaged rows, and
+    ``corrupt_item`` is asked only about items it can change."""
 
     def __init__(self, items: Sequence[Any], perturbation: Perturbation, seed: int):
         self.items = items
@@ -95,7 +97,10 @@ class CorruptedItems(Sequence):
         index = int(index)
         if index < 0:
             index += len(self)
-        return self.perturbation.corrupt_item(self.items[index], item_rng(self.seed, index))
+        item = self.items[index]
+        if not self.perturbation.can_change(item):
+            return item
+        return self.perturbation.corrupt_item(item, item_rng(self.seed, index))
 
 
 @dataclass(frozen=True)

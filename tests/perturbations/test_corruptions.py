@@ -76,6 +76,21 @@ def test_image_noise_has_the_asked_strength_and_blur_smooths(builtins):
     assert np.abs(np.diff(blurred.astype(float), axis=1)).mean() < 0.3 * np.abs(np.diff(image.astype(float), axis=1)).mean()
 
 
+@pytest.mark.parametrize("name", ["image-noise", "image-blur"])
+@pytest.mark.parametrize("dtype", [np.uint16, np.int32, np.float32])
+def test_a_slight_image_corruption_leaves_the_image_the_encoders_see(builtins, name, dtype):
+    """A 16-bit image (or a float one in [0, 1]) damaged with a vanishing sigma is the 8-bit image the
+    encoders read from it (16-bit levels are v / 257), not one rescaled otherwise."""
+    from alignbench_plugins.encoders.images import as_uint8
+
+    ramp = np.linspace(0, 1, 32 * 32).reshape(32, 32)
+    image = (ramp * 65535).astype(dtype) if dtype != np.float32 else ramp.astype(dtype)
+    damaged = builtins.create("perturbation", name, {"sigma": 1e-6}).corrupt_item(image, np.random.default_rng(0))
+    seen = as_uint8(image)
+    assert seen.max() == 255 and seen.min() == 0
+    assert np.abs(damaged.astype(int) - seen.astype(int)).max() <= 1
+
+
 def test_word_dropout_never_empties_a_caption_and_skips_single_words(builtins):
     dropout = builtins.create("perturbation", "word-dropout", {"rate": 0.9})
     assert not dropout.can_change("zebra")
@@ -116,3 +131,13 @@ def test_rates_outside_their_range_are_refused(builtins):
         builtins.create("perturbation", "word-dropout", {"rate": 1.5}).validate()
     with pytest.raises(InvalidParameterError, match=r"synonyms.rate must be > 0 and <= 1, got 0"):
         builtins.create("perturbation", "synonyms", {"rate": 0}).validate()
+
+
+def test_a_split_with_captions_synonyms_cannot_change_is_corrupted_whole(builtins):
+    """The runner reads every caption of the damaged split through CorruptedItems (the damaged rows are
+    picked among the changeable ones afterwards); a caption without a listed word stays as it is."""
+    synonyms = builtins.create("perturbation", "synonyms")
+    captions = ["a man riding a horse", "zebras grazing"]
+    assert [synonyms.can_change(c) for c in captions] == [True, False]
+    corrupted = list(CorruptedItems(captions, synonyms, seed=0))
+    assert corrupted[1] == "zebras grazing" and corrupted[0] != captions[0]
