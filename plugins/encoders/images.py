@@ -45,7 +45,7 @@ def to_rgb(item: Any):
     return _rgb(item)
 
 
-def _as_uint8(array: np.ndarray) -> np.ndarray:
+def as_uint8(array: np.ndarray) -> np.ndarray:
     """An H x W or H x W x 3 (or 4) uint8 array from an image array. H x W x 1 loses its last axis.
     Integers wider than 8 bits are 16-bit images (PNG, PGM, TIFF): scaled from 0-65535 (v / 257,
     rounded; negatives are 0), or from their type's full range where a value exceeds 65535; every
@@ -63,7 +63,7 @@ def _as_uint8(array: np.ndarray) -> np.ndarray:
 
 def _rgb(image):
     """A PIL image as RGB. Integer and float modes ("I;16" PNGs, "I" 16-bit PGMs, "F") are read as
-    arrays (see :func:`_as_uint8`): PIL's own conversion would clip every value above 255 to white."""
+    arrays (see :func:`as_uint8`): PIL's own conversion would clip every value above 255 to white."""
     if image.mode.startswith("I") or image.mode == "F":
         return _from_array(np.asarray(image))
     return image.convert("RGB")
@@ -72,7 +72,7 @@ def _rgb(image):
 def _from_array(array: np.ndarray):
     from PIL import Image
 
-    return Image.fromarray(_as_uint8(array)).convert("RGB")
+    return Image.fromarray(as_uint8(array)).convert("RGB")
 
 
 # The TF "edge" models (EfficientNet-Lite) were trained on inputs scaled inception-style, (x - 127) / 128

@@ -11,14 +11,13 @@ from alignbench import Perturbation, Range
 
 
 def pixels(item: Any) -> np.ndarray:
-    """An image item as a float array in [0, 1]: arrays keep their shape (H x W or H x W x 3); paths
+    """An image item as a float array in [0, 1], its 8-bit levels as the image encoders read them
+    (16-bit arrays on their 0-65535 scale, say): arrays keep their shape (H x W or H x W x 3); paths
     and PIL images become H x W x 3."""
-    if isinstance(item, np.ndarray):
-        array = item.astype(np.float32)
-        return array / 255.0 if item.dtype == np.uint8 or array.max() > 1.0 else array
-    from alignbench_plugins.encoders.images import to_rgb
+    from alignbench_plugins.encoders.images import as_uint8, to_rgb
 
-    return np.asarray(to_rgb(item), dtype=np.float32) / 255.0
+    levels = as_uint8(item) if isinstance(item, np.ndarray) else np.asarray(to_rgb(item))
+    return levels.astype(np.float32) / 255.0
 
 
 def to_uint8(array: np.ndarray) -> np.ndarray:
