@@ -1,4 +1,5 @@
-"""Checks for embedding arrays; each failure says which array is wrong and how to fix it."""
+"""Embedding arrays: checks that name the wrong array and its fix, and the arithmetic every metric
+shares (unit rows, float32 ties)."""
 
 from __future__ import annotations
 
@@ -44,3 +45,17 @@ def l2_normalize(a: np.ndarray, eps: float = 1e-12) -> np.ndarray:
     """Rows scaled to unit length (zero rows stay zero)."""
     norms = np.linalg.norm(a, axis=1, keepdims=True)
     return a / np.maximum(norms, eps)
+
+
+# Rounding error of a float32 dot product of length k grows like sqrt(k) ulps (pairwise and
+# blocked summation); this many of them separate "tied" from "different".
+TIE_ULPS = 4.0
+
+
+def tie_tolerance(zx: np.ndarray, zy: np.ndarray) -> float:
+    """Largest difference between two scores that still counts as a tie: ``TIE_ULPS sqrt(k)`` float32
+    epsilons of the largest possible score ``max|x| max|y|`` (for cosine scores, about ``1e-6 sqrt(k)``)."""
+    if not len(zx) or not len(zy):
+        return 0.0
+    scale = float(np.linalg.norm(zx, axis=1).max() * np.linalg.norm(zy, axis=1).max())
+    return TIE_ULPS * np.sqrt(zx.shape[1]) * float(np.finfo(np.float32).eps) * scale

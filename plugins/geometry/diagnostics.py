@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from alignbench.arrays import l2_normalize
+from alignbench.arrays import l2_normalize, tie_tolerance
 
 
 def diagonal_dominance(c: np.ndarray) -> float:
@@ -64,14 +64,61 @@ def neighbour_sets(z: np.ndarray, k: int, backend: str = "exact") -> np.ndarray:
     return knn(z, z, k, exclude_self=True, backend=backend)[0]
 
 
+def neighbour_overlap(a: np.ndarray, b: np.ndarray, k: int, block_size: int = 256) -> np.ndarray:
+    """``(n,)``: for each pair of rows, the expected size of ``N_a(i) & N_b(i)``, the sets of its k most
+    cosine-similar other rows in each space, when ties at the k-th place are broken at random.
+
+    Duplicate rows (Fashion-MNIST's first captions are 10 strings for 1,000 items) tie, and a set
+    built by breaking their ties by row position would change with the order of the pairs. Instead
+    each row is in ``N(i)`` with a probability: 1 above the k-th score, ``slots left / rows tied``
+    at it (within float32 rounding, :func:`~alignbench.arrays.tie_tolerance`), 0 below; the two
+    spaces break their ties independently, so the overlap is the sum of the products.
+    Exact, in blocks of ``block_size`` rows: ``O(n^2 d)``.
+    """
+    a, b = l2_normalize(np.asarray(a, np.float32)), l2_normalize(np.asarray(b, np.float32))
+    n = len(a)
+    k = min(int(k), n - 1)
+    if k < 1:
+        return np.zeros(n)
+    tolerances = tie_tolerance(a, a), tie_tolerance(b, b)
+    overlap = np.empty(n)
+    for r0 in range(0, n, block_size):
+        r1 = min(r0 + block_size, n)
+        wa, wb = (_neighbour_probability(z[r0:r1] @ z.T, r0, k, tol) for z, tol in zip((a, b), tolerances))
+        overlap[r0:r1] = np.einsum("ij,ij->i", wa, wb)
+    return overlap
+
+
+def _neighbour_probability(scores: np.ndarray, r0: int, k: int, tolerance: float) -> np.ndarray:
+    """``(rows, n)``: whether each row is among the k best-scoring others of rows ``r0..``, ties at the
+    k-th place broken at random (see :func:`neighbour_overlap`)."""
+    rows = np.arange(len(scores))
+    scores[rows, r0 + rows] = -np.inf  # a row is not its own neighbour
+    kth = -np.partition(-scores, k - 1, axis=1)[:, k - 1:k]
+    sure = scores > kth + tolerance
+    tied = ~sure & (scores >= kth - tolerance)
+    slots = k - sure.sum(axis=1, keepdims=True)
+    return sure + tied * (slots / tied.sum(axis=1, keepdims=True))
+
+
 def mutual_knn(a: np.ndarray, b: np.ndarray, k: int = 10, backend: str = "exact") -> float:
-    """Mutual kNN alignment (Huh et al. 2024): ``mean_i |N_a(i) & N_b(i)| / k`` for paired rows."""
+    """Mutual kNN alignment (Huh et al. 2024): ``mean_i |N_a(i) & N_b(i)| / k`` for paired rows.
+    ``exact``: ties broken at random, in expectation (:func:`neighbour_overlap`); the approximate
+    backends take the sets their search returns."""
+    if backend == "exact":
+        return float(np.mean(neighbour_overlap(a, b, k)) / min(k, max(len(a) - 1, 1)))
     na, nb = neighbour_sets(a, k, backend), neighbour_sets(b, k, backend)
     return float(np.mean([len(np.intersect1d(x, y, assume_unique=True)) / k for x, y in zip(na, nb)]))
 
 
 def knn_jaccard(a: np.ndarray, b: np.ndarray, k: int = 10, backend: str = "exact") -> float:
-    """Mean Jaccard index of the k-neighbour sets of paired rows (1 - this is the kNN-graph mismatch)."""
+    """Mean Jaccard index of the k-neighbour sets of paired rows (1 - this is the kNN-graph mismatch).
+    ``exact``: of the expected overlap ``I`` of :func:`neighbour_overlap`, ``I / (2k - I)``; the
+    approximate backends take the sets their search returns."""
+    if backend == "exact":
+        k = min(k, max(len(a) - 1, 1))
+        overlap = neighbour_overlap(a, b, k)
+        return float(np.mean(overlap / (2 * k - overlap)))
     na, nb = neighbour_sets(a, k, backend), neighbour_sets(b, k, backend)
     scores = [len(np.intersect1d(x, y, assume_unique=True)) / len(np.union1d(x, y)) for x, y in zip(na, nb)]
     return float(np.mean(scores))

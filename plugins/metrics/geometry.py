@@ -15,7 +15,9 @@ class Geometry(Metric):
 
     On the raw embeddings (the same for every aligner: what the encoders agree on):
     ``mutual_knn`` (Huh et al. 2024, k neighbours) and ``linear_cka``. ``knn``: the neighbour search,
-    ``exact`` or faiss's approximate ``faiss-hnsw`` / ``faiss-ivf`` for 100k+ held-out items.
+    ``exact`` or faiss's approximate ``faiss-hnsw`` / ``faiss-ivf`` for 100k+ held-out items. Exact
+    search counts neighbours tied at the k-th place (duplicate captions) in expectation over random
+    tie-breaking, so the scores do not depend on the order of the held-out pairs.
     On the aligned spaces: ``knn_jaccard_aligned`` (mean Jaccard of paired neighbour sets; 1 minus it
     is the kNN-graph mismatch), ``mmd_aligned`` (squared MMD, RBF with the median bandwidth, on up
     to ``max_items`` items), and, where the dataset has labels, ``silhouette_aligned`` (cosine, on
@@ -25,7 +27,7 @@ class Geometry(Metric):
     name = "geometry"
     description = "Mutual kNN, CKA, kNN mismatch, MMD, silhouette, NMI"
     parameter_ranges = {"k": Range(low=1), "max_items": Range(low=2), "seed": Range(low=0)}
-    version = "2"  # 2: sample and clustering independent of the order of the held-out pairs
+    version = "3"  # 2: sample and clustering independent of the order of the held-out pairs; 3: kNN ties too
     higher_is_better = {"mutual_knn": True, "linear_cka": True, "knn_jaccard_aligned": True,
                         "mmd_aligned": False, "silhouette_aligned": True, "nmi_aligned": True}
 

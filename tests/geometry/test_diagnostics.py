@@ -43,6 +43,46 @@ def test_similarity_measures_on_known_cases():
     assert d.mmd_rbf(a[:150], a[150:]) < 0.02 < d.mmd_rbf(a[:150], a[150:] + 2.0)
 
 
+def tied_classes(n_classes=6, size=20, dim=16, seed=0):
+    """``a``: well-separated classes, each row's 10 nearest others in its own class; ``b``: one row per
+    class repeated (every same-class row tied with every other)."""
+    rng = np.random.default_rng(seed)
+    labels = np.repeat(np.arange(n_classes), size)
+    centres = 10 * np.eye(dim)[:n_classes]
+    a = centres[labels] + 0.1 * rng.standard_normal((len(labels), dim))
+    return a, centres[labels] + 0.1 * rng.standard_normal((1, dim)), labels
+
+
+def test_tied_neighbours_count_in_expectation():
+    """Known by construction: in ``b`` a row's 10 neighbours are a random 10 of the 19 other rows of its
+    class, in ``a`` 10 of them for sure, so each overlap is 10 x 10/19."""
+    a, b, _ = tied_classes()
+    np.testing.assert_allclose(d.neighbour_overlap(a, b, 10), 100 / 19)
+    assert d.mutual_knn(a, b, 10) == pytest.approx(10 / 19)
+    assert d.knn_jaccard(a, b, 10) == pytest.approx((100 / 19) / (20 - 100 / 19))
+
+
+def test_tied_neighbours_match_ties_broken_at_random():
+    """Independent check: breaking the ties by random jitter far below the other distances, the set
+    overlap averages to the expectation."""
+    a, b, labels = tied_classes(n_classes=3, size=12, seed=1)
+    b[: len(b) // 2] = b[0]  # ties across classes too: half of the rows are one point
+    expected = d.neighbour_overlap(a, b, 5)
+    rng = np.random.default_rng(2)
+    draws = [d.neighbour_sets(b + 0.05 * rng.standard_normal(b.shape), 5) for _ in range(400)]
+    na = d.neighbour_sets(a, 5)
+    sampled = np.mean([[len(np.intersect1d(x, y)) for x, y in zip(na, nb)] for nb in draws], axis=0)
+    np.testing.assert_allclose(sampled, expected, atol=0.25)
+    assert np.abs(sampled - expected).mean() < 0.08
+
+
+def test_the_knn_scores_do_not_depend_on_the_order_of_the_pairs():
+    a, b, _ = tied_classes(seed=3)
+    order = np.random.default_rng(4).permutation(len(a))
+    assert d.mutual_knn(a[order], b[order]) == d.mutual_knn(a, b)
+    assert d.knn_jaccard(a[order], b[order]) == d.knn_jaccard(a, b)
+
+
 def test_silhouette_and_nmi_on_known_clusters():
     labels = np.repeat([0, 1, 2], 50)
     centres = np.eye(3) * 10
