@@ -1,27 +1,19 @@
-"""Centring, scaling and PCA shared by the linear aligners. Arrays in, arrays out, float64 inside."""
+"""Centring, scaling and PCA shared by the linear aligners. Arrays in, arrays out, float64 inside.
+
+Factorizations of small (d x d) matrices run with BLAS on one thread: with two threads on a busy
+machine they ran 10-100x slower (eigh of 384 x 384: 2.4 s vs 0.025 s).
+"""
 
 from __future__ import annotations
 
-from contextlib import nullcontext
 from dataclasses import dataclass
-from typing import ContextManager
 
 import numpy as np
 import scipy.linalg
 import scipy.linalg.lapack
 
 from alignbench.arrays import l2_normalize
-
-
-def single_threaded() -> ContextManager:
-    """BLAS limited to one thread, for factorizations of small (d x d) matrices: with two threads on a
-    busy machine they ran 10-100x slower (eigh of 384 x 384: 2.4 s vs 0.025 s). Needs threadpoolctl;
-    without it, a no-op."""
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:  # pragma: no cover - threadpoolctl comes with the test dependencies
-        return nullcontext()
-    return threadpool_limits(limits=1, user_api="blas")
+from alignbench.threads import single_threaded
 
 
 def pca_basis(x: np.ndarray, dim: int) -> np.ndarray:

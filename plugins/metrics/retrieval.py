@@ -21,28 +21,17 @@ text -> image there is one relevant image and AP equals the reciprocal rank.
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
 
 from alignbench import AlignmentResult, Metric, Range
-from alignbench.arrays import l2_normalize
+from alignbench.arrays import l2_normalize, tie_tolerance
+from alignbench.threads import blas_threads, single_threaded
 from alignbench_plugins.metrics.consistency import at_least, mean_problems, median_problems, recall_order_problems
-
-
-# Rounding error of a float32 dot product of length k grows like sqrt(k) ulps (pairwise and
-# blocked summation); this many of them separate "tied" from "different".
-TIE_ULPS = 4.0
-
-
-def tie_tolerance(zx: np.ndarray, zy: np.ndarray) -> float:
-    """Largest difference between two scores that still counts as a tie: ``TIE_ULPS sqrt(k)`` float32
-    epsilons of the largest possible score ``max|x| max|y|`` (for cosine scores, about ``1e-6 sqrt(k)``)."""
-    if not len(zx) or not len(zy):
-        return 0.0
-    scale = float(np.linalg.norm(zx, axis=1).max() * np.linalg.norm(zy, axis=1).max())
-    return TIE_ULPS * np.sqrt(zx.shape[1]) * float(np.finfo(np.float32).eps) * scale
 
 
 @dataclass(frozen=True)
@@ -69,7 +58,7 @@ SPARSE_FRACTION = 1 / 32
 
 def similarity_ranks(zx: np.ndarray, zy: np.ndarray, text_item: np.ndarray, item_labels: np.ndarray | None = None,
                      block_size: int = 256, tolerance: float | None = None,
-                     text_labels: np.ndarray | None = None) -> SimilarityRanks:
+                     text_labels: np.ndarray | None = None, workers: int | None = None) -> SimilarityRanks:
     """Instance and (with ``item_labels``) class ranks from one blocked pass over ``zx @ zy.T``.
 
     zx: ``(n_items, k)`` float32; zy: ``(n_texts, k)`` float32; text_item: ``(n_texts,)``;
@@ -83,25 +72,54 @@ def similarity_ranks(zx: np.ndarray, zy: np.ndarray, text_item: np.ndarray, item
     comparison; once few do, those few are gathered and compared against every higher threshold.
     Texts' thresholds likewise. Nothing is copied per threshold. Class ranks need each text's best
     same-class item before counting: the same-class part of the product (``1 / n_classes`` of it
-    for balanced classes) is computed first for that. Memory is ``O(block_size * n_texts)``.
+    for balanced classes) is computed first for that. Memory is ``O(workers * block_size * n_texts)``.
+
+    ``workers`` threads (default: as many as BLAS has) each compute and count every ``workers``-th
+    row block, with BLAS on one thread: the counting is numpy's, on one core, and this way it runs on
+    all of them, like the product. A product on one BLAS thread has other last bits than on two, so a
+    score within float32 rounding of a threshold may count otherwise than in a pass on two BLAS
+    threads (duplicates' ties are kept by the tie tolerance either way).
     """
     n_items, n_texts = zx.shape[0], zy.shape[0]
     text_item = np.asarray(text_item, dtype=np.int64)
     if tolerance is None:
         tolerance = tie_tolerance(zx, zy)
-    counter = _TileCounter(zx, zy, text_item, np.float32(tolerance), item_labels, text_labels, block_size)
     block_size = max(int(block_size), 1)
-    width = max(TILE_BYTES // (4 * block_size), 256)
-    block = np.empty((min(block_size, n_items), n_texts), dtype=np.float32)
-    mask = np.empty(min(block_size, n_items) * min(width, n_texts), dtype=bool)
-    for r0 in range(0, n_items, block_size):
-        r1 = min(r0 + block_size, n_items)
-        # The whole row block at once: a score's last bits depend on the shape of the product it
-        # comes from, and these are the shapes the ranks have always been computed from.
-        scores = np.matmul(zx[r0:r1], zy.T, out=block[:r1 - r0])
-        for c0 in range(0, n_texts, width):
-            counter.count(scores, r0, c0, min(c0 + width, n_texts), mask)
-    return counter.result()
+    starts = list(range(0, n_items, block_size))
+    workers = max(1, min(blas_threads() if workers is None else int(workers), len(starts)))
+    # With workers, every product of the pass is on one BLAS thread, the thresholds' too: the ranks
+    # are then those of one worker with BLAS on one thread, to the last bit.
+    with single_threaded() if workers > 1 else nullcontext():
+        counter = _TileCounter(zx, zy, text_item, np.float32(tolerance), item_labels, text_labels, block_size)
+
+        def count_blocks(share: list[int]) -> _ColumnCounts:
+            """The row blocks starting at ``share``: their rows' counts in ``counter``, their columns' returned."""
+            columns = counter.columns()
+            width = max(TILE_BYTES // (4 * block_size), 256)
+            block = np.empty((min(block_size, n_items), n_texts), dtype=np.float32)
+            mask = np.empty(min(block_size, n_items) * min(width, n_texts), dtype=bool)
+            for r0 in share:
+                r1 = min(r0 + block_size, n_items)
+                # The whole row block at once: a score's last bits depend on the shape of the product it
+                # comes from, and these are the shapes the ranks have always been computed from.
+                scores = np.matmul(zx[r0:r1], zy.T, out=block[:r1 - r0])
+                for c0 in range(0, n_texts, width):
+                    counter.count(scores, r0, c0, min(c0 + width, n_texts), mask, columns)
+            return columns
+
+        if workers == 1:
+            return counter.result([count_blocks(starts)])
+        with ThreadPoolExecutor(workers) as pool:
+            return counter.result(list(pool.map(count_blocks, [starts[i::workers] for i in range(workers)])))
+
+
+@dataclass
+class _ColumnCounts:
+    """One worker's text -> image counts: every row block adds to the same texts, so each worker
+    keeps its own and they are summed at the end."""
+
+    t2i: np.ndarray
+    class_t2i: np.ndarray | None
 
 
 class _TileCounter:
@@ -120,7 +138,7 @@ class _TileCounter:
         self.table[text_item[order], slot] = order
         self.item_thresholds = np.where(self.table >= 0, self.relevant[self.table], np.inf).astype(np.float32)
         self.i2t_sorted = np.zeros(self.table.shape, dtype=np.int64)
-        self.t2i = np.zeros(n_texts, dtype=np.int64)
+        self.n_texts = n_texts
         self.with_classes = item_labels is not None
         if self.with_classes:
             # Labels as codes 0..n_classes-1; a text whose label no item has gets -1.
@@ -133,7 +151,6 @@ class _TileCounter:
             best_text, best_item = _same_class_best(zx, zy, self.item_codes, self.text_codes, block_size)
             self.text_class_threshold, self.item_class_threshold = best_text - tol, best_item - tol
             self.class_i2t = np.zeros(n_items, dtype=np.int64)
-            self.class_t2i = np.zeros(n_texts, dtype=np.int64)
         else:
             self.text_class_threshold = np.full(n_items, np.inf, dtype=np.float32)
             self.item_class_threshold = np.full(n_texts, np.inf, dtype=np.float32)
@@ -141,15 +158,24 @@ class _TileCounter:
         self.row_probe = np.minimum(self.item_thresholds, self.text_class_threshold[:, None])
         self.column_probe = np.minimum(self.relevant, self.item_class_threshold)
 
-    def result(self) -> SimilarityRanks:
-        i2t = np.zeros(len(self.t2i), dtype=np.int64)
-        i2t[self.table[self.table >= 0]] = self.i2t_sorted[self.table >= 0]
-        if not self.with_classes:
-            return SimilarityRanks(i2t, self.t2i)
-        return SimilarityRanks(i2t, self.t2i, self.class_i2t, self.class_t2i)
+    def columns(self) -> _ColumnCounts:
+        """Zeroed text -> image counts for one worker."""
+        zeros = np.zeros(self.n_texts, dtype=np.int64)
+        return _ColumnCounts(zeros, zeros.copy() if self.with_classes else None)
 
-    def count(self, block: np.ndarray, r0: int, c0: int, c1: int, mask_buffer: np.ndarray) -> None:
-        """Count the tile ``block[:, c0:c1]`` of the row block starting at item ``r0``."""
+    def result(self, columns: list[_ColumnCounts]) -> SimilarityRanks:
+        """The ranks, once every row block is counted; ``columns``: every worker's text -> image counts."""
+        i2t = np.zeros(self.n_texts, dtype=np.int64)
+        i2t[self.table[self.table >= 0]] = self.i2t_sorted[self.table >= 0]
+        t2i = np.sum([c.t2i for c in columns], axis=0)
+        if not self.with_classes:
+            return SimilarityRanks(i2t, t2i)
+        return SimilarityRanks(i2t, t2i, self.class_i2t, np.sum([c.class_t2i for c in columns], axis=0))
+
+    def count(self, block: np.ndarray, r0: int, c0: int, c1: int, mask_buffer: np.ndarray,
+              columns: _ColumnCounts) -> None:
+        """Count the tile ``block[:, c0:c1]`` of the row block starting at item ``r0``: its rows'
+        image -> text counts here (no other block has those rows), its columns' into ``columns``."""
         r1 = r0 + block.shape[0]
         rows, cols = slice(r0, r1), slice(c0, c1)
         scores = block[:, cols]
@@ -157,34 +183,35 @@ class _TileCounter:
         own_cols = c0 + np.flatnonzero((self.text_item[cols] >= r0) & (self.text_item[cols] < r1))
         # An item never competes with its own texts, in any of the four counts.
         scores[self.text_item[own_cols] - r0, own_cols - c0] = -np.inf
-        self._count_columns(scores, above, rows, cols)
+        self._count_columns(scores, above, rows, cols, columns)
         self._count_rows(scores, above, rows, cols)
 
-    def _count_columns(self, scores, above, rows, cols):
+    def _count_columns(self, scores, above, rows, cols, columns):
         """text -> image: the items scoring at least each text's threshold(s)."""
         width = cols.stop - cols.start
+        t2i, class_t2i = columns.t2i, columns.class_t2i
         np.greater_equal(scores, self.column_probe[None, cols], out=above)
         if not self.with_classes:  # the probe is the threshold: count it as it is
-            self.t2i[cols] += _count(above, axis=0)
+            t2i[cols] += _count(above, axis=0)
             return
         if _sparse(above):
             r, c, v = _gather(scores, above)
             text = cols.start + c
-            self.t2i[cols] += np.bincount(c[v >= self.relevant[text]], minlength=width)
+            t2i[cols] += np.bincount(c[v >= self.relevant[text]], minlength=width)
             other_class = self.item_codes[rows.start + r] != self.text_codes[text]
-            self.class_t2i[cols] += np.bincount(c[(v >= self.item_class_threshold[text]) & other_class], minlength=width)
+            class_t2i[cols] += np.bincount(c[(v >= self.item_class_threshold[text]) & other_class], minlength=width)
             return
         if not np.array_equal(self.column_probe[cols], self.relevant[cols]):
             np.greater_equal(scores, self.relevant[None, cols], out=above)
-        self.t2i[cols] += _count(above, axis=0)
+        t2i[cols] += _count(above, axis=0)
         np.greater_equal(scores, self.item_class_threshold[None, cols], out=above)
         if _sparse(above):
             r, c, _ = _gather(scores, above)
             counted = self.item_codes[rows.start + r] != self.text_codes[cols.start + c]
-            self.class_t2i[cols] += np.bincount(c[counted], minlength=width)
+            class_t2i[cols] += np.bincount(c[counted], minlength=width)
         else:
             above &= self.item_codes[rows, None] != self.text_codes[None, cols]
-            self.class_t2i[cols] += _count(above, axis=0)
+            class_t2i[cols] += _count(above, axis=0)
 
     def _count_rows(self, scores, above, rows, cols):
         """image -> text: the texts scoring at least each of an item's thresholds, lowest first."""

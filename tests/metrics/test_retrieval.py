@@ -188,11 +188,13 @@ def brute_force_class_ranks(zx, zy, labels, text_labels, tolerance):
     return i2t, t2i
 
 
+@pytest.mark.parametrize("workers", [1, 3])
 @pytest.mark.parametrize("sparse_fraction", [0.0, 1 / 32, 1.0])  # always whole-tile, mixed, always gathered
 @pytest.mark.parametrize("case", range(6))
-def test_one_pass_counts_whole_tiles_and_gathered_scores_alike(monkeypatch, sparse_fraction, case):
-    """similarity_ranks counts densely or by gathering, tile by tile (small tiles here): the instance and
-    class ranks equal the brute-force ones either way, duplicates (exact ties) included."""
+def test_one_pass_counts_whole_tiles_and_gathered_scores_alike(monkeypatch, sparse_fraction, case, workers):
+    """similarity_ranks counts densely or by gathering, tile by tile (small tiles here), in one thread
+    or in several that share the row blocks: the instance and class ranks equal the brute-force ones
+    every way, duplicates (exact ties) included."""
     from alignbench_plugins.metrics import retrieval
 
     monkeypatch.setattr(retrieval, "SPARSE_FRACTION", sparse_fraction)
@@ -206,13 +208,40 @@ def test_one_pass_counts_whole_tiles_and_gathered_scores_alike(monkeypatch, spar
     zx, zy = l2_normalize(zx), l2_normalize(zy)
     labels = rng.integers(0, int(rng.integers(1, 5)), n_items)
     tolerance = tie_tolerance(zx, zy)
-    ranks = retrieval.similarity_ranks(zx, zy, text_item, labels, block_size=8)
+    ranks = retrieval.similarity_ranks(zx, zy, text_item, labels, block_size=8, workers=workers)
     expected_i2t, expected_t2i = brute_force_ranks(zx, zy, text_item, tolerance)
     np.testing.assert_array_equal(ranks.i2t, expected_i2t)
     np.testing.assert_array_equal(ranks.t2i, expected_t2i)
     class_i2t, class_t2i = brute_force_class_ranks(zx, zy, labels, labels[text_item], tolerance)
     np.testing.assert_array_equal(ranks.class_i2t, class_i2t)
     np.testing.assert_array_equal(ranks.class_t2i, class_t2i)
+
+
+def test_the_workers_default_to_the_blas_threads_and_the_ranks_do_not_depend_on_them(monkeypatch):
+    """Workers hold BLAS to one thread for the whole pass: the ranks are those of one worker on one BLAS
+    thread, exactly, duplicates included. (One BLAS thread gives other last bits than two, so against
+    a pass on two BLAS threads a score within rounding of its threshold may count otherwise.)"""
+    from threadpoolctl import threadpool_limits
+
+    from alignbench_plugins.metrics import retrieval
+
+    used = []
+    monkeypatch.setattr(retrieval, "ThreadPoolExecutor",
+                        lambda n: used.append(n) or __import__("concurrent.futures").futures.ThreadPoolExecutor(n))
+    rng = np.random.default_rng(7)
+    zx = l2_normalize(rng.standard_normal((600, 384)).astype(np.float32))
+    text_item = np.repeat(np.arange(600), 5)
+    zy = l2_normalize(zx[text_item] + 3 * rng.standard_normal((3000, 384)).astype(np.float32))
+    zy[::7] = zy[0]  # a repeated caption: exact ties whose last bits move with the threads
+    labels = rng.integers(0, 10, 600)
+    with threadpool_limits(limits=2, user_api="blas"):
+        threaded = retrieval.similarity_ranks(zx, zy, text_item, labels)
+        assert retrieval.blas_threads() == 2  # as it was before the pass
+    with threadpool_limits(limits=1, user_api="blas"):
+        alone = retrieval.similarity_ranks(zx, zy, text_item, labels)
+    assert used == [2]
+    for name in ("i2t", "t2i", "class_i2t", "class_t2i"):
+        np.testing.assert_array_equal(getattr(threaded, name), getattr(alone, name))
 
 
 def test_retrieval_and_class_retrieval_share_one_pass(monkeypatch):
