@@ -57,5 +57,6 @@ def tie_tolerance(zx: np.ndarray, zy: np.ndarray) -> float:
     epsilons of the largest possible score ``max|x| max|y|`` (for cosine scores, about ``1e-6 sqrt(k)``)."""
     if not len(zx) or not len(zy):
         return 0.0
-    scale = float(np.linalg.norm(zx, axis=1).max() * np.linalg.norm(zy, axis=1).max())
+    largest = [np.sqrt(np.einsum("ij,ij->i", z, z).max(), dtype=np.float64) for z in (zx, zy)]  # row norms, no temporaries
+    scale = float(largest[0] * largest[1])
     return TIE_ULPS * np.sqrt(zx.shape[1]) * float(np.finfo(np.float32).eps) * scale

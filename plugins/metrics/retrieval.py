@@ -66,51 +66,51 @@ def similarity_ranks(zx: np.ndarray, zy: np.ndarray, text_item: np.ndarray, item
     items. Ties within ``tolerance`` (default :func:`tie_tolerance`) count against the relevant item
     or class, exactly as in :func:`retrieval_ranks` and :func:`label_ranks`.
 
-    The product is computed ``block_size`` items at a time (the shapes it always had, so every score
-    has the same last bits) and counted in column tiles. Each item's thresholds (one per text, and its class's) are
-    taken in increasing order: while many scores clear one, they are counted by a whole-tile
-    comparison; once few do, those few are gathered and compared against every higher threshold.
-    Texts' thresholds likewise. Nothing is copied per threshold. Class ranks need each text's best
-    same-class item before counting: the same-class part of the product (``1 / n_classes`` of it
-    for balanced classes) is computed first for that. Memory is ``O(workers * block_size * n_texts)``.
+    The product is computed in tiles of ``block_size`` items by ``TILE_BYTES`` worth of texts, each
+    counted as soon as it is computed, while it is in cache. Each item's thresholds (one per text,
+    and its class's) are taken in increasing order: while many scores clear one, they are counted by
+    a whole-tile comparison; once few do, those few are gathered and compared against every higher
+    threshold. Texts' thresholds likewise. Nothing is copied per threshold. Class ranks need each
+    text's best same-class item before counting: the same-class part of the product (``1 / n_classes``
+    of it for balanced classes) is computed first for that. Memory is ``O(workers * TILE_BYTES)``.
 
     ``workers`` threads (default: as many as BLAS has) each compute and count every ``workers``-th
-    row block, with BLAS on one thread: the counting is numpy's, on one core, and this way it runs on
-    all of them, like the product. A product on one BLAS thread has other last bits than on two, so a
-    score within float32 rounding of a threshold may count otherwise than in a pass on two BLAS
-    threads (duplicates' ties are kept by the tie tolerance either way).
+    row block (and share the same-class part), with BLAS on one thread: the counting is numpy's, on
+    one core, and this way it runs on all of them, like the product. A score's last bits depend on
+    the product it comes from (its shape, BLAS's threads, the CPU's kernels), so a score within
+    float32 rounding of a threshold may count otherwise in another configuration; duplicates' ties
+    are kept by the tie tolerance in every one.
     """
     n_items, n_texts = zx.shape[0], zy.shape[0]
     text_item = np.asarray(text_item, dtype=np.int64)
     if tolerance is None:
         tolerance = tie_tolerance(zx, zy)
     block_size = max(int(block_size), 1)
+    width = max(TILE_BYTES // (4 * block_size), 256)
     starts = list(range(0, n_items, block_size))
     workers = max(1, min(blas_threads() if workers is None else int(workers), len(starts)))
+
+    def count_blocks(share: list[int]) -> _ColumnCounts:
+        """The row blocks starting at ``share``, tile by tile: their rows' counts in ``counter``, their
+        columns' returned. Each tile is counted as soon as it is computed, while it is in cache."""
+        columns = counter.columns()
+        tile = np.empty((min(block_size, n_items), min(width, n_texts)), dtype=np.float32)
+        mask = np.empty(tile.size, dtype=bool)
+        for r0 in share:
+            r1 = min(r0 + block_size, n_items)
+            for c0 in range(0, n_texts, width):
+                c1 = min(c0 + width, n_texts)
+                scores = np.matmul(zx[r0:r1], zy[c0:c1].T, out=tile[:r1 - r0, :c1 - c0])
+                counter.count(scores, r0, c0, mask, columns)
+        return columns
+
     # With workers, every product of the pass is on one BLAS thread, the thresholds' too: the ranks
     # are then those of one worker with BLAS on one thread, to the last bit.
-    with single_threaded() if workers > 1 else nullcontext():
-        counter = _TileCounter(zx, zy, text_item, np.float32(tolerance), item_labels, text_labels, block_size)
-
-        def count_blocks(share: list[int]) -> _ColumnCounts:
-            """The row blocks starting at ``share``: their rows' counts in ``counter``, their columns' returned."""
-            columns = counter.columns()
-            width = max(TILE_BYTES // (4 * block_size), 256)
-            block = np.empty((min(block_size, n_items), n_texts), dtype=np.float32)
-            mask = np.empty(min(block_size, n_items) * min(width, n_texts), dtype=bool)
-            for r0 in share:
-                r1 = min(r0 + block_size, n_items)
-                # The whole row block at once: a score's last bits depend on the shape of the product it
-                # comes from, and these are the shapes the ranks have always been computed from.
-                scores = np.matmul(zx[r0:r1], zy.T, out=block[:r1 - r0])
-                for c0 in range(0, n_texts, width):
-                    counter.count(scores, r0, c0, min(c0 + width, n_texts), mask, columns)
-            return columns
-
-        if workers == 1:
-            return counter.result([count_blocks(starts)])
-        with ThreadPoolExecutor(workers) as pool:
-            return counter.result(list(pool.map(count_blocks, [starts[i::workers] for i in range(workers)])))
+    threaded = workers > 1
+    with single_threaded() if threaded else nullcontext(), ThreadPoolExecutor(workers) if threaded else nullcontext() as pool:
+        run = pool.map if threaded else map
+        counter = _TileCounter(zx, zy, text_item, np.float32(tolerance), item_labels, text_labels, block_size, run)
+        return counter.result(list(run(count_blocks, [starts[i::workers] for i in range(workers)])))
 
 
 @dataclass
@@ -125,7 +125,7 @@ class _ColumnCounts:
 class _TileCounter:
     """The thresholds and counts of :func:`similarity_ranks`; ``count`` counts one tile."""
 
-    def __init__(self, zx, zy, text_item, tol, item_labels, text_labels, block_size):
+    def __init__(self, zx, zy, text_item, tol, item_labels, text_labels, block_size, run=map):
         n_items, n_texts = zx.shape[0], zy.shape[0]
         self.text_item = text_item
         # Lowered by the tolerance once, so that ">= threshold" counts ties.
@@ -148,7 +148,7 @@ class _TileCounter:
             self.item_codes = np.searchsorted(codes, item_labels)
             self.text_codes = np.searchsorted(codes, text_labels)
             self.text_codes[codes[np.minimum(self.text_codes, len(codes) - 1)] != text_labels] = -1
-            best_text, best_item = _same_class_best(zx, zy, self.item_codes, self.text_codes, block_size)
+            best_text, best_item = _same_class_best(zx, zy, self.item_codes, self.text_codes, block_size, run)
             self.text_class_threshold, self.item_class_threshold = best_text - tol, best_item - tol
             self.class_i2t = np.zeros(n_items, dtype=np.int64)
         else:
@@ -172,13 +172,11 @@ class _TileCounter:
             return SimilarityRanks(i2t, t2i)
         return SimilarityRanks(i2t, t2i, self.class_i2t, np.sum([c.class_t2i for c in columns], axis=0))
 
-    def count(self, block: np.ndarray, r0: int, c0: int, c1: int, mask_buffer: np.ndarray,
-              columns: _ColumnCounts) -> None:
-        """Count the tile ``block[:, c0:c1]`` of the row block starting at item ``r0``: its rows'
-        image -> text counts here (no other block has those rows), its columns' into ``columns``."""
-        r1 = r0 + block.shape[0]
+    def count(self, scores: np.ndarray, r0: int, c0: int, mask_buffer: np.ndarray, columns: _ColumnCounts) -> None:
+        """Count the tile ``scores`` of items ``r0..`` and texts ``c0..``: its rows' image -> text counts
+        here (no other worker has those rows), its columns' into ``columns``."""
+        r1, c1 = r0 + scores.shape[0], c0 + scores.shape[1]
         rows, cols = slice(r0, r1), slice(c0, c1)
-        scores = block[:, cols]
         above = mask_buffer[:scores.size].reshape(scores.shape)
         own_cols = c0 + np.flatnonzero((self.text_item[cols] >= r0) & (self.text_item[cols] < r1))
         # An item never competes with its own texts, in any of the four counts.
@@ -266,21 +264,27 @@ def _count(mask: np.ndarray, axis: int) -> np.ndarray:
 
 
 def _same_class_best(zx: np.ndarray, zy: np.ndarray, item_labels: np.ndarray, text_labels: np.ndarray,
-                     block_size: int) -> tuple[np.ndarray, np.ndarray]:
+                     block_size: int, run=map) -> tuple[np.ndarray, np.ndarray]:
     """Each item's best same-class text score ``(n_items,)`` and each text's best same-class item
-    score ``(n_texts,)``, from the same-class blocks of the product only (-inf where there is none)."""
+    score ``(n_texts,)``, from the same-class blocks of the product only (-inf where there is none).
+    ``run``: the ``map`` the blocks are computed with (a thread pool's, in :func:`similarity_ranks`)."""
     best_text = np.full(len(zx), -np.inf, dtype=np.float32)
     best_item = np.full(len(zy), -np.inf, dtype=np.float32)
-    for label in np.unique(item_labels):
-        items, texts = np.flatnonzero(item_labels == label), np.flatnonzero(text_labels == label)
-        if not len(texts):
-            continue
-        class_texts = zy[texts]
+    classes = [(np.flatnonzero(item_labels == label), np.flatnonzero(text_labels == label))
+               for label in np.unique(item_labels)]
+    classes = [(items, texts) for items, texts in classes if len(texts)]
+
+    def best(items: np.ndarray, texts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        class_texts = zy[texts].T
+        row_best, text_best = np.empty(len(items), dtype=np.float32), np.full(len(texts), -np.inf, dtype=np.float32)
         for start in range(0, len(items), block_size):
-            rows = items[start:start + block_size]
-            scores = zx[rows] @ class_texts.T
-            best_text[rows] = scores.max(axis=1)
-            best_item[texts] = np.maximum(best_item[texts], scores.max(axis=0))
+            scores = zx[items[start:start + block_size]] @ class_texts
+            row_best[start:start + block_size] = scores.max(axis=1)
+            np.maximum(text_best, scores.max(axis=0), out=text_best)
+        return row_best, text_best
+
+    for (items, texts), (row_best, text_best) in zip(classes, run(best, *zip(*classes)) if classes else ()):
+        best_text[items], best_item[texts] = row_best, text_best
     return best_text, best_item
 
 
@@ -305,7 +309,7 @@ def shared_ranks(result: AlignmentResult, similarity: Literal["cosine", "dot"] =
     Class ranks are included where the split has labels and the similarity is cosine."""
 
     def compute() -> SimilarityRanks:
-        zx, zy = result.zx.astype(np.float32), result.zy.astype(np.float32)
+        zx, zy = np.asarray(result.zx, dtype=np.float32), np.asarray(result.zy, dtype=np.float32)
         if similarity == "cosine":
             zx, zy = l2_normalize(zx), l2_normalize(zy)
         labels = result.test.labels if similarity == "cosine" else None
