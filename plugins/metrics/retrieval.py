@@ -72,7 +72,8 @@ def similarity_ranks(zx: np.ndarray, zy: np.ndarray, text_item: np.ndarray, item
     a whole-tile comparison; once few do, those few are gathered and compared against every higher
     threshold. Texts' thresholds likewise. Nothing is copied per threshold. Class ranks need each
     text's best same-class item before counting: the same-class part of the product (``1 / n_classes``
-    of it for balanced classes) is computed first for that. Memory is ``O(workers * TILE_BYTES)``.
+    of it for balanced classes) is computed first for that. Memory is ``O(workers * TILE_BYTES)`` for
+    the pass and ``O(workers * block_size * n_texts)`` at most for the same-class part.
 
     ``workers`` threads (default: as many as BLAS has) each compute and count every ``workers``-th
     row block (and share the same-class part), with BLAS on one thread: the counting is numpy's, on
@@ -83,6 +84,9 @@ def similarity_ranks(zx: np.ndarray, zy: np.ndarray, text_item: np.ndarray, item
     """
     n_items, n_texts = zx.shape[0], zy.shape[0]
     text_item = np.asarray(text_item, dtype=np.int64)
+    if not n_texts:  # nothing to rank, and nothing for an item's texts to lose to
+        none = np.zeros(0, dtype=np.int64)
+        return SimilarityRanks(none, none, *(() if item_labels is None else (np.zeros(n_items, dtype=np.int64), none)))
     if tolerance is None:
         tolerance = tie_tolerance(zx, zy)
     block_size = max(int(block_size), 1)
@@ -218,7 +222,7 @@ class _TileCounter:
         class_done = not self.with_classes
         for level in range(levels):
             probe = self.row_probe[rows, level]
-            if np.isinf(probe).all():
+            if np.isposinf(probe).all():  # no thresholds left (a class without texts gives -inf: all count)
                 break
             np.greater_equal(scores, probe[:, None], out=above)
             if _sparse(above):

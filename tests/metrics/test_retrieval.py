@@ -4,7 +4,7 @@ import pytest
 from alignbench.testing import toy_result
 from alignbench.arrays import l2_normalize
 from alignbench_plugins.metrics.retrieval import (
-    Retrieval, label_ranks, retrieval_ranks, retrieval_scores, tie_tolerance,
+    Retrieval, label_ranks, retrieval_ranks, retrieval_scores, similarity_ranks, tie_tolerance,
 )
 
 
@@ -258,3 +258,22 @@ def test_retrieval_and_class_retrieval_share_one_pass(monkeypatch):
     assert len(calls) == 1 and together == alone
     Retrieval(similarity="dot").compute(result)  # another similarity is another pass
     assert len(calls) == 2
+
+
+def test_an_item_whose_class_has_no_texts_still_gets_its_instance_ranks():
+    """Explicit text labels that leave an item's class without texts: every other text counts against
+    its class, and its instance rank is still counted (the pass stopped at the class's -inf threshold)."""
+    zx = np.array([[1.0, 0.0], [0.0, 1.0]], np.float32)
+    zy = np.array([[1.0, 0.0], [1.0, 0.0]], np.float32)
+    text_item, labels, text_labels = np.array([0, 1]), np.array([0, 1]), np.array([0, 7])
+    ranks = similarity_ranks(zx, zy, text_item, labels, block_size=1, text_labels=text_labels, workers=1)
+    np.testing.assert_array_equal(ranks.i2t, brute_force_ranks(zx, zy, text_item, tie_tolerance(zx, zy))[0])
+    np.testing.assert_array_equal(ranks.i2t, [1, 1])  # item 1 scores text 0 as high as its own text
+    np.testing.assert_array_equal(ranks.class_i2t, [1, 2])
+
+
+def test_no_texts_give_empty_ranks():
+    zx = np.eye(2, dtype=np.float32)
+    ranks = similarity_ranks(zx, np.zeros((0, 2), np.float32), np.zeros(0, int), np.array([0, 1]))
+    assert ranks.i2t.size == ranks.t2i.size == ranks.class_t2i.size == 0
+    np.testing.assert_array_equal(ranks.class_i2t, [0, 0])
