@@ -14,7 +14,7 @@ import numpy as np
 from .cache import CacheWriteError, EmbeddingCache, items_digest, texts_digest
 from .errors import InvalidParameterError
 from .interfaces import Dataset, DatasetSplits, Encoder, PairedData
-from .plan import Cell, config_key
+from .plan import Cell, config_key, perturbation_identity
 from .protocols import paper_splits
 from .registry import Registry
 from .robustness import CorruptedItems, side_of
@@ -138,7 +138,7 @@ class DataStage:
         if "version" in dataset:
             dataset_identity["version"] = dataset["version"]
         if damage is not None:
-            dataset_identity["perturbation"] = {k: damage[k] for k in ("name", "params", "source")}
+            dataset_identity["perturbation"] = perturbation_identity(damage)
         try:
             encode_shards = self.shard_encoder and self.shard_encoder(described["name"], described["params"], items)
             if encode_shards is not None:

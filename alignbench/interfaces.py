@@ -304,9 +304,14 @@ class Perturbation(Component, ABC):
 
     ``modality`` (a constructor parameter) names the damaged side: "image" (x) or "text" (y).
     ``modalities`` lists the ones the perturbation can damage (empty: any).
+
+    ``version``: None until a change of the perturbation's code damages the same items otherwise for
+    the same parameters; from then on a string, changed with every such change, in the cells' keys
+    and the embedding cache's key of the corrupted copies (as for encoders and datasets).
     """
 
     stage: ClassVar[str] = "embedding"
+    version: ClassVar[str | None] = None
     modalities: ClassVar[tuple[str, ...]] = ()
     modality: str
 

@@ -152,7 +152,7 @@ def plan_cells(registry: Registry, sweep: Sweep) -> list[Cell]:
                     for damage in damages:  # clean cells keep their keys: damaged ones add a field
                         label = f"{damage['name']}({damage['params']['modality']}) {damage['fraction']}%"
                         spec = DamageSpec(damage["name"], damage["params"], damage["stage"], damage["fraction"],
-                                          config_key({k: damage[k] for k in ("name", "params", "source")}))
+                                          config_key(perturbation_identity(damage)))
                         cells.append(Cell(dataset_name, aligner_name, int(level), int(seed),
                                           {**config, "perturbation": damage}, label, damage=spec, **typed))
     return cells
@@ -214,6 +214,12 @@ def plan_damage(registry: Registry, sweep: Sweep) -> list[dict[str, Any]]:
     return damages
 
 
+def perturbation_identity(damage: dict[str, Any]) -> dict[str, Any]:
+    """What makes a described perturbation's damage what it is, whatever the fraction: the key of its
+    corrupted copies (in memory and in the embedding cache)."""
+    return {k: damage[k] for k in ("name", "params", "source", "version") if k in damage}
+
+
 def encoders_for(registry: Registry, dataset: str, chosen: dict[str, tuple[str, Params]]) -> dict[str, Any]:
     """The encoders a dataset's cells use: none for embedded datasets (so they never enter its cells'
     keys), the chosen ones or the dataset's defaults for raw ones."""
@@ -230,7 +236,7 @@ def describe(registry: Registry, kind: str, name: str, params: Params) -> dict[s
     described = {"name": name, "params": instance.get_params(), "source": spec.source}
     if kind == "metric":
         described["version"] = type(instance).version
-    if kind in ("encoder", "dataset") and type(instance).version is not None:
+    if kind in ("encoder", "dataset", "perturbation") and type(instance).version is not None:
         described["version"] = type(instance).version
     if kind == "encoder" and (pin := instance.weights_pin()) is not None:
         described["weights"] = pin

@@ -255,3 +255,22 @@ def test_a_dataset_whose_version_changes_is_encoded_and_its_cells_run_again(regi
         assert len(keys) == 2 and keys[0] != keys[1]
         same = Runner(registry, store, cache=EmbeddingCache(tmp_path / "c")).run(sweep)
         assert same.ran == 0 and ToyImageEncoder.calls == 4
+
+
+def test_a_perturbation_whose_version_changes_corrupts_and_runs_its_cells_again(registry, tmp_path, monkeypatch):
+    """Code that damages the same items otherwise bumps the perturbation's ``version``: its corrupted
+    copies are encoded again and its damaged cells run again; the clean cells are kept."""
+    from alignbench.store import ResultStore
+    from alignbench_plugins.perturbations.images import ImageNoise
+
+    sweep = Sweep(aligners=[("lstsq", {})], datasets=[("raw-toy", {"n_items": 60})], levels=[10], seeds=[0],
+                  encoders={"image": ("toy-image", {}), "text": ("toy-text", {})},
+                  perturbations=[("image-noise", {})], fractions=[50])
+    ToyImageEncoder.calls = 0
+    with ResultStore(tmp_path / "s.sqlite") as store:
+        first = Runner(registry, store, cache=EmbeddingCache(tmp_path / "c")).run(sweep)
+        assert first.ran == 2 and ToyImageEncoder.calls == 3  # train, test, corrupted train
+        monkeypatch.setattr(ImageNoise, "version", "3")
+        bumped = Runner(registry, store, cache=EmbeddingCache(tmp_path / "c")).run(sweep)
+        assert (bumped.ran, bumped.skipped) == (1, 1) and ToyImageEncoder.calls == 4
+        assert len(store.records()) == 3

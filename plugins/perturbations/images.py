@@ -33,6 +33,7 @@ class ImageNoise(Perturbation):
     parameter_ranges = {"sigma": Range(low=0), "seed": Range(low=0)}
     stage = "input"
     modalities = ("image",)
+    version = "2"  # 2: arrays read as the image encoders read them (16-bit as 16-bit)
 
     def __init__(self, sigma: float = 0.2, seed: int = 0, modality: str = "image"):
         self.sigma = sigma
@@ -52,6 +53,7 @@ class ImageBlur(Perturbation):
     parameter_ranges = {"sigma": Range(low=0), "seed": Range(low=0)}
     stage = "input"
     modalities = ("image",)
+    version = "2"  # 2: arrays read as the image encoders read them (16-bit as 16-bit)
 
     def __init__(self, sigma: float = 1.5, seed: int = 0, modality: str = "image"):
         self.sigma = sigma
