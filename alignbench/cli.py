@@ -47,6 +47,10 @@ def one_line_errors(command: Callable[..., Any]) -> Callable[..., Any]:
             return command(*args, **kwargs)
         except AlignbenchError as exc:
             raise click.ClickException(str(exc)) from None
+        except OSError as exc:  # a path that is a folder, missing, read-only, on a full disk...
+            where = f"{exc.filename}: " if exc.filename else ""
+            raise click.ClickException(f"{where}{exc.strerror or exc}; check that the path is the file or folder "
+                                       f"meant and that you may read and write it.") from None
 
     return wrapper
 

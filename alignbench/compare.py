@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import AlignbenchError
+from .errors import AlignbenchError, InvalidParameterError
 
 ROUNDING = 1e-6  # leaderboard JSON keeps 6 decimals: a store and its own JSON differ by this much
 CELL_FIELDS = ("aligner", "anchors", "seed", "setting", "status")
@@ -60,8 +60,9 @@ class Comparison:
 
 def load_values(path: Path) -> dict[CellKey, CellValues]:
     """Per cell: its seeds' statuses and, per metric, the values of its finished seeds."""
-    if not path.exists():
-        raise AlignbenchError(f"{path} does not exist; pass a results store (.sqlite) or a leaderboard JSON.")
+    if not path.is_file():
+        what = "is a folder" if path.is_dir() else "does not exist"
+        raise AlignbenchError(f"{path} {what}; pass a results store (.sqlite) or a leaderboard JSON.")
     if path.suffix == ".json":
         return _from_json(path)
     with open(path, "rb") as f:
@@ -121,8 +122,13 @@ def mean_std(values: list[float]) -> tuple[float, float]:
 def compare(before: dict[CellKey, CellValues], after: dict[CellKey, CellValues],
             metrics: list[str] | None = None) -> Comparison:
     """Cells on both sides whose mean moved by more than max(std before, std after) + rounding, or
-    whose seeds' statuses changed."""
+    whose seeds' statuses changed. A metric in ``metrics`` that no cell of either side has is an error
+    (a typo would otherwise compare nothing, and a CI check pass)."""
     common = sorted(set(before) & set(after))
+    present = {name for side in (before, after) for values in side.values() for name in values.metrics}
+    if unknown := [m for m in metrics or () if m not in present]:
+        raise InvalidParameterError(f"--metric {', '.join(unknown)}: no cell on either side has it; the metrics are "
+                                    f"{', '.join(sorted(present))}.")
     moved, status_changed = [], []
     for cell in common:
         statuses = sorted(before[cell].statuses), sorted(after[cell].statuses)

@@ -83,6 +83,7 @@ class Runner:
         rest is done (finished there: skipped here; its holder gone: taken over), so every cell is
         computed once. KeyboardInterrupt propagates; every cell finished before it is already stored.
         """
+        self.store.check_writable()
         cells = self.plan(sweep)
         summary = RunSummary()
         todo = []

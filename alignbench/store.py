@@ -114,11 +114,20 @@ class ResultStore:
         self.lease_seconds = lease_seconds
         self.leases_host = _machine()
         self._owner = f"{self.leases_host}/{os.getpid()}/{uuid.uuid4().hex[:12]}"
+        self.read_only = False
+        target, uri = self.path, False
         if self.path != ":memory:":
             _check_location(Path(self.path))
             _check_header(Path(self.path))
+            # A store on a read-only disk or without write permission is opened for reading only
+            # (SQLite's own mode would try to write its journal, and fail as if the file were damaged).
+            folder_writable = os.access(Path(self.path).parent, os.W_OK)
+            self.read_only = Path(self.path).is_file() and not (os.access(self.path, os.W_OK) and folder_writable)
+            if self.read_only:
+                target = f"{Path(self.path).resolve().as_uri()}?mode=ro{'' if folder_writable else '&immutable=1'}"
+                uri = True
         try:
-            self._db = sqlite3.connect(self.path, timeout=BUSY_SECONDS)
+            self._db = sqlite3.connect(target, timeout=BUSY_SECONDS, uri=uri)
         except sqlite3.Error as exc:
             raise StoreError(f"cannot open the results store {self.path} ({exc}); pass another path "
                              f"(--store or $ALIGNBENCH_STORE).") from None
@@ -208,7 +217,14 @@ class ResultStore:
     def _finished(row: tuple | None, code: str | None) -> bool:
         return row is not None and row[0] in ("ok", "n/a") and (code is None or row[1] == code)
 
+    def check_writable(self) -> None:
+        """Before any cell runs: a read-only store is an error naming the fix."""
+        if self.read_only:
+            raise StoreError(f"the results store {self.path} is read-only (its file or folder cannot be written); "
+                             f"make it writable, or pass another --store (a copy, to add to it).")
+
     def put(self, record: CellRecord) -> None:
+        self.check_writable()
         if record.status not in STATUSES:
             raise ValueError(f"status must be one of {STATUSES}, got {record.status!r}")
         with self._db:  # one transaction per cell: committed now, or not at all, with its lease released
@@ -237,6 +253,7 @@ class ResultStore:
         A lease is taken over when its expiry passed, or at once when it names a process of this host
         that no longer exists (killed). One small write transaction: cheap next to any cell.
         """
+        self.check_writable()
         # A lease is worth no disk flush (lost with the machine, it is moot): the next stored cell's
         # commit flushes it along, and results keep SQLite's full durability.
         self._db.execute("PRAGMA synchronous = NORMAL")

@@ -72,9 +72,21 @@ def write_export(records: list[CellRecord], producer: dict[str, str], out: Path)
         raise SubmissionError("no records to export: the store holds no cells of the chosen datasets and aligners.")
     if not producer.get("name"):
         raise SubmissionError("name the producer (--name): submitted rows are shown with it.")
+    if out.exists() and not _is_results_file(out):
+        raise SubmissionError(f"{out} exists and is not a results file (a store, a folder, another file); pass a new "
+                              f"path, e.g. results/NAME.json: only an earlier export is overwritten.")
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(export_payload(records, producer), indent=1, sort_keys=True, allow_nan=False) + "\n")
     return out
+
+
+def _is_results_file(path: Path) -> bool:
+    """Whether ``path`` is a file an export wrote (so writing over it loses nothing it did not copy)."""
+    try:
+        payload = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, ValueError):
+        return False
+    return isinstance(payload, dict) and payload.get("schema") == SCHEMA
 
 
 def load_submission(path: Path, known_metrics: dict[str, type], seeds: list[int],

@@ -346,3 +346,23 @@ def test_a_cache_that_fails_while_writing_warns_and_goes_on(invoke, tmp_path, to
 def test_a_negative_procrustes_dim_is_refused(invoke):
     result = invoke(["run", *GMM, *SWEEP, "--param", "procrustes.dim=-3"])
     assert result.exit_code == 1 and "procrustes.dim" in result.stderr
+
+
+def test_a_read_only_store_is_read_and_refused_for_a_run_in_one_line(invoke, tmp_path, monkeypatch):
+    """A store on a read-only disk (or without write permission) was taken for a damaged file, and a
+    read-only file crashed `run` with SQLite's error. Tests run as root, whom permissions do not
+    stop: the store is made read-only to alignbench by its permission check."""
+    path = tmp_path / "store.sqlite"
+    assert invoke(["run", *GMM, *SWEEP, "--store", str(path)]).exit_code == 0
+    stored = path.read_bytes()
+    real_access = os.access
+    monkeypatch.setattr("alignbench.store.os.access",
+                        lambda p, mode: False if mode == os.W_OK and Path(p) in (path, path.parent) else real_access(p, mode))
+    boards = invoke(["leaderboard", "--store", str(path), "--out", str(tmp_path / "boards")])
+    assert boards.exit_code == 0, boards.stderr
+    assert (tmp_path / "boards" / "synthetic-gmm.csv").is_file()
+    result = invoke(["run", *GMM, *SWEEP, "--seeds", "0,1", "--store", str(path)])
+    assert result.exit_code == 1 and "Traceback" not in result.stderr
+    [line] = [line for line in result.stderr.splitlines() if line.startswith("Error")]
+    assert "is read-only" in line and "pass another --store" in line
+    assert path.read_bytes() == stored

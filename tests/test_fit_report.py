@@ -117,7 +117,7 @@ def test_a_read_only_store_from_before_the_fitted_column_is_still_read(tmp_path,
     connect = sqlite3.connect
     # Tests run as root, whom file permissions do not stop: open it read-only the way SQLite can.
     monkeypatch.setattr(alignbench.store.sqlite3, "connect",
-                        lambda p, **kw: connect(f"file:{p}?mode=ro", uri=True, **kw))
+                        lambda p, **kw: connect(f"file:{p}?mode=ro", **{**kw, "uri": True}))
     with ResultStore(path) as store:
         [old] = store.records()
         assert (old.key, old.fitted) == ("k", {})

@@ -69,12 +69,23 @@ def test_a_change_within_the_seeds_spread_is_not_a_move(before):
     (lambda t: (t / "notes.txt", (t / "notes.txt").write_text("hello"))[0], "neither a results store"),
     (lambda t: (t / "x.json", (t / "x.json").write_text("[1, 2]"))[0], "is not a leaderboard JSON"),
     (lambda t: COMMITTED / "synthetic-gmm.json", "share no cell"),
+    (lambda t: t, "is a folder"),
 ])
 def test_bad_inputs_are_one_line(before, tmp_path, make, message):
     result = invoke(before, make(tmp_path))
     assert result.exit_code != 0 and "Traceback" not in result.output
     [line] = result.output.strip().splitlines()
     assert line.startswith("Error: ") and message in line
+
+
+def test_a_metric_no_cell_has_is_an_error_not_an_empty_check(before, tmp_path):
+    """A typo in --metric compared nothing, and --fail-on-change passed whatever had moved."""
+    payload = json.loads(before.read_text())
+    after = tmp_path / "after.json"
+    after.write_text(json.dumps(shifted(payload, "procrustes", 100, "mean_R@1", lambda v, s: v - 0.05)))
+    result = invoke(before, after, "--fail-on-change", "--metric", "mean_R@1x")
+    assert result.exit_code == 1 and "--metric mean_R@1x: no cell on either side has it" in result.output
+    assert "mean_R@1," in result.output and len(result.output.strip().splitlines()) == 1
 
 
 def test_a_cell_that_now_fails_or_is_gone_fails_the_check(before, tmp_path):

@@ -141,6 +141,30 @@ def test_export_warns_when_publish_would_reject_the_file(sweep_into, tmp_path):
     assert "warning: `alignbench publish` would reject it:" in result.output and "has seeds [0, 1]" in result.output
 
 
+def test_export_never_writes_over_what_is_not_an_earlier_export(sweep_into, tmp_path):
+    """--out naming the store itself (or any other file, or a folder) is refused, and the file is kept;
+    an earlier export is rewritten."""
+    store = tmp_path / "s.sqlite"
+    sweep_into(store, ["lstsq"])
+    stored = store.read_bytes()
+    other = tmp_path / "notes.json"
+    other.write_text('{"mine": 1}')
+    for out in (store, other, tmp_path):
+        result = CliRunner().invoke(cli, ["export", "--store", str(store), "--out", str(out), "--name", "me"])
+        assert result.exit_code == 1 and "exists and is not a results file" in result.output, result.output
+        assert len(result.output.strip().splitlines()) == 1
+    assert store.read_bytes() == stored and other.read_text() == '{"mine": 1}'
+    under_a_file = CliRunner().invoke(cli, ["export", "--store", str(store), "--out", str(other / "r.json"),
+                                            "--name", "me"])
+    assert under_a_file.exit_code == 1 and "Traceback" not in under_a_file.output
+    [line] = under_a_file.output.strip().splitlines()
+    assert str(other) in line and "check that the path is the file or folder meant" in line
+    again = tmp_path / "r.json"
+    for _ in range(2):
+        result = CliRunner().invoke(cli, ["export", "--store", str(store), "--out", str(again), "--name", "me"])
+        assert result.exit_code == 0, result.output
+
+
 @pytest.mark.parametrize("args, message", [
     (["export", "--store", "nowhere.sqlite", "--out", "r.json", "--name", "me"], "no results store at nowhere.sqlite"),
     (["publish", "--leaderboards", "nowhere"], "--leaderboards nowhere is not a directory"),
