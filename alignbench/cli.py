@@ -276,7 +276,8 @@ def make_sweep(registry, aligners, datasets, levels, seeds, metrics, params, anc
         metrics=[(n, assigned["metric"].get(n, {})) for n in chosen["metric"]],
         anchor_strategy=anchor_strategy,
         encoders=encoders,
-        perturbations=[(name, {**assigned["perturbation"].get(name, {}), **extra}) for name, extra in damage],
+        perturbations=[(name, merged_perturbation_params(name, assigned["perturbation"].get(name, {}), extra))
+                       for name, extra in damage],
     )
 
 
@@ -310,6 +311,15 @@ def check_output_dir(path: Path, option: str) -> None:
     except OSError as exc:
         raise InvalidParameterError(f"{option} {path} is not writable ({exc.strerror or exc}); pass a directory "
                                     f"you can write to.") from None
+
+
+def merged_perturbation_params(name: str, assigned: dict, extra: dict) -> dict:
+    """--param NAME.KEY=... and NAME:MODALITY together; the two naming different modalities is an error
+    (one of them would be ignored)."""
+    if "modality" in assigned and "modality" in extra and assigned["modality"] != extra["modality"]:
+        raise InvalidParameterError(f"--perturbation {name}:{extra['modality']} and --param {name}.modality="
+                                    f"{assigned['modality']} name different modalities; keep one.")
+    return {**assigned, **extra}
 
 
 def parse_perturbation(text: str) -> tuple[str, dict]:
@@ -359,6 +369,7 @@ def execute(registry, results, store_path: Path, sweeps: list, cache_dir: Path |
                 summary.ran += done.ran
                 summary.skipped += done.skipped
                 summary.not_applicable += done.not_applicable
+                summary.not_applicable_reasons += done.not_applicable_reasons
                 summary.failed += done.failed
     except KeyboardInterrupt:
         click.echo(f"\ninterrupted: {len(results)} finished cells are saved in {store_path}; "
@@ -366,6 +377,11 @@ def execute(registry, results, store_path: Path, sweeps: list, cache_dir: Path |
         sys.exit(130)
     click.echo(f"{summary.ran} cells run, {summary.skipped} already done, {summary.not_applicable} n/a, "
                f"{len(summary.failed)} failed; results in {store_path}", err=True)
+    reasons = summary.not_applicable_reasons.most_common()
+    for reason, count in reasons[:3]:
+        click.echo(f"  n/a ({count} {'cell' if count == 1 else 'cells'}): {reason}", err=True)
+    if len(reasons) > 3:
+        click.echo(f"  n/a: {len(reasons) - 3} more reasons (the store keeps each cell's)", err=True)
     for cell, message in summary.failed:
         damage = f" {cell.perturbation}" if cell.perturbation else ""
         click.echo(f"  failed: {cell.dataset} {cell.aligner} anchors={cell.anchors} seed={cell.seed}{damage}: {message}",

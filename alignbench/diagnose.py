@@ -10,6 +10,7 @@ import pandas as pd
 
 from . import figures
 from .cache import EmbeddingCache
+from .errors import AlignbenchError
 from .leaderboard import boards, headline_table, long_table
 from .registry import Registry
 from .runner import Runner, Sweep, unpaired_items
@@ -62,6 +63,10 @@ def diagnose(registry: Registry, store: ResultStore, dataset: tuple[str, dict], 
             report.class_retrieval[protocol] = headline_table(board, CLASS_HEADLINE)
         if protocol == "standard" or standard_board is None:
             standard_board = board
+    if not any(r.status == "ok" for r in standard_board.records):
+        reasons = sorted({r.message.splitlines()[0] for r in standard_board.records if r.message})
+        raise AlignbenchError(f"no cell finished, so there is nothing to diagnose ({'; '.join(reasons[:2]) or 'no reason'}"
+                              f"); pass levels the train split can hold (--anchors).")
     report.diagnostics = diagnostics_table(long_table(standard_board))
     if out is not None:
         report.figures = draw(registry, runner, sweep_for(dataset, levels, seeds, "standard", encoders),

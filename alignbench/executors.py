@@ -238,6 +238,10 @@ def import_ray() -> Any:
     return ray
 
 
+# Workers past this many per core only add processes (each with its own copy of the data) that wait.
+MAX_WORKERS_PER_CORE = 4
+
+
 def make_executor(kind: str | None, workers: int | None, ray_address: str | None) -> Executor:
     """The executor the command-line options name: ``kind`` serial, processes or ray (None: processes
     when ``workers`` is given, else serial)."""
@@ -263,4 +267,8 @@ def make_executor(kind: str | None, workers: int | None, ray_address: str | None
         return RayExecutor(ray_address)
     from .worker_processes import ProcessExecutor
 
+    if workers is not None and workers > (most := MAX_WORKERS_PER_CORE * available_cores()):
+        raise InvalidParameterError(f"--workers {workers} is more than {MAX_WORKERS_PER_CORE} per core of this "
+                                    f"machine's {available_cores()}: each worker is a process with its own copy of "
+                                    f"the data; pass at most {most} (one per core is fastest).")
     return ProcessExecutor(workers if workers is not None else available_cores())

@@ -126,6 +126,11 @@ def plan_cells(registry: Registry, sweep: Sweep) -> list[Cell]:
     damages = plan_damage(registry, sweep)
     cells = []
     for dataset_name, dataset_params in sweep.datasets:
+        for damage in damages:
+            if damage["stage"] == "input" and not registry.load("dataset", dataset_name).raw:
+                raise InvalidParameterError(
+                    f"{damage['name']} corrupts raw items before they are encoded, and {dataset_name} holds "
+                    f"embeddings; drop one of them, or damage embeddings (embedding-noise).")
         dataset = describe(registry, "dataset", dataset_name, dataset_params)
         encoders = encoders_for(registry, dataset_name, sweep.encoders)
         for aligner_name, aligner_params in sweep.aligners:

@@ -13,6 +13,8 @@ store has one writer, this process).
 
 from __future__ import annotations
 
+from collections import Counter
+
 import logging
 import time
 from dataclasses import dataclass, field
@@ -41,6 +43,7 @@ class RunSummary:
     skipped: int = 0
     not_applicable: int = 0
     failed: list[tuple[Cell, str]] = field(default_factory=list)
+    not_applicable_reasons: Counter = field(default_factory=Counter)  # first line of each n/a cell's message
 
 
 class Runner:
@@ -188,6 +191,7 @@ class Runner:
             summary.ran += 1
         elif outcome.status == "n/a":
             summary.not_applicable += 1
+            summary.not_applicable_reasons[outcome.message.splitlines()[0] if outcome.message else "no reason"] += 1
         else:
             summary.failed.append((cell, outcome.message))
         if on_cell:

@@ -129,7 +129,9 @@ CASES = [
     ("path-is-a-directory", lambda t: embeddings(f"path={t}"), "is a directory"),
     ("path-missing", lambda t: embeddings(f"path={t / 'missing.npz'}"), "does not exist"),
     ("unknown-suffix", lambda t: embeddings(f"path={raw(t, 'p.txt', b'1 2')}"), "use a .npz, .safetensors or .npy"),
-    ("x-without-y", lambda t: embeddings(f"x={npy(t, 'x.npy', X)}"), "needs files"),
+    ("x-without-y", lambda t: embeddings(f"x={npy(t, 'x.npy', X)}"), "embeddings.x is set but embeddings.y is not"),
+    ("path-and-x", lambda t: embeddings(f"path={npz(t, x=X, y=X)}", f"x={npy(t, 'x.npy', X)}"),
+     "embeddings.x would be ignored"),
     ("npy-with-two-arrays-as-x", lambda t: separate(t, npz(t, "x.npz", a=X, b=X)), "holds 2 arrays"),
     # embeddings files with the wrong content
     ("no-y-array", lambda t: embeddings(f"path={npz(t, x=X)}"), "no array named 'y'"),
@@ -228,6 +230,12 @@ CASES = [
      "150"),
     ("image-encoder-on-embedded-data", lambda t: ["run", *GMM, *SWEEP, "--image-encoder", "minilm"],
      "would be ignored"),
+    ("input-corruption-of-embeddings", lambda t: ["robustness", *GMM, *SWEEP, "--perturbation", "image-noise",
+                                                  "--fractions", "50"], "image-noise corrupts raw items"),
+    ("two-modalities-for-one-perturbation", lambda t: ["robustness", *GMM, *SWEEP, "--perturbation", "drop:image",
+                                                       "--param", "drop.modality=text", "--fractions", "50"],
+     "name different modalities"),
+    ("too-many-workers", lambda t: ["run", *GMM, *SWEEP, "--workers", "100000"], "--workers 100000 is more than"),
 ]
 
 @pytest.fixture
@@ -268,6 +276,16 @@ def test_bad_input_is_one_line_before_any_work(invoke, tmp_path, make, phrase):
     assert not (tmp_path / "boards").exists()
     for path, content in user_files.items():  # a bad store or file is reported, never rewritten
         assert path.read_bytes() == content, f"{path} was changed"
+
+
+def test_a_diagnosis_with_no_finished_cell_says_why_in_one_line(invoke, tmp_path):
+    """Every level beyond the train split: the cells are n/a (and stored as such), and the diagnosis
+    names the reason instead of failing with an IndexError."""
+    result = invoke(["diagnose", "--dataset", "synthetic-gmm", "--param", "synthetic-gmm.n_items=200", "--anchors",
+                     "100000", "--seeds", "0", "--out", str(tmp_path / "diagnosis")])
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    [line] = [line for line in result.stderr.splitlines() if line.startswith("Error")]
+    assert "no cell finished" in line and "100000 anchors asked for; the train split has 100 items" in line
 
 
 def test_nan_is_reported_at_the_files_row(invoke, tmp_path):

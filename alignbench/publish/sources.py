@@ -15,6 +15,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from ..errors import AlignbenchError
 from ..leaderboard import aligner_config, aligner_labels, boards
 from ..store import CellRecord
 from ..submissions import Submission
@@ -67,17 +68,27 @@ def local_tables(directory: Path) -> list[Table]:
     """Tables of ``directory/<dataset>.json`` files (robustness files are read by robustness())."""
     tables = []
     for path in sorted(directory.glob("*.json")):
-        payload = json.loads(path.read_text())
-        if not isinstance(payload, dict) or "cells" not in payload or "settings" not in payload:
-            continue  # robustness payloads and anything else
-        fitted = {(f["setting"], f["aligner"], int(f["anchors"]), int(f["seed"])): f["fitted"]
-                  for f in payload.get("fitted", [])}
-        for setting_id, setting in sorted(payload["settings"].items()):
-            cells = [Cell(row=c["aligner"], aligner=c["aligner"], anchors=int(c["anchors"]), seed=int(c["seed"]),
-                          status=c["status"], metrics={k: v for k, v in c.items() if k not in CELL_FIELDS},
-                          fitted=fitted.get((setting_id, c["aligner"], int(c["anchors"]), int(c["seed"])), {}))
-                     for c in payload["cells"] if c["setting"] == setting_id]
-            tables.append(Table(payload["dataset"], setting_id, setting, cells))
+        try:
+            tables += _tables_of(json.loads(path.read_text()))
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            raise AlignbenchError(f"{path} is not a leaderboard JSON ({type(exc).__name__}: {exc}); write it again "
+                                  f"with `alignbench leaderboard`, or move it out of the folder.") from None
+    return tables
+
+
+def _tables_of(payload: Any) -> list[Table]:
+    """The tables of one parsed leaderboard JSON (none for robustness payloads and anything else)."""
+    if not isinstance(payload, dict) or "cells" not in payload or "settings" not in payload:
+        return []
+    fitted = {(f["setting"], f["aligner"], int(f["anchors"]), int(f["seed"])): f["fitted"]
+              for f in payload.get("fitted", [])}
+    tables = []
+    for setting_id, setting in sorted(payload["settings"].items()):
+        cells = [Cell(row=c["aligner"], aligner=c["aligner"], anchors=int(c["anchors"]), seed=int(c["seed"]),
+                      status=c["status"], metrics={k: v for k, v in c.items() if k not in CELL_FIELDS},
+                      fitted=fitted.get((setting_id, c["aligner"], int(c["anchors"]), int(c["seed"])), {}))
+                 for c in payload["cells"] if c["setting"] == setting_id]
+        tables.append(Table(payload["dataset"], setting_id, setting, cells))
     return tables
 
 

@@ -14,7 +14,7 @@ import numpy as np
 from alignbench import Dataset, DatasetSplits, PairedData, Range
 from alignbench.arrays import as_embeddings
 from alignbench.cache import file_sha256
-from alignbench.errors import DatasetNotFoundError, InvalidInputError
+from alignbench.errors import DatasetNotFoundError, InvalidInputError, InvalidParameterError
 
 from .splitting import split_items
 from .pinned import ContentPinned
@@ -159,6 +159,14 @@ class Embeddings(ContentPinned, Dataset):
         """Called when a sweep is planned: read and check the files before any work, so that a bad file
         is one line up front, with the file's row numbers (checked once per content and parameters)."""
         super().validate()
+        separate = [key for key in ("x", "y", "text_item", "test") if getattr(self, key) is not None]
+        if self.path is not None and separate:
+            raise InvalidParameterError(f"pass embeddings.path or the separate files (embeddings.x, embeddings.y, ...), "
+                                        f"not both: {', '.join('embeddings.' + k for k in separate)} would be ignored.")
+        if self.path is None and (self.x is None) != (self.y is None):
+            given, missing = ("x", "y") if self.y is None else ("y", "x")
+            raise InvalidParameterError(f"embeddings.{given} is set but embeddings.{missing} is not; pass both "
+                                        f"(or one embeddings.path holding x and y).")
         _validated(json.dumps(self.get_params(), sort_keys=True))
 
     def load(self) -> DatasetSplits:

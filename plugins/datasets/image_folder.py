@@ -34,7 +34,14 @@ def is_caption_column(column: str) -> bool:
 
 def read_metadata(path: Path) -> list[dict[str, Any]]:
     if path.suffix == ".jsonl":
-        return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+        rows = []
+        for number, line in enumerate(path.read_text().splitlines(), 1):
+            if line.strip():
+                rows.append(row := json.loads(line))
+                if not isinstance(row, dict):
+                    raise ValueError(f"line {number} is a JSON {type(row).__name__}, not an object with file_name "
+                                     f"and caption")
+        return rows
     rows = list(csv.DictReader(path.read_text().splitlines()))
     for row in rows:  # a list of captions in one CSV cell is written as JSON
         for key, value in row.items():

@@ -46,12 +46,20 @@ def karpathy_records(path: Path, image_root: Path, splits: set[str], use_filepat
         entries = json.loads(path.read_text())["images"]
     except (json.JSONDecodeError, KeyError, TypeError) as exc:
         raise DatasetNotFoundError(f"{path} is not a Karpathy split file ({exc}): it needs an 'images' list.") from None
+    if not isinstance(entries, list):
+        raise DatasetNotFoundError(f"{path} is not a Karpathy split file: its 'images' is a {type(entries).__name__}, "
+                                   f"not a list of images.")
     records = []
-    for entry in entries:
-        if entry.get("split") not in splits:
-            continue
-        relative = Path(entry.get("filepath", "")) / entry["filename"] if use_filepath else Path(entry["filename"])
-        captions = [s.get("raw") or " ".join(s.get("tokens", [])) for s in entry.get("sentences", [])]
+    for index, entry in enumerate(entries):
+        try:
+            if entry.get("split") not in splits:
+                continue
+            relative = Path(entry.get("filepath", "")) / entry["filename"] if use_filepath else Path(entry["filename"])
+            captions = [s.get("raw") or " ".join(s.get("tokens", [])) for s in entry.get("sentences", [])]
+        except (AttributeError, KeyError, TypeError) as exc:
+            raise DatasetNotFoundError(f"{path} image {index} is not a Karpathy image entry ({type(exc).__name__}: "
+                                       f"{exc}): each needs 'filename', 'split' and a list of 'sentences' objects with "
+                                       f"'raw' or 'tokens'.") from None
         records.append((str(relative), inside(image_root, relative, path), captions))
     return records
 
@@ -63,8 +71,9 @@ def official_coco_records(annotations: Path, image_dir: Path):
         captions: dict[int, list[str]] = {}
         for annotation in data["annotations"]:
             captions.setdefault(annotation["image_id"], []).append(annotation["caption"])
-    except (json.JSONDecodeError, KeyError, TypeError) as exc:
-        raise DatasetNotFoundError(f"{annotations} is not a COCO captions file ({exc}).") from None
+    except (json.JSONDecodeError, AttributeError, KeyError, TypeError) as exc:
+        raise DatasetNotFoundError(f"{annotations} is not a COCO captions file ({type(exc).__name__}: {exc}): it "
+                                   f"needs 'images' (id, file_name) and 'annotations' (image_id, caption) lists.") from None
     return [(f"{image_dir.name}/{name}", inside(image_dir, name, annotations), captions.get(image_id, []))
             for image_id, name in sorted(images.items())]
 

@@ -92,6 +92,26 @@ def test_missing_data_names_the_expected_layout(tmp_path, monkeypatch):
         COCO(data_dir=str(tmp_path)).load()
 
 
+@pytest.mark.parametrize("content, message", [
+    ('{"images": 5}', "its 'images' is a int, not a list"),
+    ('{"images": [5]}', "image 0 is not a Karpathy image entry"),
+    ('{"images": [{"filename": "a.jpg", "split": "test", "sentences": "a cat"}]}', "image 0 is not a Karpathy"),
+    ('{"images": {"a": 1}}', "its 'images' is a dict"),
+])
+def test_a_split_file_of_the_wrong_shape_is_one_line(tmp_path, content, message):
+    (tmp_path / "dataset_coco.json").write_text(content)
+    with pytest.raises(DatasetNotFoundError, match=message) as error:
+        COCO(data_dir=str(tmp_path)).load()
+    assert "\n" not in str(error.value)
+
+
+def test_official_annotations_of_the_wrong_shape_are_one_line(tmp_path):
+    root = official_coco(tmp_path)
+    (root / "annotations" / "captions_val2017.json").write_text('{"images": [5], "annotations": []}')
+    with pytest.raises(DatasetNotFoundError, match="is not a COCO captions file .*'images' .*'annotations'"):
+        COCO(data_dir=str(root), annotations="official").load()
+
+
 def test_flickr30k_karpathy_split(tmp_path):
     splits = Flickr30k(data_dir=str(karpathy_flickr(tmp_path, "flickr30k", "flickr30k-images"))).load()
     assert (splits.train.n_items, splits.test.n_items) == (6, 4)

@@ -78,6 +78,8 @@ def test_caps_and_content_digest_like_coco(tmp_path):
      "has no caption column among file_name, label; name it with --param image-folder.caption_columns"),
     (lambda root: (root / "metadata.jsonl").write_text('{"file_name": "a.jpg", "caption": "x"\n') and root,
      "cannot read .*metadata.jsonl"),
+    (lambda root: (root / "metadata.jsonl").write_text('{"file_name": "a.jpg", "caption": "x"}\n[1, 2]\n') and root,
+     "line 2 is a JSON list, not an object"),
 ])
 def test_a_wrong_layout_is_one_line_naming_the_expected_one(tmp_path, make, message):
     root = tmp_path / "folder"

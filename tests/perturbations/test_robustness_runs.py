@@ -57,10 +57,11 @@ def test_bad_perturbation_settings_fail_before_any_work(registry, store):
     assert len(store) == 0
 
 
-def test_raw_corruptions_are_not_applicable_to_a_dataset_of_embeddings(registry, store):
-    Runner(registry, store).run(sweep([("synonyms", {})]))
-    record = [r for r in store.records() if "perturbation" in r.config][0]
-    assert record.status == "n/a" and "holds embeddings" in record.message
+def test_raw_corruptions_of_a_dataset_of_embeddings_are_refused_before_any_cell(registry, store):
+    """They were n/a cell by cell, and the robustness table came out empty without a word."""
+    with pytest.raises(InvalidParameterError, match="synonyms corrupts raw items .* holds embeddings"):
+        Runner(registry, store).run(sweep([("synonyms", {})]))
+    assert len(store) == 0
 
 
 def test_raw_corruption_is_encoded_once_cached_apart_and_damages_exactly_the_fraction(registry, tmp_path):

@@ -180,6 +180,20 @@ def test_bad_options_are_one_line_errors(tmp_path, monkeypatch, args, message):
     assert line.startswith("Error: ") and message in line
 
 
+@pytest.mark.parametrize("content", ['{"cells": [', '{"cells": [5], "settings": {"a": {}}, "dataset": "d"}'])
+def test_a_damaged_leaderboard_json_is_one_line_and_the_site_is_kept(tmp_path, content):
+    boards = tmp_path / "boards"
+    boards.mkdir()
+    for name in ("synthetic-gmm.json", "synthetic-gmm.md"):
+        (boards / name).write_bytes((COMMITTED / name).read_bytes())
+    (boards / "broken.json").write_text(content)
+    result = CliRunner().invoke(cli, ["publish", "--leaderboards", str(boards), "--out", str(tmp_path / "site")])
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    [line] = [line for line in result.output.splitlines() if line.startswith("Error")]
+    assert "broken.json is not a leaderboard JSON" in line
+    assert not (tmp_path / "site").exists()
+
+
 def test_a_repeated_record_counts_once(tiny_site, tmp_path, known):
     """An exact copy of a cell (same key, same numbers) would have been one more seed in the site's mean."""
     payload = good_payload(tiny_site)
