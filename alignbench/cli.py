@@ -55,13 +55,13 @@ def one_line_errors(command: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
-def int_list(text: str, what: str) -> list[int]:
+def int_list(text: str, what: str, example: str = "0,10,100") -> list[int]:
     try:
         values = [int(part) for part in text.split(",") if part.strip()]
     except ValueError:
-        raise InvalidParameterError(f"{what} must be comma-separated integers like 0,10,100, got {text!r}.") from None
+        raise InvalidParameterError(f"{what} must be comma-separated integers like {example}, got {text!r}.") from None
     if not values:
-        raise InvalidParameterError(f"{what} is empty; give comma-separated integers like 0,10,100.")
+        raise InvalidParameterError(f"{what} is empty; give comma-separated integers like {example}.")
     return values
 
 
@@ -191,7 +191,7 @@ def robustness(perturbations, fractions, levels, aligners, datasets, seeds, metr
     registry = loaded_registry()
     base = make_sweep(registry, aligners or ROBUSTNESS_ALIGNERS, datasets, levels, seeds, metrics, params,
                       anchor_strategy, image_encoder, text_encoder, perturbations or ROBUSTNESS_PERTURBATIONS)
-    base.fractions = int_list(fractions, "--fractions")
+    base.fractions = int_list(fractions, "--fractions", "20,50,80")
     canonical = not (perturbations or aligners or datasets or metrics or params or image_encoder or text_encoder) and \
         anchor_strategy == "random" and base.levels == ROBUSTNESS_LEVELS and base.seeds == DEFAULT_SEEDS and \
         base.fractions == ROBUSTNESS_FRACTIONS

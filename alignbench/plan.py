@@ -179,6 +179,10 @@ def check_sweep(sweep: Sweep) -> None:
                                     f"pass e.g. --seeds 0,1,2.")
     if any(level > MAX_STORED_INT for level in sweep.levels):
         raise InvalidParameterError(f"supervision levels must be at most 2**63 - 1, got {sweep.levels}.")
+    for what, values in (("supervision level", sweep.levels), ("seed", sweep.seeds),
+                         ("metric", [name for name, _ in sweep.metrics])):
+        if twice := sorted({v for v in values if values.count(v) > 1}, key=str):
+            raise InvalidParameterError(f"{what} {', '.join(map(str, twice))} is given twice; give each once.")
 
 
 def validate_components(registry: Registry, sweep: Sweep) -> None:

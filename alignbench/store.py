@@ -348,11 +348,16 @@ class ResultStore:
     def _rows(self, query: str, args: list[Any]) -> Iterator[CellRecord]:
         for row in self._db.execute(query, args):
             key, dataset, aligner, anchors, seed, status, config, metrics, timings, env, message, finished = row[:12]
-            fitted = json.loads(row[12]) if len(row) > 12 else {}  # a read-only store of before the column
-            yield CellRecord(
-                key, dataset, aligner, anchors, seed, status, json.loads(config), json.loads(metrics),
-                json.loads(timings), json.loads(env), message, finished, fitted,
-            )
+            try:
+                fitted = json.loads(row[12]) if len(row) > 12 else {}  # a read-only store of before the column
+                parsed = [json.loads(text) for text in (config, metrics, timings, env)]
+                if not all(isinstance(value, dict) for value in (*parsed, fitted)):
+                    raise ValueError("a field is not a JSON object")
+            except (TypeError, ValueError) as exc:
+                raise StoreError(f"{self.path}: the stored cell {key} is damaged ({exc}); delete it (sqlite3 "
+                                 f"{self.path} \"DELETE FROM results WHERE key = '{key}'\") and run again to "
+                                 f"compute it anew.") from None
+            yield CellRecord(key, dataset, aligner, anchors, seed, status, *parsed, message, finished, fitted)
 
 
 def retry_while_locked(step: Callable[[], T], db: sqlite3.Connection, seconds: float = BUSY_SECONDS) -> T:

@@ -236,6 +236,12 @@ CASES = [
                                                        "--param", "drop.modality=text", "--fractions", "50"],
      "name different modalities"),
     ("too-many-workers", lambda t: ["run", *GMM, *SWEEP, "--workers", "100000"], "--workers 100000 is more than"),
+    ("seed-twice", lambda t: ["run", *GMM, "--seeds", "0,1,0", "--anchors", "5"], "seed 0 is given twice"),
+    ("level-twice", lambda t: ["run", *GMM, "--seeds", "0", "--anchors", "5,5"], "supervision level 5 is given twice"),
+    ("metric-twice", lambda t: ["run", *GMM, *SWEEP, "--metric", "retrieval", "--metric", "retrieval"],
+     "metric retrieval is given twice"),
+    ("fractions-not-integers", lambda t: ["robustness", *GMM, *SWEEP, "--perturbation", "drop:text", "--fractions",
+                                          "half"], "like 20,50,80"),
 ]
 
 @pytest.fixture
@@ -384,3 +390,19 @@ def test_a_read_only_store_is_read_and_refused_for_a_run_in_one_line(invoke, tmp
     [line] = [line for line in result.stderr.splitlines() if line.startswith("Error")]
     assert "is read-only" in line and "pass another --store" in line
     assert path.read_bytes() == stored
+
+
+@pytest.mark.parametrize("field, value", [("metrics", "[1, 2]"), ("config", "{not json")])
+def test_a_damaged_stored_cell_is_named_in_one_line(invoke, tmp_path, field, value):
+    path = tmp_path / "store.sqlite"
+    assert invoke(["run", *GMM, *SWEEP, "--store", str(path)]).exit_code == 0
+    with sqlite3.connect(path) as db:
+        [key] = db.execute("SELECT key FROM results LIMIT 1").fetchone()
+        db.execute(f"UPDATE results SET {field} = ? WHERE key = ?", (value, key))
+    db.close()
+    for args in (["leaderboard", "--store", str(path), "--out", str(tmp_path / "boards")],
+                 ["export", "--store", str(path), "--out", str(tmp_path / "r.json"), "--name", "me"]):
+        result = invoke(args)
+        assert result.exit_code == 1 and "Traceback" not in result.output
+        [line] = [line for line in result.stderr.splitlines() if line.startswith("Error")]
+        assert f"the stored cell {key} is damaged" in line and "DELETE FROM results" in line
