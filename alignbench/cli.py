@@ -264,7 +264,10 @@ def make_sweep(registry, aligners, datasets, levels, seeds, metrics, params, anc
         "encoder": [e for e in (image_encoder, text_encoder) if e],
         "perturbation": [name for name, _ in damage],
     }
-    assigned = assign_params(params, chosen)
+    classes = [registry.load("dataset", name) for name in chosen["dataset"] if name in registry.names("dataset")]
+    defaults = {encoder: modality for dataset in classes if dataset.raw
+                for modality, encoder in dataset.default_encoders.items()}
+    assigned = assign_params(params, chosen, defaults)
     check_encoders_apply(registry, chosen["dataset"], image_encoder, text_encoder)
     encoders = {m: (e, assigned["encoder"].get(e, {})) for m, e in (("image", image_encoder), ("text", text_encoder))
                 if e}
@@ -431,8 +434,11 @@ class EncodeProgress:
             bar.__exit__(None, None, None)
 
 
-def assign_params(assignments: tuple[str, ...], chosen: dict[str, list[str]]) -> dict[str, dict[str, dict]]:
-    """Route each ``NAME.KEY=VALUE`` to the one chosen component called NAME."""
+def assign_params(assignments: tuple[str, ...], chosen: dict[str, list[str]],
+                  default_encoders: dict[str, str] | None = None) -> dict[str, dict[str, dict]]:
+    """Route each ``NAME.KEY=VALUE`` to the one chosen component called NAME. ``default_encoders``:
+    encoder name -> modality, for the chosen datasets' defaults (named in the message for one of them)."""
+    default_encoders = default_encoders or {}
     from .params import parse_assignment
 
     out: dict[str, dict[str, dict]] = {kind: {} for kind in chosen}
@@ -441,8 +447,10 @@ def assign_params(assignments: tuple[str, ...], chosen: dict[str, list[str]]) ->
         kinds = [kind for kind, names in chosen.items() if name in names]
         if not kinds:
             everything = sorted({n for names in chosen.values() for n in names})
+            hint = (f"; a dataset's default encoder takes parameters once named: --{modality}-encoder {name}"
+                    if (modality := default_encoders.get(name)) else "")
             raise InvalidParameterError(f"--param {text!r} names {name!r}, which is not in this sweep "
-                                        f"({', '.join(everything)}).")
+                                        f"({', '.join(everything)}){hint}.")
         if len(kinds) > 1:
             raise InvalidParameterError(f"--param {text!r}: {name!r} is both a {kinds[0]} and a {kinds[1]} here.")
         out[kinds[0]].setdefault(name, {})[key] = value

@@ -236,6 +236,8 @@ CASES = [
                                                        "--param", "drop.modality=text", "--fractions", "50"],
      "name different modalities"),
     ("too-many-workers", lambda t: ["run", *GMM, *SWEEP, "--workers", "100000"], "--workers 100000 is more than"),
+    ("default-encoder-not-named", lambda t: ["run", "--dataset", "skimage-photos", "--param", "minilm.batch_size=8",
+                                             *SWEEP], "takes parameters once named: --text-encoder minilm"),
     ("seed-twice", lambda t: ["run", *GMM, "--seeds", "0,1,0", "--anchors", "5"], "seed 0 is given twice"),
     ("level-twice", lambda t: ["run", *GMM, "--seeds", "0", "--anchors", "5,5"], "supervision level 5 is given twice"),
     ("metric-twice", lambda t: ["run", *GMM, *SWEEP, "--metric", "retrieval", "--metric", "retrieval"],

@@ -47,6 +47,9 @@ def captioned_split(records: list[tuple[str, Path, list[str]]], source: str, nam
     records whose image is not on disk or that have no caption. A ``held_out`` split with such
     records is an error unless ``allow_missing``: scored on fewer images, a row would stand for the
     benchmark's test split without being it."""
+    if not records:
+        raise DatasetNotFoundError(f"{name}: {source} lists no image of the {'held-out' if held_out else 'train'} "
+                                   f"split; a split file must list both.\n{layout}")
     present = [r for r in records if r[1].is_file() and r[2]]
     missing = len(records) - len(present)
     if missing and held_out and not allow_missing:

@@ -33,6 +33,8 @@ subclass with more parameters lists them all in its own ``__init__``.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from abc import abstractmethod
 from contextlib import nullcontext
 from typing import Any, ClassVar, Literal, Sequence
@@ -175,4 +177,7 @@ def sample_item(modality: str) -> Any:
 def missing_weights(name: str, source: Any, exc: BaseException, how: str) -> EncoderUnavailableError:
     """The one-line error for weights that would not load, naming the parameter to pass."""
     first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+    if isinstance(source, (str, Path)) and str(source).startswith(("/", ".", "~")) and \
+            not Path(str(source)).expanduser().exists():
+        first = "no such file or directory"  # not the hub's complaint about a repository id it was never meant to be
     return EncoderUnavailableError(f"{name} weights not available for {source!r} ({first}). {how}")

@@ -94,7 +94,7 @@ def test_clip_loading_path_on_a_tiny_random_model(tiny_clip_dir):
 
 
 def test_missing_weights_fail_with_one_line_naming_the_fix(tmp_path):
-    with pytest.raises(EncoderUnavailableError, match=r"--param dinov2.weights="):
+    with pytest.raises(EncoderUnavailableError, match=r"\(no such file or directory\).*--param dinov2.weights="):
         DINOv2Encoder(weights=str(tmp_path / "nothing-here")).encode(IMAGES)
     with pytest.raises(EncoderUnavailableError, match=r"--param clip-image.weights="):
         CLIPImageEncoder(weights=str(tmp_path / "nothing-here")).encode(IMAGES)
