@@ -198,14 +198,25 @@ def robustness(perturbations, fractions, levels, aligners, datasets, seeds, metr
     out = tables_dir(out, store, canonical)
     check_output_dir(out, "--out")
     sweeps = []
-    for dataset in base.datasets:  # one sweep per dataset: the default input corruptions need raw items
+    for dataset in base.datasets:  # one sweep per dataset: input corruptions need raw items
         sweep = copy.deepcopy(base)
         sweep.datasets = [dataset]
-        if not perturbations and registry.load("dataset", dataset[0]).raw:
-            extra = make_sweep(registry, [], [dataset[0]], levels, seeds, (), params, anchor_strategy, image_encoder,
-                               text_encoder, ROBUSTNESS_INPUT_PERTURBATIONS)
+        raw = registry.load("dataset", dataset[0]).raw
+        if not perturbations and raw:
+            # Only its perturbations are used; its other choices are the base's, so that every --param routes.
+            extra = make_sweep(registry, aligners or ROBUSTNESS_ALIGNERS, [dataset[0]], levels, seeds, metrics, params,
+                               anchor_strategy, image_encoder, text_encoder, ROBUSTNESS_INPUT_PERTURBATIONS)
             sweep.perturbations += extra.perturbations
+        if not datasets and not raw:  # the default datasets of embeddings take only what can damage them
+            sweep.perturbations = [(n, p) for n, p in sweep.perturbations
+                                   if registry.load("perturbation", n).stage != "input"]
+            if not sweep.perturbations:
+                continue
         sweeps.append(sweep)
+    if not sweeps:
+        raise InvalidParameterError(f"{', '.join(n for n, _ in base.perturbations)} corrupt raw items, and none of the "
+                                    f"default datasets here holds raw items; name one with --dataset (see `alignbench "
+                                    f"list --kind dataset`).")
     with open_store(store) as (results, store_path):
         summary = execute(registry, results, store_path, sweeps, cache_dir, no_cache, executor, rerun_other_code)
         written = write_robustness(results, out, datasets=[n for n, _ in base.datasets])

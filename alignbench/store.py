@@ -119,13 +119,8 @@ class ResultStore:
         if self.path != ":memory:":
             _check_location(Path(self.path))
             _check_header(Path(self.path))
-            # A store on a read-only disk or without write permission is opened for reading only
-            # (SQLite's own mode would try to write its journal, and fail as if the file were damaged).
-            folder_writable = os.access(Path(self.path).parent, os.W_OK)
-            self.read_only = Path(self.path).is_file() and not (os.access(self.path, os.W_OK) and folder_writable)
-            if self.read_only:
-                target = f"{Path(self.path).resolve().as_uri()}?mode=ro{'' if folder_writable else '&immutable=1'}"
-                uri = True
+            self.read_only, target = _read_only_target(Path(self.path))
+            uri = self.read_only
         try:
             self._db = sqlite3.connect(target, timeout=BUSY_SECONDS, uri=uri)
         except sqlite3.Error as exc:
@@ -143,9 +138,10 @@ class ResultStore:
 
     def _set_up(self) -> None:
         self._check_contents()  # first: a file that is not ours is left as it was
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute(SCHEMA)
-        self._db.commit()
+        if not self.read_only:  # a read-only store is read as it is (whatever its journal mode)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute(SCHEMA)
+            self._db.commit()
         self._add_fitted_column()
         self._add_leases_table()
         self._synchronous = self._db.execute("PRAGMA synchronous").fetchone()[0]
@@ -384,6 +380,22 @@ def _machine() -> str:
         return f"{socket.gethostname()} {os.readlink('/proc/self/ns/pid')}"
     except OSError:
         return socket.gethostname()
+
+
+def _read_only_target(path: Path) -> tuple[bool, str]:
+    """Whether the store at ``path`` can only be read (its file or its real folder cannot be written:
+    a read-only disk, permissions), and the SQLite URI to read it with. SQLite's own mode would try to
+    write its journal there and fail as if the file were damaged. ``immutable`` (SQLite makes no
+    side files) only where the folder cannot take them and no write-ahead log is left beside the
+    file: with one, immutable would read the file without the rows still in the log."""
+    real = path.resolve()
+    if not real.is_file():
+        return False, str(path)
+    folder_writable = os.access(real.parent, os.W_OK)
+    if os.access(real, os.W_OK) and folder_writable:
+        return False, str(path)
+    pending = any(real.with_name(real.name + suffix).exists() for suffix in ("-wal", "-journal"))
+    return True, f"{real.as_uri()}?mode=ro{'' if folder_writable or pending else '&immutable=1'}"
 
 
 def _check_location(path: Path) -> None:

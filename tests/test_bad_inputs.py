@@ -408,3 +408,89 @@ def test_a_damaged_stored_cell_is_named_in_one_line(invoke, tmp_path, field, val
         assert result.exit_code == 1 and "Traceback" not in result.output
         [line] = [line for line in result.stderr.splitlines() if line.startswith("Error")]
         assert f"the stored cell {key} is damaged" in line and "DELETE FROM results" in line
+
+
+def read_only_to_alignbench(monkeypatch, *paths: Path) -> None:
+    """Tests run as root, whom permissions do not stop: these paths are unwritable to alignbench's check."""
+    real_access = os.access
+    monkeypatch.setattr("alignbench.store.os.access",
+                        lambda p, mode: False if mode == os.W_OK and Path(p) in paths else real_access(p, mode))
+
+
+def test_a_read_only_store_is_read_with_the_rows_still_in_its_write_ahead_log(tmp_path, monkeypatch):
+    """A writer killed (or still running) leaves committed rows in the -wal file; reading the store as
+    immutable would skip them."""
+    path = tmp_path / "store.sqlite"
+    with ResultStore(path) as results:
+        results.put(CellRecord("k0", "d", "a", 5, 0, "ok", {}, {"m": 1.0}, {}, {}, "", "t"))
+    writer = sqlite3.connect(path)
+    writer.execute("PRAGMA wal_autocheckpoint = 0")
+    writer.execute("INSERT INTO results SELECT 'k1', dataset, aligner, anchors, seed, status, config, metrics, "
+                   "timings, environment, message, finished_at, fitted FROM results")
+    writer.commit()
+    try:
+        assert (tmp_path / "store.sqlite-wal").stat().st_size > 0
+        read_only_to_alignbench(monkeypatch, path, tmp_path)
+        with ResultStore(path) as results:
+            assert results.read_only and [r.key for r in results.records()] == ["k0", "k1"]
+    finally:
+        writer.close()
+
+
+def test_a_read_only_store_in_rollback_journal_mode_is_read(tmp_path, monkeypatch):
+    """sqlite3 .recover, .backup and VACUUM INTO write rollback-journal files; a read-only connection
+    cannot turn them to write-ahead logging, and the store was called damaged."""
+    path = tmp_path / "store.sqlite"
+    with ResultStore(path) as results:
+        results.put(CellRecord("k0", "d", "a", 5, 0, "ok", {}, {"m": 1.0}, {}, {}, "", "t"))
+    with sqlite3.connect(path) as db:
+        assert db.execute("PRAGMA journal_mode = DELETE").fetchone()[0] == "delete"
+    db.close()
+    read_only_to_alignbench(monkeypatch, path)
+    with ResultStore(path) as results:
+        assert results.read_only and [r.key for r in results.records()] == ["k0"]
+
+
+def test_a_store_is_judged_by_its_real_folder_not_by_a_link_to_it(tmp_path, monkeypatch):
+    real, links = tmp_path / "real", tmp_path / "links"
+    real.mkdir()
+    links.mkdir()
+    with ResultStore(real / "store.sqlite"):
+        pass
+    (links / "store.sqlite").symlink_to(real / "store.sqlite")
+    read_only_to_alignbench(monkeypatch, links)
+    with ResultStore(links / "store.sqlite") as results:
+        assert not results.read_only
+        results.put(CellRecord("k0", "d", "a", 5, 0, "ok", {}, {"m": 1.0}, {}, {}, "", "t"))
+    read_only_to_alignbench(monkeypatch, real)
+    with ResultStore(links / "store.sqlite") as results:
+        assert results.read_only and [r.key for r in results.records()] == ["k0"]
+
+
+def test_an_input_corruption_goes_to_the_default_datasets_of_raw_items_only(invoke, tmp_path, monkeypatch):
+    """Without --dataset, image-noise skips the default datasets of embeddings (refusing them, or
+    marking their cells n/a, was wrong: the user never named them); with none of raw items left it
+    says so in one line."""
+    import alignbench.cli
+
+    monkeypatch.setattr(alignbench.cli, "DEFAULT_DATASETS", ["synthetic-gmm"])
+    monkeypatch.setattr(alignbench.cli, "available_real_datasets", lambda registry: [])
+    result = invoke(["robustness", "--perturbation", "image-noise", *SWEEP, "--fractions", "50"])
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    [line] = [line for line in result.stderr.splitlines() if line.startswith("Error")]
+    assert "none of the default datasets here holds raw items" in line
+    assert stored_cells(tmp_path / "store.sqlite") == 0
+
+
+def test_a_param_reaches_the_aligner_of_the_default_input_corruptions(invoke, tmp_path):
+    """The default input corruptions of a dataset of raw items were planned in a sweep without the
+    chosen aligners, so any --param for an aligner was 'not in this sweep'."""
+    from alignbench.plugins import load_registry
+
+    if not load_registry().create("dataset", "skimage-photos").available():
+        pytest.skip("scikit-image's photos are not installed")
+    result = invoke(["robustness", "--dataset", "skimage-photos", "--aligner", "procrustes", "--param",
+                     "procrustes.dim=3", "--seeds", "0", "--anchors", "5", "--fractions", "50"])
+    assert result.exit_code == 0, result.stderr
+    with ResultStore(tmp_path / "store.sqlite") as results:
+        assert {r.config["aligner"]["params"]["dim"] for r in results.records()} == {3}

@@ -40,6 +40,15 @@ def inside(root: Path, relative: str | Path, source: Path) -> Path:
     return path
 
 
+def sentence_text(sentence: dict) -> str:
+    """A Karpathy sentence's text: its ``raw`` string, or its ``tokens`` joined."""
+    raw, tokens = sentence.get("raw"), sentence.get("tokens", [])
+    if raw is not None and not isinstance(raw, str) or not isinstance(tokens, list) or \
+            not all(isinstance(t, str) for t in tokens):
+        raise TypeError(f"the sentence {sentence!r} has no string 'raw' nor a list of string 'tokens'")
+    return raw or " ".join(tokens)
+
+
 def karpathy_records(path: Path, image_root: Path, splits: set[str], use_filepath: bool):
     """``(item_id, image_path, captions)`` for the images of the given Karpathy splits."""
     try:
@@ -55,7 +64,7 @@ def karpathy_records(path: Path, image_root: Path, splits: set[str], use_filepat
             if entry.get("split") not in splits:
                 continue
             relative = Path(entry.get("filepath", "")) / entry["filename"] if use_filepath else Path(entry["filename"])
-            captions = [s.get("raw") or " ".join(s.get("tokens", [])) for s in entry.get("sentences", [])]
+            captions = [sentence_text(s) for s in entry.get("sentences", [])]
         except (AttributeError, KeyError, TypeError) as exc:
             raise DatasetNotFoundError(f"{path} image {index} is not a Karpathy image entry ({type(exc).__name__}: "
                                        f"{exc}): each needs 'filename', 'split' and a list of 'sentences' objects with "
@@ -71,6 +80,12 @@ def official_coco_records(annotations: Path, image_dir: Path):
         captions: dict[int, list[str]] = {}
         for annotation in data["annotations"]:
             captions.setdefault(annotation["image_id"], []).append(annotation["caption"])
+        for image_id, name in images.items():
+            if not isinstance(image_id, int) or not isinstance(name, str):
+                raise TypeError(f"image {image_id!r}: ids are integers and file names strings")
+        for caption in (c for texts in captions.values() for c in texts):
+            if not isinstance(caption, str):
+                raise TypeError(f"the caption {caption!r} is no string")
     except (json.JSONDecodeError, AttributeError, KeyError, TypeError) as exc:
         raise DatasetNotFoundError(f"{annotations} is not a COCO captions file ({type(exc).__name__}: {exc}): it "
                                    f"needs 'images' (id, file_name) and 'annotations' (image_id, caption) lists.") from None

@@ -97,6 +97,9 @@ def test_missing_data_names_the_expected_layout(tmp_path, monkeypatch):
     ('{"images": [5]}', "image 0 is not a Karpathy image entry"),
     ('{"images": [{"filename": "a.jpg", "split": "test", "sentences": "a cat"}]}', "image 0 is not a Karpathy"),
     ('{"images": {"a": 1}}', "its 'images' is a dict"),
+    ('{"images": [{"filename": 5, "split": "test", "sentences": []}]}', "image 0 is not a Karpathy"),
+    ('{"images": [{"filename": "a.jpg", "split": "test", "sentences": [{"raw": 5}]}]}', "no string 'raw'"),
+    ('{"images": [{"filename": "a.jpg", "split": "test", "sentences": [{"tokens": "a cat"}]}]}', "list of string"),
 ])
 def test_a_split_file_of_the_wrong_shape_is_one_line(tmp_path, content, message):
     (tmp_path / "dataset_coco.json").write_text(content)
@@ -105,9 +108,15 @@ def test_a_split_file_of_the_wrong_shape_is_one_line(tmp_path, content, message)
     assert "\n" not in str(error.value)
 
 
-def test_official_annotations_of_the_wrong_shape_are_one_line(tmp_path):
+@pytest.mark.parametrize("content", [
+    '{"images": [5], "annotations": []}',
+    '{"images": [{"id": 1, "file_name": 7}], "annotations": []}',
+    '{"images": [{"id": 1, "file_name": "a.jpg"}, {"id": "2", "file_name": "b.jpg"}], "annotations": []}',
+    '{"images": [{"id": 1, "file_name": "a.jpg"}], "annotations": [{"image_id": 1, "caption": 3}]}',
+])
+def test_official_annotations_of_the_wrong_shape_are_one_line(tmp_path, content):
     root = official_coco(tmp_path)
-    (root / "annotations" / "captions_val2017.json").write_text('{"images": [5], "annotations": []}')
+    (root / "annotations" / "captions_val2017.json").write_text(content)
     with pytest.raises(DatasetNotFoundError, match="is not a COCO captions file .*'images' .*'annotations'"):
         COCO(data_dir=str(root), annotations="official").load()
 
