@@ -112,9 +112,21 @@ def similarity_ranks(zx: np.ndarray, zy: np.ndarray, text_item: np.ndarray, item
     # are then those of one worker with BLAS on one thread, to the last bit.
     threaded = workers > 1
     with single_threaded() if threaded else nullcontext(), ThreadPoolExecutor(workers) if threaded else nullcontext() as pool:
-        run = pool.map if threaded else map
+        run = (lambda function, *jobs: pool.map(_in_one_blas_thread(function), *jobs)) if threaded else map
         counter = _TileCounter(zx, zy, text_item, np.float32(tolerance), item_labels, text_labels, block_size, run)
         return counter.result(list(run(count_blocks, [starts[i::workers] for i in range(workers)])))
+
+
+def _in_one_blas_thread(function):
+    """``function`` run in the one-thread BLAS scope of the thread that runs it: BLAS threaded by
+    OpenMP (faiss's OpenBLAS) takes a limit per thread, so the caller's scope does not reach the
+    workers' products."""
+
+    def call(*args):
+        with single_threaded():
+            return function(*args)
+
+    return call
 
 
 @dataclass
