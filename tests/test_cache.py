@@ -217,9 +217,12 @@ def test_an_entry_without_its_sidecar_is_listed_and_removable(tmp_path):
     assert cache.remove([entry.key[:6]]) == 1 and list(tmp_path.iterdir()) == []
 
 
-def test_an_encoder_whose_version_changes_is_encoded_and_its_cells_run_again(registry, tmp_path, monkeypatch):
-    """Code that gives other embeddings for the same parameters and weights bumps the encoder's
-    ``version``: neither the embedding cache nor the results store may serve the old code's."""
+@pytest.mark.parametrize("changed", [ToyImageEncoder, RawToyDataset], ids=["encoder", "dataset"])
+def test_a_component_whose_version_changes_is_encoded_and_its_cells_run_again(registry, tmp_path, monkeypatch,
+                                                                              changed):
+    """Code that gives other embeddings (an encoder) or other splits (a dataset: other captions) for
+    the same parameters and files bumps its ``version``: neither the embedding cache (images are keyed
+    by their ids, which stay the same) nor the results store may serve the old code's."""
     from alignbench.store import ResultStore
 
     sweep = Sweep(aligners=[("lstsq", {})], datasets=[("raw-toy", {})], levels=[10], seeds=[0],
@@ -230,31 +233,11 @@ def test_an_encoder_whose_version_changes_is_encoded_and_its_cells_run_again(reg
         assert ToyImageEncoder.calls == 2
         same = Runner(registry, store, cache=EmbeddingCache(tmp_path / "c")).run(sweep)
         assert same.ran == 0 and ToyImageEncoder.calls == 2
-        monkeypatch.setattr(ToyImageEncoder, "version", "2")
+        monkeypatch.setattr(changed, "version", "2")
         bumped = Runner(registry, store, cache=EmbeddingCache(tmp_path / "c")).run(sweep)
         assert bumped.ran == 1 and ToyImageEncoder.calls == 4  # train and test encoded anew
-        assert len(store.records()) == 2
-
-
-def test_a_dataset_whose_version_changes_is_encoded_and_its_cells_run_again(registry, tmp_path, monkeypatch):
-    """Code that gives other splits for the same parameters and files (other captions) bumps the
-    dataset's ``version``: the cache may not serve the old items' embeddings (images are keyed by their
-    ids, which stay the same), nor the store the old cells."""
-    from alignbench.store import ResultStore
-
-    sweep = Sweep(aligners=[("lstsq", {})], datasets=[("raw-toy", {})], levels=[10], seeds=[0],
-                  encoders={"image": ("toy-image", {}), "text": ("toy-text", {})})
-    ToyImageEncoder.calls = 0
-    with ResultStore(tmp_path / "s.sqlite") as store:
-        Runner(registry, store, cache=EmbeddingCache(tmp_path / "c")).run(sweep)
-        assert ToyImageEncoder.calls == 2
-        monkeypatch.setattr(RawToyDataset, "version", "2")
-        bumped = Runner(registry, store, cache=EmbeddingCache(tmp_path / "c")).run(sweep)
-        assert bumped.ran == 1 and ToyImageEncoder.calls == 4
         keys = [r.key for r in store.records()]
         assert len(keys) == 2 and keys[0] != keys[1]
-        same = Runner(registry, store, cache=EmbeddingCache(tmp_path / "c")).run(sweep)
-        assert same.ran == 0 and ToyImageEncoder.calls == 4
 
 
 def test_a_perturbation_whose_version_changes_corrupts_and_runs_its_cells_again(registry, tmp_path, monkeypatch):
