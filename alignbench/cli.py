@@ -505,11 +505,15 @@ def cache() -> None:
 
 @cache.command("ls")
 @click.option("--cache-dir", type=click.Path(file_okay=False, path_type=Path))
+@one_line_errors
 def cache_ls(cache_dir):
     """Every cached embedding matrix: key, encoder, dataset split and side, shape, size."""
-    from .cache import EmbeddingCache
+    from .cache import CACHE_ENV, EmbeddingCache
 
     store = EmbeddingCache(cache_dir)
+    if store.directory.exists() and not store.directory.is_dir():
+        named_by = "--cache-dir" if cache_dir else f"${CACHE_ENV}"
+        raise AlignbenchError(f"the embedding cache {store.directory} ({named_by}) is a file; point it at a folder.")
     rows = []
     for entry in store.entries():
         meta = entry.meta

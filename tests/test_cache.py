@@ -257,3 +257,13 @@ def test_a_perturbation_whose_version_changes_corrupts_and_runs_its_cells_again(
         bumped = Runner(registry, store, cache=EmbeddingCache(tmp_path / "c")).run(sweep)
         assert (bumped.ran, bumped.skipped) == (1, 1) and ToyImageEncoder.calls == 4
         assert len(store.records()) == 3
+
+
+def test_a_cache_that_is_a_file_is_named_not_listed_as_empty(tmp_path, monkeypatch):
+    a_file = tmp_path / "cache"
+    a_file.write_text("not a folder")
+    monkeypatch.setenv("ALIGNBENCH_CACHE", str(a_file))
+    listing = CliRunner().invoke(cli, ["cache", "ls"])
+    assert listing.exit_code == 1 and "0 entries" not in listing.output
+    [line] = listing.output.strip().splitlines()
+    assert f"the embedding cache {a_file} ($ALIGNBENCH_CACHE) is a file; point it at a folder" in line
