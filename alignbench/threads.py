@@ -61,9 +61,11 @@ def _take_control() -> None:
 
 
 def blas_threads() -> int:
-    """The threads BLAS would use for one large product now, in this thread (1 without threadpoolctl)."""
+    """The threads BLAS may use for one large product now, in this thread: the fewest of any loaded
+    BLAS library's (1 without threadpoolctl). Not the most: a library loaded after a limit was set
+    (faiss brings its own OpenBLAS, on import) has its default, and would raise it."""
     try:
         from threadpoolctl import threadpool_info
     except ImportError:  # pragma: no cover - threadpoolctl is a dependency
         return 1
-    return max((int(info["num_threads"]) for info in threadpool_info() if info["user_api"] == "blas"), default=1)
+    return min((int(info["num_threads"]) for info in threadpool_info() if info["user_api"] == "blas"), default=1)

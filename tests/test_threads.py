@@ -73,3 +73,16 @@ def test_a_scope_entered_from_another_thread_than_the_main_one_limits_blas(two_b
     thread.start()
     thread.join(20)
     assert seen == [1] and blas_threads() == 2
+
+
+def test_a_blas_library_loaded_after_a_limit_does_not_raise_the_thread_count(two_blas_threads):
+    """faiss loads its own OpenBLAS on import, at its default thread count: after a limit to one
+    thread (a worker process's), the retrieval pass counted it and started two workers."""
+    from threadpoolctl import threadpool_info
+
+    pytest.importorskip("faiss")
+    with threadpool_limits(limits=1, user_api="blas"):
+        import faiss  # noqa: F401 - loaded now if no earlier test did
+        with threadpool_limits(limits={info["filepath"]: 2 for info in threadpool_info()
+                                       if info.get("threading_layer") == "openmp"}):
+            assert blas_threads() == 1
