@@ -494,3 +494,10 @@ def test_a_param_reaches_the_aligner_of_the_default_input_corruptions(invoke, tm
     assert result.exit_code == 0, result.stderr
     with ResultStore(tmp_path / "store.sqlite") as results:
         assert {r.config["aligner"]["params"]["dim"] for r in results.records()} == {3}
+
+
+def test_a_run_says_why_its_cells_are_not_applicable(invoke, tmp_path):
+    """n/a cells were only counted; their reasons were in the store alone."""
+    result = invoke(["run", *GMM, "--seeds", "0", "--anchors", "5,100000", "--aligner", "procrustes"])
+    assert result.exit_code == 0, result.stderr
+    assert "  n/a (1 cell): 100000 anchors asked for; the train split has 100 items" in result.stderr

@@ -207,3 +207,10 @@ def test_fashion_mnist_captions_take_the_article_of_their_class():
     assert captions_for(0)[0] == "a photo of a t-shirt"
     every = [c for label in range(len(CLASSES)) for c in captions_for(label)]
     assert len(set(every)) == 50 and not any(" a a" in c or " a e" in c or " a i" in c or " a o" in c for c in every)
+
+
+def test_a_split_file_without_images_of_a_split_says_which(tmp_path):
+    """It said 'none of the 0 images listed were found'."""
+    root = karpathy_coco(tmp_path, n_train=0, n_restval=0)
+    with pytest.raises(DatasetNotFoundError, match="lists no image of the train split; a split file must list both"):
+        COCO(data_dir=str(root)).load()
