@@ -19,10 +19,18 @@ from .params import Range, check_parameter_ranges, get_params
 
 
 class Component:
-    """Shared by all plugin kinds: a name, a one-line description, scikit-learn-style parameters."""
+    """Shared by all plugin kinds: a name, a one-line description, scikit-learn-style parameters.
+
+    ``version``: None until a change of the component's code gives other numbers for the same
+    parameters (and weights, files); from then on a string, changed with every such change, in the
+    cells' keys (and, for encoders, datasets and perturbations, the embedding cache's key), so that
+    embeddings and results of the old code are never served as the new one's. (None keeps the keys
+    written before versions.)
+    """
 
     name: ClassVar[str] = ""
     description: ClassVar[str] = ""
+    version: ClassVar[str | None] = None
     # The possible values of each numeric constructor parameter, e.g. {"n_neighbors": Range(low=1)}
     # (scikit-learn's parameter constraints): checked by ``validate`` when a sweep is planned.
     parameter_ranges: ClassVar[dict[str, Range]] = {}
@@ -133,14 +141,11 @@ class Dataset(Component, ABC):
     ``raw``: the splits hold raw items (images, strings) that need encoders; then
     ``default_encoders`` are used for any modality the user names no encoder for.
 
-    ``version``: None until a change of the dataset's code gives other splits for the same
-    parameters and files (other captions, another subset); from then on a string, changed with every
-    such change, in the embedding cache's key and the cells' keys, so that embeddings and results of
-    the old splits are never served as the new ones'. (None keeps the keys written before versions.)
+    ``version`` (see Component): changed when the same parameters and files give other splits
+    (other captions, another subset).
     """
 
     raw: ClassVar[bool] = False
-    version: ClassVar[str | None] = None
     default_encoders: ClassVar[dict[str, str]] = {"image": "efficientnet-lite0", "text": "minilm"}
 
     @abstractmethod
@@ -162,14 +167,11 @@ class Dataset(Component, ABC):
 class Encoder(Component, ABC):
     """Turns raw items of one modality into embeddings.
 
-    ``version``: None until a change of the encoder's code gives other embeddings for the same
-    parameters and weights (its input preparation, say); from then on a string, changed with every
-    such change, in the embedding cache's key and the cells' keys, so that embeddings and results of
-    the old code are never served as the new one's. (None keeps the keys written before versions.)
+    ``version`` (see Component): changed when the same parameters and weights give other embeddings
+    (its input preparation, say).
     """
 
     modality: ClassVar[str] = ""
-    version: ClassVar[str | None] = None
 
     @property
     @abstractmethod
@@ -305,13 +307,10 @@ class Perturbation(Component, ABC):
     ``modality`` (a constructor parameter) names the damaged side: "image" (x) or "text" (y).
     ``modalities`` lists the ones the perturbation can damage (empty: any).
 
-    ``version``: None until a change of the perturbation's code damages the same items otherwise for
-    the same parameters; from then on a string, changed with every such change, in the cells' keys
-    and the embedding cache's key of the corrupted copies (as for encoders and datasets).
+    ``version`` (see Component): changed when the same parameters damage the same items otherwise.
     """
 
     stage: ClassVar[str] = "embedding"
-    version: ClassVar[str | None] = None
     modalities: ClassVar[tuple[str, ...]] = ()
     modality: str
 

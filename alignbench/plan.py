@@ -243,9 +243,7 @@ def describe(registry: Registry, kind: str, name: str, params: Params) -> dict[s
     spec = registry.get(kind, name)
     instance = registry.create(kind, name, params)
     described = {"name": name, "params": instance.get_params(), "source": spec.source}
-    if kind == "metric":
-        described["version"] = type(instance).version
-    if kind in ("encoder", "dataset", "perturbation") and type(instance).version is not None:
+    if type(instance).version is not None:  # every metric has one; other kinds once their code changed
         described["version"] = type(instance).version
     if kind == "encoder" and (pin := instance.weights_pin()) is not None:
         described["weights"] = pin
