@@ -126,11 +126,12 @@ def plan_cells(registry: Registry, sweep: Sweep) -> list[Cell]:
     damages = plan_damage(registry, sweep)
     cells = []
     for dataset_name, dataset_params in sweep.datasets:
-        for damage in damages:
-            if damage["stage"] == "input" and not registry.load("dataset", dataset_name).raw:
-                raise InvalidParameterError(
-                    f"{damage['name']} corrupts raw items before they are encoded, and {dataset_name} holds "
-                    f"embeddings; drop one of them, or damage embeddings (embedding-noise).")
+        # After plan_damage's own checks of each perturbation: a raw-item corruption of a dataset of embeddings.
+        raw_only = [damage["name"] for damage in damages if damage["stage"] == "input"]
+        if raw_only and not registry.load("dataset", dataset_name).raw:
+            raise InvalidParameterError(
+                f"{raw_only[0]} corrupts raw items before they are encoded, and {dataset_name} holds "
+                f"embeddings; drop one of them, or damage embeddings (embedding-noise).")
         dataset = describe(registry, "dataset", dataset_name, dataset_params)
         encoders = encoders_for(registry, dataset_name, sweep.encoders)
         for aligner_name, aligner_params in sweep.aligners:

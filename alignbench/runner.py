@@ -13,10 +13,9 @@ store has one writer, this process).
 
 from __future__ import annotations
 
-from collections import Counter
-
 import logging
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Callable

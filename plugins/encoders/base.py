@@ -33,10 +33,9 @@ subclass with more parameters lists them all in its own ``__init__``.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from abc import abstractmethod
 from contextlib import nullcontext
+from pathlib import Path
 from typing import Any, ClassVar, Literal, Sequence
 
 import numpy as np

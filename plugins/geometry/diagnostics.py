@@ -76,9 +76,8 @@ def neighbour_overlap(a: np.ndarray, b: np.ndarray, k: int, block_size: int = 25
     Exact, in blocks of ``block_size`` rows: ``O(n^2 d)``.
     """
     a, b = l2_normalize(np.asarray(a, np.float32)), l2_normalize(np.asarray(b, np.float32))
-    n = len(a)
-    k = min(int(k), n - 1)
-    if k < 1:
+    n, k = len(a), _neighbour_count(len(a), k)
+    if n < 2:
         return np.zeros(n)
     tolerances = tie_tolerance(a, a), tie_tolerance(b, b)
     overlap = np.empty(n)
@@ -87,6 +86,11 @@ def neighbour_overlap(a: np.ndarray, b: np.ndarray, k: int, block_size: int = 25
         wa, wb = (_neighbour_probability(z[r0:r1] @ z.T, r0, k, tol) for z, tol in zip((a, b), tolerances))
         overlap[r0:r1] = np.einsum("ij,ij->i", wa, wb)
     return overlap
+
+
+def _neighbour_count(n: int, k: int) -> int:
+    """k, or every other row where there are fewer (at least 1, so that scores divide by it)."""
+    return min(int(k), max(n - 1, 1))
 
 
 def _neighbour_probability(scores: np.ndarray, r0: int, k: int, tolerance: float) -> np.ndarray:
@@ -106,7 +110,7 @@ def mutual_knn(a: np.ndarray, b: np.ndarray, k: int = 10, backend: str = "exact"
     ``exact``: ties broken at random, in expectation (:func:`neighbour_overlap`); the approximate
     backends take the sets their search returns."""
     if backend == "exact":
-        return float(np.mean(neighbour_overlap(a, b, k)) / min(k, max(len(a) - 1, 1)))
+        return float(np.mean(neighbour_overlap(a, b, k)) / _neighbour_count(len(a), k))
     na, nb = neighbour_sets(a, k, backend), neighbour_sets(b, k, backend)
     return float(np.mean([len(np.intersect1d(x, y, assume_unique=True)) / k for x, y in zip(na, nb)]))
 
@@ -116,7 +120,7 @@ def knn_jaccard(a: np.ndarray, b: np.ndarray, k: int = 10, backend: str = "exact
     ``exact``: of the expected overlap ``I`` of :func:`neighbour_overlap`, ``I / (2k - I)``; the
     approximate backends take the sets their search returns."""
     if backend == "exact":
-        k = min(k, max(len(a) - 1, 1))
+        k = _neighbour_count(len(a), k)
         overlap = neighbour_overlap(a, b, k)
         return float(np.mean(overlap / (2 * k - overlap)))
     na, nb = neighbour_sets(a, k, backend), neighbour_sets(b, k, backend)
