@@ -37,7 +37,37 @@ ROBUSTNESS_LEVELS = [100]
 
 
 def default_store() -> Path:
-    return Path(os.environ.get(STORE_ENV, Path(".alignbench") / "results.sqlite"))
+    if os.environ.get(STORE_ENV):  # set and empty is unset, as for $ALIGNBENCH_CACHE
+        check_path_text(os.environ[STORE_ENV], f"${STORE_ENV}", "file")
+        return Path(os.environ[STORE_ENV])
+    return Path(".alignbench") / "results.sqlite"
+
+
+def check_path_text(text: str, option: str, meant: str, example: str = "results.sqlite") -> None:
+    """Refuse what a path's text would quietly turn into another path: an empty value (the current
+    folder) and, where a ``file`` is meant, a trailing '/' (``Path("results/")`` is a file named
+    ``results``)."""
+    if not text.strip():
+        raise InvalidParameterError(f"{option} is empty; name a {meant}.")
+    if meant == "file" and text.endswith(("/", os.sep)):
+        raise InvalidParameterError(f"{option} {text} ends in '/', so it names a folder; name a file in it, "
+                                    f"e.g. {text}{example}.")
+
+
+class PathText(click.Path):
+    """click's Path, checked by :func:`check_path_text` before it becomes a ``Path``."""
+
+    def __init__(self, meant: str, example: str = "results.sqlite", **kwargs: Any):
+        super().__init__(path_type=Path, **kwargs)
+        self.meant, self.example = meant, example
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if isinstance(value, str):
+            try:
+                check_path_text(value, param.opts[0] if param else "the path", self.meant, self.example)
+            except InvalidParameterError as exc:
+                raise click.ClickException(str(exc)) from None
+        return super().convert(value, param, ctx)
 
 
 def one_line_errors(command: Callable[..., Any]) -> Callable[..., Any]:
@@ -106,12 +136,12 @@ def shared_sweep_options(command):
         click.option("--image-encoder", help="Encoder for datasets that hold raw images."),
         click.option("--text-encoder", help="Encoder for datasets that hold raw texts."),
         # Paths are checked by alignbench, in one line each: a file as --cache-dir is a warning, not an error.
-        click.option("--store", type=click.Path(path_type=Path),
+        click.option("--store", type=PathText("file"),
                      help=f"Results file [default: .alignbench/results.sqlite or ${STORE_ENV}]."),
-        click.option("--out", type=click.Path(path_type=Path),
+        click.option("--out", type=PathText("folder"),
                      help="Directory for the tables [default: leaderboards/ for the default sweep, "
                           "<store's folder>/leaderboards/ for any other]."),
-        click.option("--cache-dir", type=click.Path(path_type=Path),
+        click.option("--cache-dir", type=PathText("folder"),
                      help="Embedding cache [default: ~/.cache/alignbench/embeddings or $ALIGNBENCH_CACHE]."),
         click.option("--no-cache", is_flag=True, help="Encode every time; keep no embeddings."),
         click.option("--executor", type=click.Choice(["serial", "processes", "ray"]),
@@ -469,8 +499,8 @@ def assign_params(assignments: tuple[str, ...], chosen: dict[str, list[str]],
 
 
 @cli.command()
-@click.option("--store", type=click.Path(path_type=Path), help="Results file.")
-@click.option("--out", type=click.Path(path_type=Path),
+@click.option("--store", type=PathText("file"), help="Results file.")
+@click.option("--out", type=PathText("folder"),
               help="Directory for the tables [default: <store's folder>/leaderboards/; the committed ones are "
                    "rewritten only with --out leaderboards].")
 @click.option("--dataset", "datasets", multiple=True, help="Only these datasets (repeatable).")
@@ -504,7 +534,7 @@ def cache() -> None:
 
 
 @cache.command("ls")
-@click.option("--cache-dir", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--cache-dir", type=PathText("folder", file_okay=False))
 @one_line_errors
 def cache_ls(cache_dir):
     """Every cached embedding matrix: key, encoder, dataset split and side, shape, size."""
@@ -537,7 +567,7 @@ def cache_ls(cache_dir):
 @cache.command("rm")
 @click.argument("keys", nargs=-1)
 @click.option("--all", "everything", is_flag=True, help="Remove every entry.")
-@click.option("--cache-dir", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--cache-dir", type=PathText("folder", file_okay=False))
 @one_line_errors
 def cache_rm(keys, everything, cache_dir):
     """Remove the entries whose key starts with KEYS (as `alignbench cache ls` shows them), or --all."""
@@ -564,11 +594,11 @@ def cache_rm(keys, everything, cache_dir):
                    "anchors in the gallery); 'both' shows it beside the standard one.")
 @click.option("--image-encoder", help="Encoder for datasets that hold raw images.")
 @click.option("--text-encoder", help="Encoder for datasets that hold raw texts.")
-@click.option("--store", type=click.Path(path_type=Path), help="Results file.")
-@click.option("--out", type=click.Path(path_type=Path),
+@click.option("--store", type=PathText("file"), help="Results file.")
+@click.option("--out", type=PathText("folder"),
               help="Directory for the figures [default: leaderboards/ with the default options, "
                    "<store's folder>/leaderboards/ otherwise].")
-@click.option("--cache-dir", type=click.Path(path_type=Path),
+@click.option("--cache-dir", type=PathText("folder"),
               help="Embedding cache [default: ~/.cache/alignbench/embeddings or $ALIGNBENCH_CACHE].")
 @click.option("--no-cache", is_flag=True, help="Encode every time; keep no embeddings.")
 @one_line_errors
@@ -612,13 +642,13 @@ def diagnose(dataset, levels, seeds, params, protocol, image_encoder, text_encod
 
 
 @cli.command()
-@click.option("--out", type=click.Path(path_type=Path), default=Path("site"), show_default=True,
+@click.option("--out", type=PathText("folder"), default=Path("site"), show_default=True,
               help="Directory for the site (a folder an earlier publish made is emptied first).")
-@click.option("--leaderboards", type=click.Path(path_type=Path), default=Path("leaderboards"), show_default=True,
+@click.option("--leaderboards", type=PathText("folder"), default=Path("leaderboards"), show_default=True,
               help="Folder of the leaderboard files (<dataset>.json and what sits beside them).")
-@click.option("--store", type=click.Path(path_type=Path),
+@click.option("--store", type=PathText("file"),
               help="Results store that made them: adds cell keys, environment and aligner parameters to their rows.")
-@click.option("--results", type=click.Path(path_type=Path),
+@click.option("--results", type=PathText("folder"),
               help="Folder of submitted results files (`alignbench export`) to validate and merge.")
 @click.option("--strict", is_flag=True, help="Exit non-zero when a submitted file is rejected (the others still publish).")
 @one_line_errors
@@ -658,8 +688,8 @@ def publish(out, leaderboards, store, results, strict):
 
 
 @cli.command()
-@click.option("--out", type=click.Path(path_type=Path), required=True, help="The results file, e.g. results/NAME.json.")
-@click.option("--store", type=click.Path(path_type=Path), help=f"Results file [default: .alignbench/results.sqlite or ${STORE_ENV}].")
+@click.option("--out", type=PathText("file", example="NAME.json"), required=True, help="The results file, e.g. results/NAME.json.")
+@click.option("--store", type=PathText("file"), help=f"Results file [default: .alignbench/results.sqlite or ${STORE_ENV}].")
 @click.option("--dataset", "datasets", multiple=True, help="Only these datasets (repeatable).")
 @click.option("--aligner", "aligners", multiple=True, help="Only these aligners (repeatable), e.g. your own.")
 @click.option("--name", required=True, help="Who produced the results: shown beside each submitted row.")

@@ -244,6 +244,12 @@ CASES = [
      "metric retrieval is given twice"),
     ("fractions-not-integers", lambda t: ["robustness", *GMM, *SWEEP, "--perturbation", "drop:text", "--fractions",
                                           "half"], "like 20,50,80"),
+    # paths that click would quietly turn into other paths
+    ("store-with-trailing-slash", lambda t: ["run", *GMM, *SWEEP, "--store", f"{t}/results/"],
+     "ends in '/', so it names a folder; name a file in it"),
+    ("empty-out", lambda t: ["run", *GMM, *SWEEP, "--out", ""], "--out is empty; name a folder"),
+    ("export-out-with-trailing-slash", lambda t: ["export", "--out", f"{t}/submission/"], "e.g. "),
+    ("empty-cache-dir", lambda t: ["run", *GMM, *SWEEP, "--cache-dir", ""], "--cache-dir is empty"),
 ]
 
 @pytest.fixture
@@ -501,3 +507,18 @@ def test_a_run_says_why_its_cells_are_not_applicable(invoke, tmp_path):
     result = invoke(["run", *GMM, "--seeds", "0", "--anchors", "5,100000", "--aligner", "procrustes"])
     assert result.exit_code == 0, result.stderr
     assert "  n/a (1 cell): 100000 anchors asked for; the train split has 100 items" in result.stderr
+
+
+def test_a_store_named_by_the_environment_with_a_trailing_slash_is_refused_and_an_empty_one_is_unset(
+        tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("ALIGNBENCH_STORE", f"{tmp_path}/results/")
+    result = CliRunner().invoke(cli, ["run", *GMM, *SWEEP, "--out", str(tmp_path / "boards")])
+    assert result.exit_code == 1 and result.stderr.strip().splitlines() == [
+        f"Error: $ALIGNBENCH_STORE {tmp_path}/results/ ends in '/', so it names a folder; name a file in it, "
+        f"e.g. {tmp_path}/results/results.sqlite."]
+    assert not (tmp_path / "results").exists()
+    monkeypatch.setenv("ALIGNBENCH_STORE", "")
+    result = CliRunner().invoke(cli, ["run", *GMM, *SWEEP, "--out", str(tmp_path / "boards")])
+    assert result.exit_code == 0, result.output
+    assert stored_cells(tmp_path / ".alignbench" / "results.sqlite") == 1
