@@ -16,8 +16,10 @@ class NullSpaceAligner(Aligner):
     (an orthonormal basis, not rescaled, so distances are the raw ones). The rows of ``W`` are the
     eigenvectors of ``G = M M^T`` (float64) with the ``k`` smallest eigenvalues: the exact left null
     space when there is one, the least-squares approximation otherwise. Then ``z = W1 x`` and
-    ``z = W2 y`` share one ``k``-dim space. This is the paper's raw method: on full-rank data the
-    principal basis is a rotation and changes nothing.
+    ``z = W2 y`` share one ``k``-dim space. This is the paper's raw method (on full-rank data the
+    principal basis is a rotation and changes nothing), centred by default: the map is then affine,
+    which real embeddings need, and noiseless rank-``r`` latent data take ``r + 1`` anchors to align
+    exactly. ``center=False`` is the paper's linear form, exact from ``r`` anchors on linear data.
 
     Informative directions: eigenvalues of ``Xa^T Xa`` above ``tol`` times the largest (``rx`` of
     them; ``ry`` on the y side), or above a noise floor (rule 2). Without this step, rank-deficient
@@ -32,8 +34,10 @@ class NullSpaceAligner(Aligner):
        (seed 002's perfect alignment; on noiseless rank-``r`` latent data, ``k = r``).
     2. Otherwise the data is noisy. If both sides' principal spectra fall, at the same position
        ``c``, by a factor of at least ``gap`` onto a floor holding at most ``1/gap`` of the
-       variance, the directions under that noise floor are dropped (``rx = ry = c``) and ``G`` is
-       recomputed. Noise directions would otherwise sit among the smallest eigenvalues of ``G``:
+       variance, and no direction under it is correlated with the other side beyond chance (noise
+       does not co-vary with the other side; a weak shared signal under strong modality-specific
+       variance does), the directions under that noise floor are dropped (``rx = ry = c``) and
+       ``G`` is recomputed. Noise directions would otherwise sit among the smallest eigenvalues of ``G``:
        they align nothing, they are merely small.
     3. ``k`` is at the largest jump ``mu_{k+1} / mu_k``, if it is at least ``gap`` and the ``k``
        smallest eigenvalues hold at most ``1/gap`` of the trace; otherwise ``k = min(rx, ry)``.
@@ -81,7 +85,8 @@ class NullSpaceAligner(Aligner):
             var_y, self.proj_y_ = principal_directions(yc, self.tol)
             eigvals, eigvecs = _spectrum(xc @ self.proj_x_, yc @ self.proj_y_)
             exact = eigvals[0] <= self.tol * eigvals[-1]
-            floor = None if exact else noise_floor(var_x, var_y, self.gap)
+            cross = (xc @ self.proj_x_).T @ (yc @ self.proj_y_)
+            floor = None if exact else noise_floor(var_x, var_y, self.gap, cross, len(xa))
             self.noise_floor_ = floor is not None
             if floor is not None:
                 self.proj_x_, self.proj_y_ = self.proj_x_[:, :floor], self.proj_y_[:, :floor]
@@ -127,14 +132,28 @@ def _drops(descending: np.ndarray, cuts: np.ndarray, gap: float) -> np.ndarray:
     return np.where(tail * gap <= values.sum(), ratio, 0.0)
 
 
-def noise_floor(var_x: np.ndarray, var_y: np.ndarray, gap: float) -> int | None:
+def noise_floor(var_x: np.ndarray, var_y: np.ndarray, gap: float, cross: np.ndarray, m: int) -> int | None:
     """The number of principal directions above a noise floor both sides share: the cut ``c`` where
-    both spectra (descending) fall by the largest factor, if that is at least ``gap`` and each floor
-    holds at most ``1/gap`` of its side's variance. ``None`` where there is no such floor."""
+    both spectra (descending) fall by the largest factor, if that is at least ``gap``, each floor
+    holds at most ``1/gap`` of its side's variance, and no direction under a floor is correlated with
+    any of the other side's beyond chance. ``None`` where there is no such floor. ``var_x``,
+    ``var_y``: the directions' sums of squares over the ``m`` anchors; ``cross``: the sides'
+    cross-products in their principal directions, ``(rx, ry)``.
+
+    Noise does not co-vary with the other side. A direction that does carries shared signal however
+    little variance it has (modality-specific variance can dwarf the shared signal), so a floor that
+    would drop it is no noise floor. Chance: the correlation of two independent directions over
+    ``m`` samples is about normal with variance ``1/m``, so all ``rx * ry`` pairs stay below
+    ``sqrt(2 ln(gap rx ry) / m)`` but with probability about ``1/gap``."""
     cuts = np.arange(1, min(len(var_x), len(var_y)))
     if not cuts.size:
         return None
     drop = np.minimum(_drops(var_x, cuts, gap), _drops(var_y, cuts, gap))
+    correlation = np.abs(cross) / np.sqrt(np.maximum(np.outer(var_x, var_y), np.finfo(float).tiny))
+    chance = np.sqrt(2 * np.log(gap * correlation.size) / max(m, 1))
+    co_varying_x = np.maximum.accumulate(correlation.max(axis=1)[::-1])[::-1][cuts] > chance
+    co_varying_y = np.maximum.accumulate(correlation.max(axis=0)[::-1])[::-1][cuts] > chance
+    drop = np.where(co_varying_x | co_varying_y, 0.0, drop)
     best = int(np.argmax(drop))
     return int(cuts[best]) if drop[best] >= gap else None
 
