@@ -160,10 +160,16 @@ class FunctionalMapAligner(Aligner):
         largest component (``graph_share_x/_y``), the anchor pairs whose two rows are in them
         (``graph_anchors``; pairs, though identical captions share one node), the
         descriptors used (``anchors``, ``hks`` or both; ``auto`` picks HKS when no anchor is in both
-        graphs) and the basis size ``basis``. The matches the ambient map used are the ``correspondence``
-        metric's ``matches_kept``."""
-        return {"graph_share_x": float(self.graph_share_x_), "graph_share_y": float(self.graph_share_y_),
-                "graph_anchors": self.graph_anchors_, "descriptors": self.descriptors_, "basis": self.C_.shape[0]}
+        graphs), the basis size ``basis``, the matches found beyond the anchors (``matches``) and, for
+        a map fitted in the ambient space, how many of them it used (``matches_kept``): with none
+        kept, the map is Procrustes (or least squares) on the anchors alone, and the report says so
+        whichever metrics a sweep computes (the ``correspondence`` metric scores the matches)."""
+        report = {"graph_share_x": float(self.graph_share_x_), "graph_share_y": float(self.graph_share_y_),
+                  "graph_anchors": self.graph_anchors_, "descriptors": self.descriptors_, "basis": self.C_.shape[0],
+                  "matches": len(self.matches_)}
+        if self.ambient != "spectral":
+            report["matches_kept"] = int(self.kept_matches_.sum())
+        return report
 
     def _keep_for_nystrom(self, items_x, items_y, phi, psi):
         self.nystrom_x_ = _Nystrom(items_x, self.nodes_x_, phi, self.eigvals_x_, self.n_neighbors, self.knn, self.seed)

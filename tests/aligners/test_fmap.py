@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from alignbench.testing import random_rotation, top1_accuracy
-from alignbench_plugins.aligners.fmap import FunctionalMapAligner
+from alignbench_plugins.aligners.fmap import FunctionalMapAligner, SpectralFunctionalMapAligner
 from alignbench_plugins.geometry import diagnostics as d
 
 
@@ -77,8 +77,11 @@ def test_the_fit_report_says_what_the_map_was_fitted_on():
     x = np.concatenate([small + 100.0, big]).astype(np.float32)  # rows 0..99: the small cloud
     y = (x @ random_rotation(16, 5)).astype(np.float32)
     outside = FunctionalMapAligner(n_eigen=20).fit(x[:5], y[:5], x[5:], y[5:])
-    assert outside.fit_report() == {"graph_share_x": 0.75, "graph_share_y": 0.75, "graph_anchors": 0,
-                                    "descriptors": "hks", "basis": 20}
+    report = outside.fit_report()
+    assert {key: report.pop(key) for key in ("matches", "matches_kept")} == {
+        "matches": len(outside.matches_), "matches_kept": int(outside.kept_matches_.sum())}
+    assert report == {"graph_share_x": 0.75, "graph_share_y": 0.75, "graph_anchors": 0, "descriptors": "hks",
+                      "basis": 20}
     # Anchor descriptors asked for, none usable: heat-kernel signatures instead, reported as such.
     assert FunctionalMapAligner(n_eigen=20, descriptors="anchors").fit(x[:5], y[:5], x[5:], y[5:]) \
         .fit_report()["descriptors"] == "hks"
@@ -86,3 +89,18 @@ def test_the_fit_report_says_what_the_map_was_fitted_on():
                                                                       np.delete(x, np.s_[100:105], 0),
                                                                       np.delete(y, np.s_[100:105], 0))
     assert inside.fit_report()["graph_anchors"] == 5 and inside.fit_report()["descriptors"] == "anchors+hks"
+
+
+def test_the_fit_report_says_when_the_map_is_procrustes_on_the_anchors_alone():
+    """Unrelated spaces: almost no match survives the cycle-consistency filter, and the report says
+    so (the ambient map is then Procrustes on the anchors); a planted rotation keeps most of them."""
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((400, 12)).astype(np.float32)
+    unrelated = FunctionalMapAligner(n_eigen=20).fit(x[:10], rng.standard_normal((10, 12)).astype(np.float32),
+                                                     x[10:], rng.standard_normal((390, 12)).astype(np.float32))
+    report = unrelated.fit_report()
+    assert report["matches"] == 390 and report["matches_kept"] < 0.1 * 390
+    y = (x @ random_rotation(12, 1)).astype(np.float32)
+    rotated = FunctionalMapAligner(n_eigen=20).fit(x[:10], y[:10], x[10:], y[10:]).fit_report()
+    assert rotated["matches"] == 390 and rotated["matches_kept"] > 0.5 * 390
+    assert "matches_kept" not in SpectralFunctionalMapAligner(n_eigen=20).fit(x[:10], y[:10], x[10:], y[10:]).fit_report()
