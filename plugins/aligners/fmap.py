@@ -27,11 +27,14 @@ class FunctionalMapAligner(Aligner):
        Laplacian (the constant one carries no information, and the seed paper drops it too):
        ``(Phi, Lx)`` and ``(Psi, Ly)``.
     2. Descriptors known on both sides: centred cosine similarity of every item to each anchor
-       (``descriptors="anchors"``), heat-kernel signatures (``"hks"``, needs no anchors), or both.
-       ``"auto"`` uses anchors when any anchor pair lies in both graphs and HKS otherwise (so does
-       ``"anchors"``, and ``fit_report`` says which were used).
-    3. ``C = argmin ||C A - B||^2 + alpha ||C Lx - Ly C||^2`` with ``A = Phi^T F``, ``B = Psi^T G``;
-       optionally the nearest orthogonal ``C`` and ZoomOut refinement up to ``zoomout`` eigenpairs.
+       (``descriptors="anchors"``), an indicator function at each anchor (``"delta"``, the seed
+       paper's probes: ``A = Phi[anchors]^T``), heat-kernel signatures (``"hks"``, needs no anchors),
+       or anchors and HKS (``"both"``). ``"auto"`` uses anchors when any anchor pair lies in both
+       graphs and HKS otherwise (so do ``"anchors"`` and ``"delta"``, and ``fit_report`` says which
+       were used).
+    3. ``C = argmin ||C A - B||^2 + alpha ||C Lx - Ly C||^2 + ridge ||C||^2`` with ``A = Phi^T F``,
+       ``B = Psi^T G``; optionally the nearest orthogonal ``C`` and ZoomOut refinement up to
+       ``zoomout`` eigenpairs.
     4. Point correspondences from ``C`` (nearest rows of ``Psi C`` and ``Phi``; anchors pinned),
        then, as Latent Functional Maps do, a map fitted on them in the original spaces:
        ``ambient="orthogonal"`` (Procrustes) or ``"linear"`` (least squares), on the anchors and the
@@ -54,7 +57,7 @@ class FunctionalMapAligner(Aligner):
     name = "fmap"
     description = "Functional maps between kNN-graph Laplacian eigenbases"
     parameter_ranges = {"n_neighbors": Range(low=1), "n_eigen": Range(low=1), "alpha": Range(low=0),
-                        "hks_scales": Range(low=1), "zoomout": Range(low=0), "seed": Range(low=0)}
+                        "ridge": Range(low=0), "hks_scales": Range(low=1), "zoomout": Range(low=0), "seed": Range(low=0)}
     min_anchors = 0
     uses_unpaired = True
 
@@ -63,7 +66,7 @@ class FunctionalMapAligner(Aligner):
         n_neighbors: int = 15,
         n_eigen: int = 50,
         alpha: float = 1e-2,
-        descriptors: Literal["auto", "anchors", "hks", "both"] = "auto",
+        descriptors: Literal["auto", "anchors", "delta", "hks", "both"] = "auto",
         hks_scales: int = 16,
         orthogonal: bool = False,
         zoomout: int = 0,
@@ -71,10 +74,12 @@ class FunctionalMapAligner(Aligner):
         correspondences: Literal["mutual", "all"] = "mutual",
         knn: Backend = "exact",
         seed: int = 0,
+        ridge: float = 0.0,
     ):
         self.n_neighbors = n_neighbors
         self.n_eigen = n_eigen
         self.alpha = alpha
+        self.ridge = ridge
         self.descriptors = descriptors
         self.hks_scales = hks_scales
         self.orthogonal = orthogonal
@@ -102,7 +107,7 @@ class FunctionalMapAligner(Aligner):
         f, g = self._descriptors(items_x[self.nodes_x_], items_y[self.nodes_y_], anchor_x, anchor_y,
                                  phi, psi, self.eigvals_full_x_, self.eigvals_full_y_)
         c = fit_functional_map(phi[:, :k].T @ f, psi[:, :k].T @ g, self.eigvals_full_x_[:k],
-                               self.eigvals_full_y_[:k], self.alpha)
+                               self.eigvals_full_y_[:k], self.alpha, self.ridge)
         if self.orthogonal:
             c = orthogonalize(c)
         if self.zoomout > k:
@@ -148,6 +153,13 @@ class FunctionalMapAligner(Aligner):
             f.append(cx @ cx[anchor_x].T)
             g.append(cy @ cy[anchor_y].T)
             used.append("anchors")
+        if kinds == "delta" and len(anchor_x):
+            columns = np.arange(len(anchor_x))
+            f.append(np.zeros((len(nodes_x), len(anchor_x))))
+            f[-1][anchor_x, columns] = 1.0
+            g.append(np.zeros((len(nodes_y), len(anchor_y))))
+            g[-1][anchor_y, columns] = 1.0
+            used.append("delta")
         if kinds in ("hks", "both") or not f:  # "anchors" with no anchor in both graphs: HKS, reported
             f.append(heat_kernel_signatures(lx, phi, self.hks_scales))
             g.append(heat_kernel_signatures(ly, psi, self.hks_scales))
@@ -213,15 +225,20 @@ class _Nystrom:
 
 
 class SpectralFunctionalMapAligner(FunctionalMapAligner):
-    """The seed-000 paper's method: items compared in spectral coordinates (``ambient="spectral"``),
-    with no map fitted in the ambient space, so its rows show what the functional map itself does."""
+    """The seed-000 paper's method, as its code (``compute_fmap_supervised``) fits it: indicator
+    probes at the anchors (``descriptors="delta"``), a Laplacian commutativity weight of 0.1 and a
+    Tikhonov ridge of 1e-3 on ``C``, and items compared in spectral coordinates
+    (``ambient="spectral"``), with no map fitted in the ambient space, so its rows show what the
+    functional map itself does. With no anchor in both graphs it uses heat-kernel signatures, as the
+    paper's anchor-free variant does (``fit_report`` says so)."""
 
     name = "fmap-spectral"
     description = "Functional maps, retrieval in spectral coordinates (the seed-000 paper's method)"
 
-    def __init__(self, n_neighbors: int = 15, n_eigen: int = 50, alpha: float = 1e-2,
-                 descriptors: Literal["auto", "anchors", "hks", "both"] = "auto", hks_scales: int = 16,
-                 orthogonal: bool = False, zoomout: int = 0, knn: Backend = "exact", seed: int = 0):
+    def __init__(self, n_neighbors: int = 15, n_eigen: int = 50, alpha: float = 0.1,
+                 descriptors: Literal["auto", "anchors", "delta", "hks", "both"] = "delta", hks_scales: int = 16,
+                 orthogonal: bool = False, zoomout: int = 0, knn: Backend = "exact", seed: int = 0,
+                 ridge: float = 1e-3):
         super().__init__(n_neighbors=n_neighbors, n_eigen=n_eigen, alpha=alpha, descriptors=descriptors,
                          hks_scales=hks_scales, orthogonal=orthogonal, zoomout=zoomout, ambient="spectral",
-                         knn=knn, seed=seed)
+                         knn=knn, seed=seed, ridge=ridge)

@@ -12,11 +12,12 @@ import numpy as np
 
 
 def fit_functional_map(a: np.ndarray, b: np.ndarray, eigvals_x: np.ndarray, eigvals_y: np.ndarray,
-                       alpha: float) -> np.ndarray:
-    """``argmin_C ||C A - B||^2 + alpha ||C Lx - Ly C||^2``, solved row by row in closed form.
+                       alpha: float, ridge: float = 0.0) -> np.ndarray:
+    """``argmin_C ||C A - B||^2 + alpha ||C Lx - Ly C||^2 + ridge ||C||^2``, solved row by row in
+    closed form.
 
     a: ``(k, p)`` descriptor coefficients on X; b: ``(k, p)`` on Y; eigvals: ``(k,)``.
-    Row i: ``(A A^T + alpha diag((lx - ly_i)^2)) c_i = A b_i``.
+    Row i: ``(A A^T + alpha diag((lx - ly_i)^2) + ridge I) c_i = A b_i``.
     """
     a, b = a.astype(np.float64), b.astype(np.float64)
     gram = a @ a.T
@@ -25,7 +26,7 @@ def fit_functional_map(a: np.ndarray, b: np.ndarray, eigvals_x: np.ndarray, eigv
     c = np.empty((k, k))
     for i in range(k):
         penalty = alpha * (eigvals_x - eigvals_y[i]) ** 2
-        c[i] = np.linalg.solve(gram + np.diag(penalty) + 1e-10 * np.eye(k), rhs[:, i])
+        c[i] = np.linalg.solve(gram + np.diag(penalty) + (ridge + 1e-10) * np.eye(k), rhs[:, i])
     return c
 
 

@@ -104,3 +104,41 @@ def test_the_fit_report_says_when_the_map_is_procrustes_on_the_anchors_alone():
     rotated = FunctionalMapAligner(n_eigen=20).fit(x[:10], y[:10], x[10:], y[10:]).fit_report()
     assert rotated["matches"] == 390 and rotated["matches_kept"] > 0.5 * 390
     assert "matches_kept" not in SpectralFunctionalMapAligner(n_eigen=20).fit(x[:10], y[:10], x[10:], y[10:]).fit_report()
+
+
+def test_the_functional_map_is_the_stated_least_squares_solution_with_its_ridge():
+    """``argmin ||C A - B||^2 + alpha ||C Lx - Ly C||^2 + ridge ||C||^2`` against a brute-force solve of
+    the whole objective, vectorized over every entry of C at once (column-major vec)."""
+    from alignbench_plugins.geometry.functional_maps import fit_functional_map
+
+    rng = np.random.default_rng(0)
+    k, p = 6, 4  # fewer descriptors than basis functions: without the ridge and alpha, C is not unique
+    a, b = rng.standard_normal((k, p)), rng.standard_normal((k, p))
+    lx, ly = np.sort(rng.uniform(0, 2, k)), np.sort(rng.uniform(0, 2, k))
+    alpha, ridge = 0.1, 1e-3
+    eye = np.eye(k)
+    data = np.kron(a.T, eye)  # vec(C A) = (A^T kron I) vec(C)
+    commutation = np.kron(np.diag(lx), eye) - np.kron(eye, np.diag(ly))  # vec(C Lx - Ly C)
+    system = np.vstack([data, np.sqrt(alpha) * commutation, np.sqrt(ridge) * np.eye(k * k)])
+    target = np.concatenate([b.reshape(-1, order="F"), np.zeros(2 * k * k)])
+    expected = np.linalg.lstsq(system, target, rcond=None)[0].reshape(k, k, order="F")
+    np.testing.assert_allclose(fit_functional_map(a, b, lx, ly, alpha, ridge), expected, atol=1e-8)
+    assert not np.allclose(fit_functional_map(a, b, lx, ly, alpha), expected, atol=1e-6)  # the ridge counts
+
+
+def test_fmap_spectral_is_fitted_as_the_seed_paper_fits_it():
+    """Its code's compute_fmap_supervised: indicator probes at the anchors (A = Phi[anchors]^T),
+    commutativity weight 0.1, ridge 1e-3; anchor-free, heat-kernel signatures."""
+    aligner = SpectralFunctionalMapAligner()
+    assert (aligner.descriptors, aligner.alpha, aligner.ridge, aligner.ambient) == ("delta", 0.1, 1e-3, "spectral")
+    xa, ya, xu, yu, truth, _, _ = isometric_pair(m=20)
+    fitted = SpectralFunctionalMapAligner(n_eigen=20).fit(xa, ya, xu, yu)
+    assert fitted.fit_report()["descriptors"] == "delta"
+    from alignbench_plugins.geometry.functional_maps import fit_functional_map
+    from alignbench_plugins.geometry.graphs import graph_eigenbasis
+
+    _, node_of_x, lx, phi = graph_eigenbasis(np.concatenate([xa, xu]), 15, 20, 0)
+    _, node_of_y, ly, psi = graph_eigenbasis(np.concatenate([ya, yu]), 15, 20, 0)
+    expected = fit_functional_map(phi[node_of_x[:20]].T, psi[node_of_y[:20]].T, lx[:20], ly[:20], 0.1, 1e-3)
+    np.testing.assert_allclose(fitted.C_, expected, atol=1e-10)
+    assert SpectralFunctionalMapAligner(n_eigen=20).fit(xa[:0], ya[:0], xu, yu).fit_report()["descriptors"] == "hks"
