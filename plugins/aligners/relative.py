@@ -17,7 +17,7 @@ class RelativeAligner(Aligner):
     """
 
     name = "relative"
-    description = "Relative representations"
+    description = "Relative representations, centred on the anchors' mean (center=false: the original)"
     min_anchors = 1
 
     def __init__(self, center: bool = True):
