@@ -36,17 +36,25 @@ def test_centring_removes_an_offset():
 
 
 def test_pca_brings_different_dimensions_to_a_common_one():
+    """An 8-d latent embedded isometrically in 32 and in 20 dimensions: PCA to 8 dimensions leaves two
+    rotated copies of the latent, which Procrustes aligns exactly."""
     rng = np.random.default_rng(0)
-    latent = rng.standard_normal((400, 8))
-    x = latent @ rng.standard_normal((8, 32))
-    y = latent @ np.linalg.qr(rng.standard_normal((20, 8)))[0].T  # y spans the same 8-D latent
+    latent = rng.standard_normal((400, 8)) * np.linspace(1, 3, 8)
+    x = latent @ np.linalg.qr(rng.standard_normal((32, 8)))[0].T
+    y = latent @ np.linalg.qr(rng.standard_normal((20, 8)))[0].T
     aligner = ProcrustesAligner(dim=8, normalize=False).fit(x[:200].astype(np.float32), y[:200].astype(np.float32))
-    assert aligner.transform_x(x).shape == (400, 8) and aligner.transform_y(y).shape == (400, 8)
+    zx, zy = aligner.transform_x(x[200:].astype(np.float32)), aligner.transform_y(y[200:].astype(np.float32))
+    assert zx.shape == zy.shape == (200, 8)
+    assert np.linalg.norm(zx - zy) / np.linalg.norm(zy) < 1e-4
+    assert top1_accuracy(zx, zy) == 1.0
 
 
 def test_is_deterministic_and_orthogonal():
     x, y, _ = rotated_pair(n=300, dim=10, noise=0.3, seed=4)
     a = ProcrustesAligner().fit(x[:30], y[:30])
+    b = ProcrustesAligner().fit(x[:30].copy(), y[:30].copy())
+    np.testing.assert_array_equal(a.rotation_, b.rotation_)
+    np.testing.assert_array_equal(a.transform_x(x[30:]), b.transform_x(x[30:]))
     assert np.allclose(a.rotation_.T @ a.rotation_, np.eye(a.rotation_.shape[0]), atol=1e-10)
 
 
