@@ -201,6 +201,7 @@ def test_robustness_files_are_deterministic_and_hold_the_table(known_store, tmp_
     markdown = first[0].read_text()
     assert "| ot-riemannian-contrastive | drop(text)     | 50.0    | 30.0 (-40%) |" in markdown
     assert "holds here" in markdown
+    assert "changes each item the same way in every seed" in markdown  # what ± spans, said
     payload = json.loads(first[2].read_text())
     assert payload["claim_seed_001"][0]["holds"] is True
     assert set(payload["claim_seed_001"][0]["standard_errors"]) == {"ot-riemannian", "ot-riemannian-contrastive"}
