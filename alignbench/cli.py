@@ -45,13 +45,15 @@ def default_store() -> Path:
 
 def check_path_text(text: str, option: str, meant: str, example: str = "results.sqlite") -> None:
     """Refuse what a path's text would quietly turn into another path: an empty value (the current
-    folder) and, where a ``file`` is meant, a trailing '/' (``Path("results/")`` is a file named
-    ``results``)."""
+    folder) and, where a ``file`` is meant, a value ending in a separator, '.' or '..' (a folder:
+    ``Path("results/")`` and ``Path("results/.")`` are both a file named ``results``)."""
     if not text.strip():
         raise InvalidParameterError(f"{option} is empty; name a {meant}.")
-    if meant == "file" and text.endswith(("/", os.sep)):
-        raise InvalidParameterError(f"{option} {text} ends in '/', so it names a folder; name a file in it, "
-                                    f"e.g. {text}{example}.")
+    last = text.replace(os.sep, "/").replace("\\", "/").rsplit("/", 1)[-1]
+    if meant == "file" and last in ("", ".", ".."):
+        ending = text[-1] if not last else last
+        raise InvalidParameterError(f"{option} {text} ends in '{ending}', so it names a folder; name a file in "
+                                    f"it, e.g. {os.path.join(text, example)}.")
 
 
 class PathText(click.Path):

@@ -248,7 +248,10 @@ CASES = [
     ("store-with-trailing-slash", lambda t: ["run", *GMM, *SWEEP, "--store", f"{t}/results/"],
      "ends in '/', so it names a folder; name a file in it"),
     ("empty-out", lambda t: ["run", *GMM, *SWEEP, "--out", ""], "--out is empty; name a folder"),
-    ("export-out-with-trailing-slash", lambda t: ["export", "--out", f"{t}/submission/"], "e.g. "),
+    ("store-ending-in-dot", lambda t: ["run", *GMM, *SWEEP, "--store", f"{t}/results/."],
+     "ends in '.', so it names a folder"),
+    ("export-out-with-trailing-slash", lambda t: ["export", "--out", f"{t}/submission/"],
+     "/submission/NAME.json"),
     ("empty-cache-dir", lambda t: ["run", *GMM, *SWEEP, "--cache-dir", ""], "--cache-dir is empty"),
 ]
 

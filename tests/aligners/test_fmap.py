@@ -127,12 +127,14 @@ def test_the_functional_map_is_the_stated_least_squares_solution_with_its_ridge(
 
 
 def test_fmap_spectral_is_fitted_as_the_seed_paper_fits_it():
-    """Its code's compute_fmap_supervised: indicator probes at the anchors (A = Phi[anchors]^T),
-    commutativity weight 0.1, ridge 1e-3; anchor-free, heat-kernel signatures."""
+    """Its code's settings: indicator probes at the anchors (A = Phi[anchors]^T), commutativity
+    weight 0.1, ridge 1e-3 over 50 eigenpairs (compute_fmap_supervised); C is the minimiser of the
+    stated objective; ZoomOut on request; anchor-free, heat-kernel signatures."""
     aligner = SpectralFunctionalMapAligner()
-    assert (aligner.descriptors, aligner.alpha, aligner.ridge, aligner.ambient) == ("delta", 0.1, 1e-3, "spectral")
+    assert (aligner.descriptors, aligner.alpha, aligner.ridge, aligner.n_eigen, aligner.zoomout, aligner.ambient) \
+        == ("delta", 0.1, 1e-3, 50, 0, "spectral")
     xa, ya, xu, yu, truth, _, _ = isometric_pair(m=20)
-    fitted = SpectralFunctionalMapAligner(n_eigen=20).fit(xa, ya, xu, yu)
+    fitted = SpectralFunctionalMapAligner(n_eigen=20, zoomout=0).fit(xa, ya, xu, yu)
     assert fitted.fit_report()["descriptors"] == "delta"
     from alignbench_plugins.geometry.functional_maps import fit_functional_map
     from alignbench_plugins.geometry.graphs import graph_eigenbasis
@@ -141,4 +143,7 @@ def test_fmap_spectral_is_fitted_as_the_seed_paper_fits_it():
     _, node_of_y, ly, psi = graph_eigenbasis(np.concatenate([ya, yu]), 15, 20, 0)
     expected = fit_functional_map(phi[node_of_x[:20]].T, psi[node_of_y[:20]].T, lx[:20], ly[:20], 0.1, 1e-3)
     np.testing.assert_allclose(fitted.C_, expected, atol=1e-10)
-    assert SpectralFunctionalMapAligner(n_eigen=20).fit(xa[:0], ya[:0], xu, yu).fit_report()["descriptors"] == "hks"
+    assert SpectralFunctionalMapAligner(n_eigen=20, zoomout=0).fit(xa[:0], ya[:0], xu, yu).fit_report()[
+        "descriptors"] == "hks"
+    refined = SpectralFunctionalMapAligner(n_eigen=20, zoomout=40).fit(xa, ya, xu, yu)
+    assert refined.C_.shape == (40, 40) and refined.fit_report()["basis"] == 40
