@@ -241,7 +241,7 @@ class EmbeddingCache:
         try:
             if not all(present):
                 raise ValueError(f"its {'sidecar' if present[0] else '.npy file'} is missing")
-            meta = json.loads(meta_path.read_text())
+            meta = json.loads(meta_path.read_text(encoding="utf-8"))
             if not isinstance(meta, dict):
                 raise ValueError("the sidecar is not a JSON object")
             legacy = "format" not in meta  # written before checksums: checked below, then given one
@@ -296,7 +296,7 @@ class EmbeddingCache:
         for key in keys:
             array_path, meta_path = self._paths(key)
             try:
-                meta = json.loads(meta_path.read_text())
+                meta = json.loads(meta_path.read_text(encoding="utf-8"))
             except (OSError, ValueError):
                 meta = {}
             out.append(CacheEntry(key, array_path, meta if isinstance(meta, dict) else {}))

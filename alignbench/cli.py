@@ -255,7 +255,7 @@ def robustness(perturbations, fractions, levels, aligners, datasets, seeds, metr
         warn_other_code(results, [n for n, _ in base.datasets])
     for path in written:
         if path.suffix == ".md":
-            click.echo(path.read_text())
+            click.echo(path.read_text(encoding="utf-8"))
             click.echo(f"wrote {path}", err=True)
     if summary.failed:
         sys.exit(1)

@@ -75,7 +75,7 @@ def load_values(path: Path) -> dict[CellKey, CellValues]:
 def _from_json(path: Path) -> dict[CellKey, CellValues]:
     out: dict[CellKey, CellValues] = {}
     try:
-        payload = json.loads(path.read_text())
+        payload = json.loads(path.read_text(encoding="utf-8"))
         cells, dataset = payload["cells"], payload["dataset"]
         for cell in cells:
             key = (dataset, cell["setting"], cell["aligner"], int(cell["anchors"]))

@@ -320,7 +320,7 @@ def six_digits(choices: dict) -> dict:
 def write_files(stem: Path, markdown: str, frame: pd.DataFrame, payload: dict) -> list[Path]:
     """``stem.md``, ``stem.csv`` (6 significant digits) and ``stem.json`` (sorted keys): byte-stable."""
     md, csv, js = (stem.with_name(stem.name + suffix) for suffix in (".md", ".csv", ".json"))
-    md.write_text(markdown)
+    md.write_text(markdown, encoding="utf-8")
     frame.to_csv(csv, index=False, float_format="%.6g")
-    js.write_text(json.dumps(payload, indent=1, sort_keys=True) + "\n")
+    js.write_text(json.dumps(payload, indent=1, sort_keys=True) + "\n", encoding="utf-8")
     return [md, csv, js]

@@ -76,14 +76,14 @@ def write_export(records: list[CellRecord], producer: dict[str, str], out: Path)
         raise SubmissionError(f"{out} exists and is not a results file (a store, a folder, another file); pass a new "
                               f"path, e.g. results/NAME.json: only an earlier export is overwritten.")
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(export_payload(records, producer), indent=1, sort_keys=True, allow_nan=False) + "\n")
+    out.write_text(json.dumps(export_payload(records, producer), indent=1, sort_keys=True, allow_nan=False) + "\n", encoding="utf-8")
     return out
 
 
 def _is_results_file(path: Path) -> bool:
     """Whether ``path`` is a file an export wrote (so writing over it loses nothing it did not copy)."""
     try:
-        payload = json.loads(path.read_text())
+        payload = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, ValueError):
         return False
     return isinstance(payload, dict) and payload.get("schema") == SCHEMA
@@ -99,7 +99,7 @@ def load_submission(path: Path, known_metrics: dict[str, type], seeds: list[int]
     Raises SubmissionError with one line naming the file.
     """
     try:
-        payload = json.loads(path.read_text(), parse_constant=_reject_constant)
+        payload = json.loads(path.read_text(encoding="utf-8"), parse_constant=_reject_constant)
     except (OSError, UnicodeDecodeError) as exc:
         raise SubmissionError(f"{path}: cannot be read ({exc}); submit a UTF-8 JSON file.") from None
     except (json.JSONDecodeError, ValueError) as exc:

@@ -145,7 +145,7 @@ def prepare(out: Path) -> None:
                                   f"or new directory.")
         shutil.rmtree(out)
     out.mkdir(parents=True)
-    (out / MARKER).write_text("made by alignbench publish; emptied by the next publish\n")
+    (out / MARKER).write_text("made by alignbench publish; emptied by the next publish\n", encoding="utf-8")
 
 
 def _writer(report: SiteReport) -> Callable[[Path, str | bytes], None]:

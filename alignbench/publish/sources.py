@@ -69,7 +69,7 @@ def local_tables(directory: Path) -> list[Table]:
     tables = []
     for path in sorted(directory.glob("*.json")):
         try:
-            tables += _tables_of(json.loads(path.read_text()))
+            tables += _tables_of(json.loads(path.read_text(encoding="utf-8")))
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
             raise AlignbenchError(f"{path} is not a leaderboard JSON ({type(exc).__name__}: {exc}); write it again "
                                   f"with `alignbench leaderboard`, or move it out of the folder.") from None
@@ -94,7 +94,7 @@ def _tables_of(payload: Any) -> list[Table]:
 
 def robustness(directory: Path, dataset: str) -> dict | None:
     path = directory / f"{dataset}-robustness.json"
-    return json.loads(path.read_text()) if path.exists() else None
+    return json.loads(path.read_text(encoding="utf-8")) if path.exists() else None
 
 
 def add_store_provenance(tables: list[Table], records: list[CellRecord]) -> int:

@@ -16,13 +16,13 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Callable, Sequence
 
 import numpy as np
 
 from alignbench import DatasetSplits, PairedData, Range
-from alignbench.errors import DatasetNotFoundError, InvalidParameterError
+from alignbench.errors import DatasetNotFoundError, InvalidInputError, InvalidParameterError
 
 from .captioned_images import subsample
 
@@ -73,14 +73,20 @@ class Record:
 
 
 def caption_list(value: Any) -> list[str]:
-    """Captions from a cell: a string (one caption), a list of strings, or empty (None, NaN, "")."""
+    """Captions from a cell: a string (one caption), a Karpathy-style sentence (``{"raw": ...}``), a
+    list of these, or empty (None, NaN, ""). Anything else (a number, bytes) is no caption: an
+    InvalidInputError, rather than its ``str()`` taken for one."""
     if value is None or (isinstance(value, float) and value != value):
         return []
     if isinstance(value, str):
         return [value.strip()] if value.strip() else []
     if isinstance(value, (list, tuple, np.ndarray)):
         return [c for v in value for c in caption_list(v)]
-    return [str(value).strip()]
+    if isinstance(value, dict) and isinstance(value.get("raw"), str):
+        return caption_list(value["raw"])
+    raise InvalidInputError(f"a caption cell holds {type(value).__name__} {str(value)[:60]!r}; captions are strings "
+                            f"or lists of strings: name the caption columns (caption_columns) if another column "
+                            f"was taken for one.")
 
 
 def hashed_test(item_id: str, seed: int, test_fraction: float) -> bool:
@@ -102,13 +108,20 @@ def check_test_fraction(name: str, test_fraction: float) -> None:
 
 def build_splits(records: Sequence[Record], *, name: str, source: str, layout: str, test_fraction: float,
                  seed: int, max_train_items: int | None, max_test_items: int | None) -> DatasetSplits:
-    """COCO's split rules (see the module docstring) over ``records``."""
+    """COCO's split rules (see the module docstring) over ``records``, one item per image
+    (:func:`one_per_image`)."""
     check_test_fraction(name, test_fraction)
+    records = one_per_image(records, name, source)
     captioned = [r for r in records if r.captions]
     if len(captioned) < len(records):
         log.warning("%s: %d of %d images in %s have no caption; they are skipped", name,
                     len(records) - len(captioned), len(records), source)
     named = [r for r in captioned if r.split is not None]
+    if named and len(named) < len(captioned):
+        unnamed = next(r.item_id for r in captioned if r.split is None)
+        raise DatasetNotFoundError(f"{name}: {len(captioned) - len(named)} of {len(captioned)} images in {source} "
+                                   f"have no split while the others have one (first: {unnamed}); give every image "
+                                   f"a split, or none (a content hash then splits them).")
     if named:
         train = [r for r in named if r.split in TRAIN_SPLITS]
         test = [r for r in named if r.split in TEST_SPLITS]
@@ -125,6 +138,28 @@ def build_splits(records: Sequence[Record], *, name: str, source: str, layout: s
                                        f"({len(captioned)} captioned in all). {layout}")
     return DatasetSplits(train=paired(subsample(train, max_train_items, seed)),
                          test=paired(subsample(test, max_test_items, seed)))
+
+
+def one_per_image(records: Sequence[Record], name: str, source: str) -> list[Record]:
+    """One record per image (the content part of its ``NAME@SHA`` id), holding the captions of every
+    row that shows it, in order: one row per caption (Flickr8k's ``image,caption`` CSV) is one item
+    with five captions, not five items of one, and one image under two names is one item. Rows of one
+    image in two splits are an error."""
+    groups: dict[str, list[Record]] = {}
+    for record in records:
+        groups.setdefault(record.item_id.rpartition("@")[2], []).append(record)
+    if len(groups) == len(records):
+        return list(records)
+    out = []
+    for group in groups.values():
+        splits = sorted({str(r.split) for r in group})
+        if len(splits) > 1:
+            raise DatasetNotFoundError(f"{name}: {source} lists the image {group[0].item_id} in the splits "
+                                       f"{', '.join(splits)}; give each image one split.")
+        out.append(replace(group[0], captions=tuple(c for r in group for c in r.captions)))
+    log.info("%s: %d rows in %s show %d distinct images; each image's captions are merged into one item",
+             name, len(records), source, len(out))
+    return out
 
 
 def paired(records: Sequence[Record]) -> PairedData:

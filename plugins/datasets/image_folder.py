@@ -7,6 +7,7 @@ import csv
 import hashlib
 import json
 import logging
+import re
 from pathlib import Path
 from typing import Any
 
@@ -28,21 +29,27 @@ SPLIT_FOLDERS = ("train", "restval", "test", "val", "validation")
 METADATA = ("metadata.jsonl", "metadata.csv")
 
 
+CAPTION_COLUMNS = ("caption", "captions", "text", "texts", "sentence", "sentences", "raw")
+
+
 def is_caption_column(column: str) -> bool:
-    return column.lower().startswith("caption") or column.lower() in ("text", "texts", "sentence", "sentences", "raw")
+    """caption, captions, caption_1, caption2..., text(s), sentence(s), raw: not caption_id or
+    caption_lang, which hold something else."""
+    name = column.lower()
+    return name in CAPTION_COLUMNS or re.fullmatch(r"captions?_?\d+", name) is not None
 
 
 def read_metadata(path: Path) -> list[dict[str, Any]]:
     if path.suffix == ".jsonl":
         rows = []
-        for number, line in enumerate(path.read_text().splitlines(), 1):
+        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
             if line.strip():
                 rows.append(row := json.loads(line))
                 if not isinstance(row, dict):
                     raise ValueError(f"line {number} is a JSON {type(row).__name__}, not an object with file_name "
                                      f"and caption")
         return rows
-    rows = list(csv.DictReader(path.read_text().splitlines()))
+    rows = list(csv.DictReader(path.read_text(encoding="utf-8").splitlines()))
     for row in rows:  # a list of captions in one CSV cell is written as JSON
         for key, value in row.items():
             if isinstance(value, str) and value.startswith("[") and value.endswith("]"):
@@ -57,7 +64,7 @@ class ImageFolder(ContentPinned, Dataset):
     """Your own image-caption pairs as an image folder.
 
     ``path``: the folder. ``caption_columns``: the columns holding captions (default: every column
-    named caption*, text, sentence(s) or raw); an item's captions are all its non-empty cells there.
+    named caption, captions, caption_1..., text(s), sentence(s) or raw); an item's captions are all its non-empty cells there.
     ``split_column``: names each row's split, where present (else ``train/`` and ``test/`` folders
     name them, else a content hash does; see ``caption_sources``). ``max_train_items`` (default 5,000)
     and ``max_test_items`` take seeded subsets, as for COCO.

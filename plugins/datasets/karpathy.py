@@ -9,6 +9,7 @@ in every published number).
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any, Literal
 
@@ -32,9 +33,12 @@ Expected layout under the {name} root:
 
 def inside(root: Path, relative: str | Path, source: Path) -> Path:
     """``root / relative``, or a one-line error when a listed name points outside ``root``
-    (``../../etc/passwd``, an absolute path): a split file only names images within its folder."""
+    (``../../etc/passwd``, an absolute path): a split file only names images within its folder.
+    Judged on the names, not on where links lead: an image folder that is a link to another disk
+    (``val2014 -> /data/coco/val2014``) is inside."""
     path = root / relative
-    if Path(relative).is_absolute() or not path.resolve().is_relative_to(root.resolve()):
+    normal = os.path.normpath(relative)
+    if Path(relative).is_absolute() or normal == ".." or normal.startswith(".." + os.sep):
         raise DatasetNotFoundError(f"{source} lists {str(relative)!r}, outside {root}; image names in a split file "
                                    f"must be relative paths inside the image folder.")
     return path
@@ -52,7 +56,7 @@ def sentence_text(sentence: dict) -> str:
 def karpathy_records(path: Path, image_root: Path, splits: set[str], use_filepath: bool):
     """``(item_id, image_path, captions)`` for the images of the given Karpathy splits."""
     try:
-        entries = json.loads(path.read_text())["images"]
+        entries = json.loads(path.read_text(encoding="utf-8"))["images"]
     except (json.JSONDecodeError, KeyError, TypeError) as exc:
         raise DatasetNotFoundError(f"{path} is not a Karpathy split file ({exc}): it needs an 'images' list.") from None
     if not isinstance(entries, list):
@@ -75,7 +79,7 @@ def karpathy_records(path: Path, image_root: Path, splits: set[str], use_filepat
 
 def official_coco_records(annotations: Path, image_dir: Path):
     try:
-        data = json.loads(annotations.read_text())
+        data = json.loads(annotations.read_text(encoding="utf-8"))
         images = {image["id"]: image["file_name"] for image in data["images"]}
         captions: dict[int, list[str]] = {}
         for annotation in data["annotations"]:
@@ -216,13 +220,13 @@ class Flickr8k(_Flickr):
     def fallback_records(self, root: Path, images: Path):
         tokens = require_file(root / "Flickr8k.token.txt", self.name, self.layout())
         captions: dict[str, list[str]] = {}
-        for line in tokens.read_text().splitlines():
+        for line in tokens.read_text(encoding="utf-8").splitlines():
             if "\t" in line:
                 key, caption = line.split("\t", 1)
                 captions.setdefault(key.split("#")[0], []).append(caption)
 
         def listed(filename: str):
             listing = require_file(root / filename, self.name, self.layout())
-            return [(name, inside(images, name, listing), captions.get(name, [])) for name in listing.read_text().split()]
+            return [(name, inside(images, name, listing), captions.get(name, [])) for name in listing.read_text(encoding="utf-8").split()]
 
         return listed("Flickr_8k.trainImages.txt"), listed("Flickr_8k.testImages.txt"), (str(tokens), str(tokens))

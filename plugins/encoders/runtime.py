@@ -123,7 +123,7 @@ def hub_revision(repo_id: str, revision: str = "main") -> dict[str, Any]:
     later download brings in changes it, so that cached embeddings of the old weights are not reused."""
     ref = hub_cache_dir() / f"models--{repo_id.replace('/', '--')}" / "refs" / revision
     try:
-        commit = ref.read_text().strip() or None
+        commit = ref.read_text(encoding="utf-8").strip() or None
     except OSError:
         commit = None
     return {"hub": repo_id, "revision": commit}

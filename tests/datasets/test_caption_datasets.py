@@ -191,6 +191,15 @@ def test_split_file_entries_must_stay_inside_the_data_folder(tmp_path, name):
     assert "\n" not in str(error.value)
 
 
+def test_an_image_folder_that_is_a_link_to_another_disk_is_inside(tmp_path):
+    """COCO's val2014 kept elsewhere and linked into the data folder: the names stay inside it."""
+    root = karpathy_coco(tmp_path / "coco")
+    (root / "val2014").rename(tmp_path / "elsewhere")
+    (root / "val2014").symlink_to(tmp_path / "elsewhere", target_is_directory=True)
+    splits = COCO(data_dir=str(root)).load()
+    assert splits.test.n_items == 6
+
+
 def test_flickr8k_listing_entries_must_stay_inside_the_image_folder(tmp_path):
     root = flickr8k_original(tmp_path)
     (root / "Flickr_8k.testImages.txt").write_text("../Flickr8k.token.txt\n")

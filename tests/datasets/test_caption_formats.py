@@ -61,6 +61,75 @@ def test_the_same_file_name_with_other_pixels_is_another_item(tmp_path):
     assert a[0].split("@")[0] == b[0].split("@")[0] and a[0] != b[0] and a[1:] == b[1:]
 
 
+def write_csv(root, header, rows):
+    import csv
+
+    root.mkdir(parents=True, exist_ok=True)
+    with open(root / "metadata.csv", "w", newline="", encoding="utf-8") as f:
+        writer = csv.writer(f)
+        writer.writerow(header)
+        writer.writerows(rows)
+    return root
+
+
+def test_one_row_per_caption_is_one_item_with_all_its_captions(tmp_path):
+    """Flickr8k's `image,caption` CSV: five rows of one image are one item with five captions (they
+    were five items of one caption each, the gallery holding every image five times)."""
+    root = tmp_path / "photos"
+    (root / "images").mkdir(parents=True)
+    rows = []
+    for i, (name, content, captions) in enumerate(PHOTOS):
+        (root / "images" / name).write_bytes(content)
+        rows += [[f"images/{name}", f"{caption} ({k})", "test" if i % 3 == 0 else "train"]
+                 for k, caption in enumerate(captions * 3)]  # 6 rows an image
+    splits = ImageFolder(path=str(write_csv(root, ["file_name", "caption", "split"], rows))).load()
+    assert splits.train.n_items + splits.test.n_items == len(PHOTOS)
+    assert np.all(np.bincount(splits.test.text_item) == 6) and np.all(np.bincount(splits.train.text_item) == 6)
+    first = PHOTOS[0]
+    assert splits.test.y[:6] == [f"{c} ({k})" for k, c in enumerate(first[2] * 3)]  # in row order
+
+
+def test_one_image_in_two_splits_or_a_split_left_empty_is_refused_in_one_line(tmp_path):
+    name, content, captions = PHOTOS[0]
+    (tmp_path / "a" / "images").mkdir(parents=True)
+    (tmp_path / "a" / "images" / name).write_bytes(content)
+    write_csv(tmp_path / "a", ["file_name", "caption", "split"],
+              [[f"images/{name}", "one", "train"], [f"images/{name}", "two", "test"]])
+    with pytest.raises(DatasetNotFoundError, match=r"in the splits test, train; give each image one split"):
+        ImageFolder(path=str(tmp_path / "a")).load()
+    root = image_folder(tmp_path / "b", "csv", "column")
+    text = (root / "metadata.csv").read_text().splitlines()
+    text[1] = text[1].rsplit(",", 1)[0] + ","  # the first image's split cell left empty
+    (root / "metadata.csv").write_text("\n".join(text) + "\n")
+    with pytest.raises(DatasetNotFoundError, match=r"1 of \d+ images in .* have no split while the others have one"):
+        ImageFolder(path=str(root)).load()
+
+
+def test_only_caption_columns_are_read_as_captions_and_only_strings_as_captions(tmp_path):
+    from alignbench.errors import InvalidInputError
+    from alignbench_plugins.datasets.caption_sources import caption_list
+    from alignbench_plugins.datasets.image_folder import is_caption_column
+
+    assert [c for c in ["caption", "captions", "caption_1", "caption2", "caption_id", "caption_lang", "text",
+                        "sentences", "file_name", "split"] if is_caption_column(c)] == [
+        "caption", "captions", "caption_1", "caption2", "text", "sentences"]
+    assert caption_list([{"raw": "A dog runs.", "tokens": ["a", "dog", "runs"], "sentid": 3}, " two "]) == [
+        "A dog runs.", "two"]
+    for value in (1000, b"bytes", {"tokens": ["a"]}):
+        with pytest.raises(InvalidInputError, match="captions are strings"):
+            caption_list(value)
+    name, content, captions = PHOTOS[0]
+    (tmp_path / "images").mkdir()
+    (tmp_path / "images" / name).write_bytes(content)
+    rows = [[f"images/{name}", captions[0], "1000", "en"]]
+    for other, other_content, _ in PHOTOS[1:4]:
+        (tmp_path / "images" / other).write_bytes(other_content)
+        rows.append([f"images/{other}", "a caption", "1001", "en"])
+    splits = ImageFolder(path=str(write_csv(tmp_path, ["file_name", "caption", "caption_id", "caption_lang"], rows)),
+                         test_fraction=0.5).load()
+    assert sorted(splits.train.y + splits.test.y) == sorted([captions[0]] + ["a caption"] * 3)
+
+
 def test_caps_and_content_digest_like_coco(tmp_path):
     root = image_folder(tmp_path / "photos", "jsonl", "column")
     capped = ImageFolder(path=str(root), max_train_items=3, seed=5).load()
