@@ -60,6 +60,31 @@ def items_digest(item_ids: Sequence[str]) -> str:
     return h.hexdigest()
 
 
+def raw_items_digest(item_ids: Sequence[str], items: Sequence) -> str:
+    """Hash of a split's raw items: each id with a signature of its content, so that another copy of a
+    collection under the same names (Fashion-MNIST's files swapped for MNIST's, a resized COCO in
+    another folder) is not served the first copy's embeddings. The signature: an array's dtype, shape
+    and bytes; a file's size (reading every photo of a collection would cost what decoding it does,
+    and a resized or re-encoded copy has other sizes); nothing for ids that hold a content digest
+    (``NAME@SHA``) or for items of other kinds."""
+    h = hashlib.sha256()
+    for item_id, item in zip(item_ids, items):
+        h.update(str(item_id).encode())
+        h.update(b"\0")
+        if "@" in str(item_id):
+            continue
+        if isinstance(item, np.ndarray):
+            h.update(f"{item.dtype.str}{item.shape}".encode())
+            h.update(np.ascontiguousarray(item).tobytes())
+        elif isinstance(item, (str, os.PathLike)):
+            try:
+                h.update(str(os.stat(item).st_size).encode())
+            except OSError:
+                h.update(b"missing")
+        h.update(b"\0")
+    return h.hexdigest()
+
+
 def texts_digest(texts: Sequence) -> str | None:
     """Hash of raw texts, which are their own identity; None when the items are not all strings."""
     return items_digest(texts) if all(isinstance(t, str) for t in texts) else None

@@ -11,7 +11,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from .cache import CacheWriteError, EmbeddingCache, items_digest, texts_digest
+from .cache import CacheWriteError, EmbeddingCache, raw_items_digest, texts_digest
 from .errors import InvalidParameterError
 from .interfaces import Dataset, DatasetSplits, Encoder, PairedData
 from .plan import Cell, config_key, perturbation_identity
@@ -80,8 +80,8 @@ class DataStage:
                 # encodes them (the lazy sequence is for photo collections).
                 items = list(items)
             changeable = np.array([perturbation.can_change(item) for item in raw_side], dtype=bool)
-            ids = (texts_digest(items) if side == "y" else
-                   items_digest(raw.item_ids) if raw.item_ids is not None else None)
+            ids = (texts_digest(items) if side == "y" else  # the clean items' identity, with the damage's
+                   raw_items_digest(raw.item_ids, raw_side) if raw.item_ids is not None else None)
             embedded = self._encode(items, cell.config["dataset"], cell.config["encoders"], perturbation.modality,
                                     "train", ids, cell.config["perturbation"])
             self._corrupted[damage.identity] = CorruptedInputs(changeable, embedded)
@@ -93,7 +93,7 @@ class DataStage:
         x_modality, y_modality = splits.modalities
 
         def encode(split: PairedData, name: str) -> PairedData:
-            x_ids = items_digest(split.item_ids) if split.item_ids is not None else None
+            x_ids = raw_items_digest(split.item_ids, split.x) if split.item_ids is not None else None
             return PairedData(
                 x=self._encode(split.x, dataset, encoders, x_modality, name, x_ids),
                 y=self._encode(split.y, dataset, encoders, y_modality, name, texts_digest(split.y)),

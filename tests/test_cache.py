@@ -267,3 +267,23 @@ def test_a_cache_that_is_a_file_is_named_not_listed_as_empty(tmp_path, monkeypat
     assert listing.exit_code == 1 and "0 entries" not in listing.output
     [line] = listing.output.strip().splitlines()
     assert f"the embedding cache {a_file} ($ALIGNBENCH_CACHE) is a file; point it at a folder" in line
+
+
+def test_raw_items_are_keyed_by_their_ids_and_content_signatures(tmp_path):
+    """Arrays by their bytes, files by their size (a resized copy of a collection in another folder
+    has other sizes; a moved one keeps its key), ids with a content digest by themselves."""
+    from alignbench.cache import raw_items_digest
+
+    ids = ("val2014/a.jpg", "val2014/b.jpg")
+    for folder, sizes in (("one", (10, 20)), ("moved", (10, 20)), ("resized", (10, 19))):
+        (tmp_path / folder).mkdir()
+        for name, size in zip("ab", sizes):
+            (tmp_path / folder / f"{name}.jpg").write_bytes(b"x" * size)
+    key = {folder: raw_items_digest(ids, [str(tmp_path / folder / f"{n}.jpg") for n in "ab"])
+           for folder in ("one", "moved", "resized")}
+    assert key["one"] == key["moved"] != key["resized"]
+    pixels = [np.zeros((2, 2), np.uint8), np.ones((2, 2), np.uint8)]
+    assert raw_items_digest(ids, pixels) != raw_items_digest(ids, pixels[::-1])
+    assert raw_items_digest(ids, pixels) != raw_items_digest(ids, [p.astype(np.uint16) for p in pixels])
+    pinned = ("a@0123", "b@4567")
+    assert raw_items_digest(pinned, pixels) == raw_items_digest(pinned, pixels[::-1])

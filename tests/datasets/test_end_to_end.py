@@ -43,3 +43,36 @@ def test_fashion_mnist_end_to_end_with_real_encoders(tmp_path):
     assert ("fmap", 0) in scores  # the unsupervised cell runs (at 200 items it is near chance)
     again = run(tmp_path, *args, "--param", "procrustes.dim=64")  # new cells, cached embeddings
     assert again.exit_code == 0 and "encoding" not in again.output
+
+
+def test_another_copy_of_a_dataset_under_the_same_names_is_not_served_the_first_copys_embeddings(
+        tmp_path, registry):
+    """Two Fashion-MNIST folders, the second with other pixels under the same file and item names,
+    through one embedding cache: the second is encoded afresh (its embeddings were the first's), and
+    each folder's embeddings are what a fresh encode gives."""
+    import numpy as np
+
+    from alignbench.cache import EmbeddingCache
+    from alignbench.data import DataStage
+    from caption_fixtures import fashion_idx  # tests/support
+
+    first, second = fashion_idx(tmp_path / "a"), fashion_idx(tmp_path / "b")
+    import gzip
+
+    with gzip.open(second / "train-images-idx3-ubyte.gz", "rb") as f:
+        data = bytearray(f.read())
+    data[16:] = bytes(255 - b for b in data[16:])  # the same header and names, inverted pixels
+    with gzip.open(second / "train-images-idx3-ubyte.gz", "wb") as f:
+        f.write(bytes(data))
+
+    def embedded(root, cache):
+        config = {"dataset": {"name": "fashion-mnist", "params": {"data_dir": str(root), "n_train": 8, "n_test": 4}},
+                  "encoders": {"image": {"name": "efficientnet-lite0", "params": {}, "source": "builtin"},
+                               "text": {"name": "minilm", "params": {}, "source": "builtin"}}}
+        return DataStage(registry, cache).splits_for(config).train.x
+
+    cache = EmbeddingCache(tmp_path / "cache")
+    a, b = embedded(first, cache), embedded(second, cache)
+    assert not np.allclose(a, b)
+    np.testing.assert_array_equal(b, embedded(second, None))
+    np.testing.assert_array_equal(a, embedded(first, cache))
