@@ -23,15 +23,18 @@ class HFImageEncoder(TorchEncoder):
     ``pooling``: ``cls`` (the class token; transformers that have one), ``mean`` (mean of the patch
     tokens, after the class and register tokens; of the feature map for convolutional models) or
     ``pooler`` (the model's own ``pooler_output``: ViT's tanh head, SigLIP's attention pool,
-    ConvNeXt's normalized global average).
+    ConvNeXt's normalized global average). Tokens are pooled after the backbone's final layer norm:
+    CLIP-style towers (CLIP, AltCLIP, X-CLIP...) return them before it and norm only the pooled class
+    token, so there it is applied to them (``cls`` is then CLIP's own pooled output).
     """
 
     name = "hf-image"
     description = "any transformers vision backbone"
     modality = "image"
     # 2: ViT-MAE unmasked, DeiT's distillation token left out of mean pooling, 16-bit and one-channel
-    # images read from their full range (plugins/encoders/images.py).
-    version = "2"
+    # images read from their full range (plugins/encoders/images.py). 3: CLIP-style towers' tokens
+    # pooled after their final layer norm.
+    version = "3"
     requires = ("torch", "transformers")
     # With torchvision installed, transformers prepares images with its fast processors: other pixels.
     libraries = ("torch", "transformers", "torchvision", "pillow")
@@ -74,6 +77,7 @@ class HFImageEncoder(TorchEncoder):
         if any(getattr(embeddings, a, None) is not None for a in ("cls_token", "class_embedding")):
             self._prefix = (1 + int(getattr(model.config, "num_register_tokens", 0) or 0)
                             + int(getattr(embeddings, "distillation_token", None) is not None))
+        self._final_norm = None  # decided on the first batch: see normed_tokens
         if self.pooling == "cls" and not self._prefix:
             raise InvalidParameterError(f"hf-image.pooling=cls: {type(model).__name__} has no class token; use "
                                         f"pooling=mean or pooling=pooler")
@@ -91,4 +95,20 @@ class HFImageEncoder(TorchEncoder):
         hidden = output.last_hidden_state
         if hidden.ndim == 4:  # a convolutional feature map (n, c, h, w)
             return hidden.mean(dim=(2, 3))
+        hidden = self.normed_tokens(model, hidden, output)
         return hidden[:, 0] if self.pooling == "cls" else hidden[:, self._prefix:].mean(dim=1)
+
+    def normed_tokens(self, model, hidden, output):
+        """The tokens after the backbone's final layer norm. ViT, DINOv2 and SigLIP return them
+        normed; a CLIP-style tower returns them before its ``post_layernorm`` and norms only the
+        class token it pools. Told apart on the first batch: its pooler output is its normed class
+        token, and the raw class token is not."""
+        norm = getattr(model, "post_layernorm", None)
+        if self._final_norm is None:
+            torch = require("torch")
+            pooled = getattr(output, "pooler_output", None)
+            self._final_norm = bool(
+                self._prefix and norm is not None and pooled is not None and pooled.shape == hidden[:, 0].shape
+                and torch.allclose(norm(hidden[:, 0]), pooled, rtol=1e-4, atol=1e-5)
+                and not torch.allclose(hidden[:, 0], pooled, rtol=1e-4, atol=1e-5))
+        return norm(hidden) if self._final_norm else hidden

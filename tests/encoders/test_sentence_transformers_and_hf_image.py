@@ -127,7 +127,10 @@ def reference(path, pixels_of, output=None):
     with torch.inference_mode():
         if hasattr(model, "vision_model"):
             model = model.vision_model
-        return pixels_of(model(pixel_values=pixels))
+        output = model(pixel_values=pixels)
+        if hasattr(model, "post_layernorm"):
+            output.post_normed = model.post_layernorm(output.last_hidden_state)
+        return pixels_of(output)
 
 
 @pytest.mark.parametrize("kind, pooling, expected", [
@@ -140,7 +143,10 @@ def reference(path, pixels_of, output=None):
     ("convnext", "pooler", lambda out: out.pooler_output),
     ("siglip", "mean", lambda out: out.last_hidden_state.mean(1)),  # no class token: every patch
     ("siglip", "pooler", lambda out: out.pooler_output),
-    ("clip", "cls", lambda out: out.last_hidden_state[:, 0]),  # a two-tower checkpoint: its vision tower
+    # A two-tower checkpoint: its vision tower, whose tokens come before its final layer norm; the
+    # class token is CLIP's own pooled output, the mean that of the normed patches.
+    ("clip", "cls", lambda out: out.pooler_output),
+    ("clip", "mean", lambda out: out.post_normed[:, 1:].mean(1)),
     ("deit", "cls", lambda out: out.last_hidden_state[:, 0]),
     ("deit", "mean", lambda out: out.last_hidden_state[:, 2:].mean(1)),  # after the class and distillation tokens
 ])
