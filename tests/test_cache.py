@@ -285,5 +285,7 @@ def test_raw_items_are_keyed_by_their_ids_and_content_signatures(tmp_path):
     pixels = [np.zeros((2, 2), np.uint8), np.ones((2, 2), np.uint8)]
     assert raw_items_digest(ids, pixels) != raw_items_digest(ids, pixels[::-1])
     assert raw_items_digest(ids, pixels) != raw_items_digest(ids, [p.astype(np.uint16) for p in pixels])
-    pinned = ("a@0123", "b@4567")
+    pinned = ("a@0123456789abcdef", "b@fedcba9876543210")
     assert raw_items_digest(pinned, pixels) == raw_items_digest(pinned, pixels[::-1])
+    at = ("img@2x.png", "user@host/b.png")  # an @ in a name is no content digest
+    assert raw_items_digest(at, pixels) != raw_items_digest(at, pixels[::-1])

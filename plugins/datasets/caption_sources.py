@@ -89,6 +89,14 @@ def caption_list(value: Any) -> list[str]:
                             f"was taken for one.")
 
 
+def row_captions(cells: Sequence[Any], where: str) -> list[str]:
+    """:func:`caption_list` over one row's caption cells; an error names the row (``where``)."""
+    try:
+        return [c for cell in cells for c in caption_list(cell)]
+    except InvalidInputError as exc:
+        raise InvalidInputError(f"{where}: {exc}") from None
+
+
 def hashed_test(item_id: str, seed: int, test_fraction: float) -> bool:
     """Held out or not, from the content part of the id (``NAME@SHA``) and the seed: the same image
     under two names lands in one split, never both."""
@@ -144,21 +152,33 @@ def one_per_image(records: Sequence[Record], name: str, source: str) -> list[Rec
     """One record per image (the content part of its ``NAME@SHA`` id), holding the captions of every
     row that shows it, in order: one row per caption (Flickr8k's ``image,caption`` CSV) is one item
     with five captions, not five items of one, and one image under two names is one item. Rows of one
-    image in two splits are an error."""
+    name in two splits are an error; the same pixels under other names in two splits are kept in the
+    held-out split only (a warning), so that no test image is also an anchor."""
     groups: dict[str, list[Record]] = {}
     for record in records:
         groups.setdefault(record.item_id.rpartition("@")[2], []).append(record)
     if len(groups) == len(records):
         return list(records)
-    out = []
+    out, moved = [], 0
     for group in groups.values():
         splits = sorted({str(r.split) for r in group})
         if len(splits) > 1:
-            raise DatasetNotFoundError(f"{name}: {source} lists the image {group[0].item_id} in the splits "
-                                       f"{', '.join(splits)}; give each image one split.")
+            names = {r.item_id for r in group}
+            if len(names) < len(group) and any(
+                    len({str(r.split) for r in group if r.item_id == n}) > 1 for n in names):
+                raise DatasetNotFoundError(f"{name}: {source} lists the image {group[0].item_id} in the splits "
+                                           f"{', '.join(splits)}; give each image one split.")
+            # One picture under several names in several splits (scraped collections repeat images):
+            # in the held-out split only, so that no test image is also an anchor.
+            held = [r for r in group if r.split in TEST_SPLITS] or group
+            moved += 1
+            group = held
         out.append(replace(group[0], captions=tuple(c for r in group for c in r.captions)))
     log.info("%s: %d rows in %s show %d distinct images; each image's captions are merged into one item",
              name, len(records), source, len(out))
+    if moved:
+        log.warning("%s: %d images in %s appear under other names in more than one split; each is kept in the "
+                    "held-out split only (with the captions listed there)", name, moved, source)
     return out
 
 

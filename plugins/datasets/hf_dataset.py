@@ -4,13 +4,14 @@ parquet files (the hub's ``data/train-00000-of-00001.parquet`` layout, split fol
 from __future__ import annotations
 
 import hashlib
+import re
 from pathlib import Path
 from typing import Any
 
 from alignbench import Dataset, DatasetSplits
 from alignbench.errors import DatasetNotFoundError, InvalidInputError
 
-from .caption_sources import ImageRef, Record, SPLIT_RANGES, build_splits, caption_list, content_id, guarded
+from .caption_sources import ImageRef, Record, SPLIT_RANGES, build_splits, content_id, guarded, row_captions
 from .image_folder import is_caption_column
 from .pinned import ContentPinned
 
@@ -59,11 +60,14 @@ def require_pyarrow():
 
 
 def split_of(path: Path, root: Path) -> str | None:
-    """The split a parquet file's folder or name gives (``train/x.parquet``, ``data/test-0000.parquet``)."""
+    """The split a parquet file's folder or name gives (``train/x.parquet``, ``data/test-0000.parquet``,
+    ``data/dev-00000-of-00001.parquet``: any name in the hub's ``NAME-00000-of-00001`` form, so that a
+    split alignbench does not use is left out rather than unsplit)."""
     for part in (*path.relative_to(root).parts[:-1], path.name.split("-")[0].split(".")[0]):
         if part.lower() in SPLITS:
             return part.lower()
-    return None
+    hub = re.fullmatch(r"(.+?)-\d+-of-\d+\.parquet", path.name)
+    return hub.group(1).lower() if hub else None
 
 
 class HFDataset(ContentPinned, Dataset):
@@ -81,6 +85,9 @@ class HFDataset(ContentPinned, Dataset):
     description = "a Hugging Face dataset saved with save_to_disk, or parquet files"
     parameter_ranges = SPLIT_RANGES
     raw = True
+    # 2: one item per image (rows of one image merged), caption_id-like columns and non-string
+    # caption cells no longer read as captions.
+    version = "2"
 
     def __init__(self, path: str | None = None, image_column: str = "image", caption_columns: list[str] | None = None,
                  split_column: str = "split", test_fraction: float = 0.5, max_train_items: int | None = 5000,
@@ -179,7 +186,8 @@ class HFDataset(ContentPinned, Dataset):
                 image = ArrowImage(images, row, root)
                 data = image.read_bytes()
                 records.append(Record(content_id(f"{split or t}/{row}", data), image,
-                                      tuple(c for column in captions for c in caption_list(texts[column][row])),
+                                      tuple(row_captions([texts[column][row] for column in captions],
+                                                         f"{self.path} table {t} row {row}")),
                                       str(splits[row]).strip().lower() if splits[row] else None))
         return build_splits(records, name=self.name, source=str(self.path), layout=LAYOUT,
                             test_fraction=self.test_fraction, seed=self.seed, max_train_items=self.max_train_items,

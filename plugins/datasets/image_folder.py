@@ -14,7 +14,7 @@ from typing import Any
 from alignbench import Dataset, DatasetSplits
 from alignbench.errors import DatasetNotFoundError, InvalidInputError
 
-from .caption_sources import Record, SPLIT_RANGES, build_splits, caption_list, content_id, guarded
+from .caption_sources import Record, SPLIT_RANGES, build_splits, content_id, guarded, row_captions
 from .karpathy import inside
 from .pinned import ContentPinned
 
@@ -29,14 +29,15 @@ SPLIT_FOLDERS = ("train", "restval", "test", "val", "validation")
 METADATA = ("metadata.jsonl", "metadata.csv")
 
 
-CAPTION_COLUMNS = ("caption", "captions", "text", "texts", "sentence", "sentences", "raw")
+CAPTION_COLUMNS = ("text", "texts", "sentence", "sentences", "raw")
+NOT_CAPTIONS = re.compile(r"[_-](ids?|idx|index|lang|language|locale|source|author|count|len|length|score)$")
 
 
 def is_caption_column(column: str) -> bool:
-    """caption, captions, caption_1, caption2..., text(s), sentence(s), raw: not caption_id or
-    caption_lang, which hold something else."""
+    """caption*, text(s), sentence(s), raw; not a column that describes a caption (caption_id,
+    caption_lang...)."""
     name = column.lower()
-    return name in CAPTION_COLUMNS or re.fullmatch(r"captions?_?\d+", name) is not None
+    return name in CAPTION_COLUMNS or name.startswith("caption") and not NOT_CAPTIONS.search(name)
 
 
 def read_metadata(path: Path) -> list[dict[str, Any]]:
@@ -64,7 +65,7 @@ class ImageFolder(ContentPinned, Dataset):
     """Your own image-caption pairs as an image folder.
 
     ``path``: the folder. ``caption_columns``: the columns holding captions (default: every column
-    named caption, captions, caption_1..., text(s), sentence(s) or raw); an item's captions are all its non-empty cells there.
+    named caption*, text(s), sentence(s) or raw, less caption_id, caption_lang and the like); an item's captions are all its non-empty cells there.
     ``split_column``: names each row's split, where present (else ``train/`` and ``test/`` folders
     name them, else a content hash does; see ``caption_sources``). ``max_train_items`` (default 5,000)
     and ``max_test_items`` take seeded subsets, as for COCO.
@@ -78,6 +79,9 @@ class ImageFolder(ContentPinned, Dataset):
     description = "a folder of images with metadata.jsonl / metadata.csv captions (HF imagefolder)"
     parameter_ranges = SPLIT_RANGES
     raw = True
+    # 2: one item per image (rows of one image merged), caption_id-like columns and non-string
+    # caption cells no longer read as captions.
+    version = "2"
 
     def __init__(self, path: str | None = None, caption_columns: list[str] | None = None, split_column: str = "split",
                  test_fraction: float = 0.5, max_train_items: int | None = 5000, max_test_items: int | None = None,
@@ -119,13 +123,11 @@ class ImageFolder(ContentPinned, Dataset):
         # (reading every image at planning would be a pass over the whole collection; the items'
         # ids, and so the cached embeddings, follow the pixels). Names are relative so that the
         # same folder moved elsewhere keeps its cells.
-        root = Path(self.path).expanduser().resolve()
         h = hashlib.sha256()
         for metadata, _ in self.metadata_files():
             h.update(metadata.read_bytes())
-        for _, image, _, _ in rows:
+        for name, image, _, _ in rows:  # names as listed: a linked image folder is hashed as any other
             stat = image.stat() if image.is_file() else None
-            name = image.resolve().relative_to(root) if image.resolve().is_relative_to(root) else image
             h.update(f"{name}\0{stat.st_size if stat else -1}\0{stat.st_mtime_ns if stat else -1}\0".encode())
         return h.hexdigest()
 
@@ -153,11 +155,11 @@ class ImageFolder(ContentPinned, Dataset):
                     f"among {', '.join(columns)}; name it with --param image-folder.caption_columns='[\"COLUMN\"]'. "
                     f"{LAYOUT}")
             prefix = f"{folder_split}/" if folder_split else ""
-            for row in rows:
+            for number, row in enumerate(rows, 1):
                 name = str(row["file_name"])
                 split = row.get(self.split_column) or folder_split
                 out.append((prefix + name, inside(metadata.parent, name, metadata),
-                            [c for column in captions for c in caption_list(row.get(column))],
+                            row_captions([row.get(column) for column in captions], f"{metadata} row {number}"),
                             str(split).strip().lower() if split else None))
         return out
 
@@ -173,8 +175,11 @@ class ImageFolder(ContentPinned, Dataset):
             missing = next(r[0] for r in rows if not r[1].is_file())
             log.warning("image-folder: %d of %d images listed in the metadata are missing (first: %s); they are "
                         "skipped", len(rows) - len(present), len(rows), missing)
-        records = [Record(content_id(name, image.read_bytes()), str(image), tuple(captions), split)
-                   for name, image, captions, split in present]
+        ids: dict[Path, str] = {}  # one row per caption lists an image several times: read it once
+        for name, image, _, _ in present:
+            if image not in ids:
+                ids[image] = content_id(name, image.read_bytes())
+        records = [Record(ids[image], str(image), tuple(captions), split) for _, image, captions, split in present]
         return build_splits(records, name=self.name, source=str(self.path), layout=LAYOUT,
                             test_fraction=self.test_fraction, seed=self.seed, max_train_items=self.max_train_items,
                             max_test_items=self.max_test_items)

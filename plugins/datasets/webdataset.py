@@ -63,7 +63,10 @@ def shard_records(shard: Path, split: str | None, label: str) -> list[Record]:
                 txt_captions.setdefault(key, []).extend(
                     line.strip() for line in tar.extractfile(member).read().decode("utf-8").splitlines() if line.strip())
             elif extension == "json" and key not in json_captions_of:
-                json_captions_of[key] = json_captions(tar.extractfile(member).read())
+                try:
+                    json_captions_of[key] = json_captions(tar.extractfile(member).read())
+                except InvalidInputError as exc:
+                    raise InvalidInputError(f"{shard} {member.name}: {exc}") from None
     return [Record(content_id(f"{label}/{key}", images[key][1]), images[key][0],
                    tuple(txt_captions.get(key) or json_captions_of.get(key, ())), split)
             for key in order if key in images]
@@ -84,6 +87,9 @@ class WebDataset(ContentPinned, Dataset):
     description = "WebDataset tar shards of images + txt/json captions (CLIP_benchmark's format)"
     parameter_ranges = SPLIT_RANGES
     raw = True
+    # 2: one item per image (rows of one image merged), caption_id-like columns and non-string
+    # caption cells no longer read as captions.
+    version = "2"
 
     def __init__(self, path: str | None = None, test_fraction: float = 0.5, max_train_items: int | None = 5000,
                  max_test_items: int | None = None, seed: int = 0, sha256: str | None = None):

@@ -65,8 +65,8 @@ class HFImageEncoder(TorchEncoder):
             raise missing_weights("hf-image", self.weights, exc,
                                   "Pass --param hf-image.weights=/path/to/dir (the model and its image processor "
                                   "saved with save_pretrained), or run where the Hugging Face hub is reachable.") from None
-        if hasattr(model, "vision_model") and hasattr(model, "get_image_features"):
-            model = model.vision_model  # CLIP / SigLIP: the vision tower alone
+        if isinstance(getattr(model, "vision_model", None), require("torch").nn.Module):
+            model = model.vision_model  # CLIP / SigLIP (or their vision-only wrappers): the tower alone
         if getattr(model.config, "mask_ratio", 0):
             # ViT-MAE drops this share of the patches at random on every call, in eval mode too.
             model.config.mask_ratio = 0.0
@@ -99,10 +99,11 @@ class HFImageEncoder(TorchEncoder):
         return hidden[:, 0] if self.pooling == "cls" else hidden[:, self._prefix:].mean(dim=1)
 
     def normed_tokens(self, model, hidden, output):
-        """The tokens after the backbone's final layer norm. ViT, DINOv2 and SigLIP return them
+        """The tokens after the backbone's final layer norm. ViT, DINOv2, SigLIP and BLIP return them
         normed; a CLIP-style tower returns them before its ``post_layernorm`` and norms only the
         class token it pools. Told apart on the first batch: its pooler output is its normed class
-        token, and the raw class token is not."""
+        token, and its tokens are not the output of a layer norm (BLIP's pooler norms its already
+        normed class token a second time)."""
         norm = getattr(model, "post_layernorm", None)
         if self._final_norm is None:
             torch = require("torch")
@@ -110,5 +111,18 @@ class HFImageEncoder(TorchEncoder):
             self._final_norm = bool(
                 self._prefix and norm is not None and pooled is not None and pooled.shape == hidden[:, 0].shape
                 and torch.allclose(norm(hidden[:, 0]), pooled, rtol=1e-4, atol=1e-5)
-                and not torch.allclose(hidden[:, 0], pooled, rtol=1e-4, atol=1e-5))
+                and not layer_normed(norm, hidden.flatten(0, -2)))
         return norm(hidden) if self._final_norm else hidden
+
+
+def layer_normed(norm, tokens) -> bool:
+    """Whether ``tokens`` ``(n, d)`` are outputs of the layer norm ``norm``: undone its affine map,
+    each has mean 0 and variance 1 (or 0: a token whose input was constant)."""
+    weight, bias = getattr(norm, "weight", None), getattr(norm, "bias", None)
+    z = tokens.float()
+    if bias is not None:
+        z = z - bias.float()
+    if weight is not None:
+        z = z / weight.float().where(weight.abs() > 1e-6, weight.new_ones(()))
+    variance = z.var(-1, unbiased=False)
+    return bool((z.mean(-1).abs() < 1e-3).all() and (((variance - 1).abs() < 1e-2) | (variance < 1e-6)).all())

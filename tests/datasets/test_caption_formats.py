@@ -130,6 +130,41 @@ def test_only_caption_columns_are_read_as_captions_and_only_strings_as_captions(
     assert sorted(splits.train.y + splits.test.y) == sorted([captions[0]] + ["a caption"] * 3)
 
 
+def test_the_same_picture_under_other_names_in_two_splits_is_held_out_only(caplog):
+    """Scraped collections repeat pictures under other names: such a picture stays in the held-out
+    split only (so that no test image is also an anchor), with the captions listed there."""
+    from alignbench_plugins.datasets.caption_sources import Record, one_per_image
+
+    records = [Record("a.jpg@00000000000000aa", "a.jpg", ("train caption",), "train"),
+               Record("b.jpg@0000000000000bbb", "b.jpg", ("b",), "train"),
+               Record("copy-of-a.jpg@00000000000000aa", "copy-of-a.jpg", ("test caption",), "test")]
+    with caplog.at_level("WARNING"):
+        merged = one_per_image(records, "image-folder", "DIR")
+    assert [(r.item, r.captions, r.split) for r in merged] == [
+        ("copy-of-a.jpg", ("test caption",), "test"), ("b.jpg", ("b",), "train")]
+    assert "1 images in DIR appear under other names in more than one split" in caplog.text
+
+
+def test_a_hub_parquet_split_alignbench_does_not_use_is_left_out_not_unsplit(tmp_path):
+    from alignbench_plugins.datasets.hf_dataset import split_of
+
+    root = tmp_path
+    assert [split_of(root / "data" / name, root) for name in
+            ("train-00000-of-00002.parquet", "test-00000-of-00001.parquet", "dev-00000-of-00001.parquet",
+             "photos.parquet")] == ["train", "test", "dev", None]
+
+
+def test_a_caption_cell_that_is_no_string_is_named_by_its_file_and_row(tmp_path):
+    from alignbench.errors import InvalidInputError
+
+    name, content, _ = PHOTOS[0]
+    (tmp_path / "images").mkdir()
+    (tmp_path / "images" / name).write_bytes(content)
+    (tmp_path / "metadata.jsonl").write_text(json.dumps({"file_name": f"images/{name}", "caption": 5}) + "\n")
+    with pytest.raises(InvalidInputError, match=r"metadata.jsonl row 1: a caption cell holds int '5'"):
+        ImageFolder(path=str(tmp_path)).load()
+
+
 def test_caps_and_content_digest_like_coco(tmp_path):
     root = image_folder(tmp_path / "photos", "jsonl", "column")
     capped = ImageFolder(path=str(root), max_train_items=3, seed=5).load()

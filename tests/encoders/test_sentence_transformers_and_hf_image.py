@@ -114,7 +114,7 @@ def test_images_are_refused_naming_the_modality(packaged):
 def backbones(tmp_path_factory):
     root = tmp_path_factory.mktemp("tiny-random-backbones")
     return {kind: tiny_vision_backbone(root / kind, kind)
-            for kind in ("vit", "dinov2", "convnext", "siglip", "clip", "mae", "deit")}
+            for kind in ("vit", "dinov2", "convnext", "siglip", "clip", "blip", "mae", "deit")}
 
 
 def reference(path, pixels_of, output=None):
@@ -128,7 +128,7 @@ def reference(path, pixels_of, output=None):
         if hasattr(model, "vision_model"):
             model = model.vision_model
         output = model(pixel_values=pixels)
-        if hasattr(model, "post_layernorm"):
+        if hasattr(model, "post_layernorm"):  # CLIP's tokens come before it
             output.post_normed = model.post_layernorm(output.last_hidden_state)
         return pixels_of(output)
 
@@ -147,6 +147,9 @@ def reference(path, pixels_of, output=None):
     # class token is CLIP's own pooled output, the mean that of the normed patches.
     ("clip", "cls", lambda out: out.pooler_output),
     ("clip", "mean", lambda out: out.post_normed[:, 1:].mean(1)),
+    # BLIP's tower norms every token, then its pooled class token once more: its tokens as they are.
+    ("blip", "cls", lambda out: out.last_hidden_state[:, 0]),
+    ("blip", "mean", lambda out: out.last_hidden_state[:, 1:].mean(1)),
     ("deit", "cls", lambda out: out.last_hidden_state[:, 0]),
     ("deit", "mean", lambda out: out.last_hidden_state[:, 2:].mean(1)),  # after the class and distillation tokens
 ])

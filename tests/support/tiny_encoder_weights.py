@@ -54,7 +54,9 @@ def tiny_vision_backbone(path: Path, kind: str = "vit") -> str:
     ``vit`` (32-d, class token, tanh pooler), ``dinov2`` (32-d, class + 2 register tokens),
     ``convnext`` (16-d feature map), ``siglip`` (SigLIP's vision tower, 32-d, attention-pool head)
     ``mae`` (ViT-MAE, 75% of patches masked at random unless told otherwise), ``deit`` (class and
-    distillation tokens) or ``clip`` (a two-tower CLIPModel: its vision tower is used)."""
+    distillation tokens), ``clip`` (a two-tower CLIPModel: its vision tower is used, which norms only its
+    pooled class token) or ``blip`` (BLIP's, which norms every token and its pooled class token again).
+    Layer norms get random scales and shifts."""
     import torch
     import transformers
 
@@ -87,8 +89,18 @@ def tiny_vision_backbone(path: Path, kind: str = "vit") -> str:
                          "eos_token_id": 1, "pad_token_id": 1},
             vision_config={**small, "image_size": 32, "patch_size": 8}, projection_dim=16))
         processor = transformers.CLIPImageProcessor(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32})
+    elif kind == "blip":
+        model = transformers.BlipModel(transformers.BlipConfig(
+            text_config={**small, "vocab_size": 64}, vision_config={**small, "image_size": 32, "patch_size": 8},
+            projection_dim=16))
+        processor = transformers.BlipImageProcessor(size={"height": 32, "width": 32})
     else:
         raise ValueError(kind)
+    for module in model.modules():  # layer norms that are not the identity, as trained ones are not
+        if isinstance(module, torch.nn.LayerNorm) and module.elementwise_affine:
+            with torch.no_grad():
+                module.weight.uniform_(0.5, 2.0)
+                module.bias.uniform_(-0.5, 0.5)
     path.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(path)
     processor.save_pretrained(path)
