@@ -145,12 +145,22 @@ def evaluate_cell(registry: Registry, cell: Cell, splits: DatasetSplits, rows: A
             metrics, timings, fitted = fit_and_score(registry, cell, splits, anchors, damage)
             outcome = Outcome("ok", metrics=metrics, timings=timings, fitted=fitted)
     except AlignbenchError as exc:
-        outcome = Outcome("failed", str(exc))
-    except Exception as exc:  # noqa: BLE001 - a broken plugin fails its cell, not the sweep
+        outcome = Outcome("failed", _said(exc))
+    except KeyboardInterrupt:
+        raise
+    except BaseException as exc:  # noqa: BLE001 - a broken plugin (even one calling sys.exit) fails its cell
         log.debug("cell %s failed", cell.key, exc_info=True)
-        outcome = Outcome("failed", f"{type(exc).__name__}: {exc}")
+        outcome = Outcome("failed", f"{type(exc).__name__}: {_said(exc)}")
     return Outcome(outcome.status, outcome.message, outcome.metrics, outcome.timings, anchor_set(anchors),
                    environment(), outcome.fitted)
+
+
+def _said(exc: BaseException) -> str:
+    """An exception's message, even from one whose ``str()`` itself raises."""
+    try:
+        return str(exc)
+    except Exception:  # noqa: BLE001
+        return f"(its message could not be read: {type(exc).__name__})"
 
 
 def anchor_set(anchors: Anchors | None) -> str | None:
@@ -228,10 +238,21 @@ def fit_and_score(registry: Registry, cell: Cell, splits: DatasetSplits, anchors
     for described in cell.metrics:
         started = time.perf_counter()
         metric: Metric = registry.create("metric", described.name, described.params)
-        for key, value in metric.compute(result).items():
+        scores = metric.compute(result)
+        if not isinstance(scores, dict):
+            raise AlignbenchError(f"metric {described.name!r} returned {type(scores).__name__}; return a dict of "
+                                  f"names to numbers.")
+        for key, value in scores.items():
+            if not isinstance(key, str) or not key or key in TABLE_COLUMNS:
+                raise AlignbenchError(f"metric {described.name!r} reports the key {key!r}, which is not a name or "
+                                      f"is one of the tables' own columns ({', '.join(TABLE_COLUMNS)}); rename it.")
             if key in metrics:
                 raise AlignbenchError(f"metric {described.name!r} reports {key!r}, which another metric reports too.")
-            metrics[key] = float(value)
+            try:
+                metrics[key] = float(value)
+            except (TypeError, ValueError):
+                raise AlignbenchError(f"metric {described.name!r} reports {key!r} = {type(value).__name__}; "
+                                      f"report numbers (NaN where undefined).") from None
         timings[f"metric:{described.name}_s"] = time.perf_counter() - started
     timings["metrics_s"] = sum(v for k, v in timings.items() if k.startswith("metric:"))
     fitted = fitted_choices(aligner, zx.shape[1])
@@ -239,6 +260,9 @@ def fit_and_score(registry: Registry, cell: Cell, splits: DatasetSplits, anchors
         fitted["anchor_pairs"] = len(anchors.items)
     return metrics, timings, fitted
 
+
+# The leaderboards' own columns beside the metrics: a metric may not report under these names.
+TABLE_COLUMNS = ("setting", "aligner", "anchors", "seed", "status", "perturbation", "fraction", "dataset")
 
 # What the runner itself records among a cell's fitted choices; an aligner's report may not use these names.
 RUNNER_CHOICES = ("dim", "anchor_pairs")

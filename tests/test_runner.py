@@ -93,6 +93,41 @@ def test_a_failing_aligner_fails_its_cells_only_and_is_retried(registry, store, 
     assert Runner(registry, store).run(sweep).failed, "failed cells are retried, not skipped"
 
 
+@pytest.mark.parametrize("how, said", [("exit", "SystemExit: 4"),
+                                       ("unprintable", "Unprintable: (its message could not be read")])
+def test_an_aligner_calling_sys_exit_fails_its_cells_only(registry, store, how, said):
+    """In the driver's own process too (a serial sweep): SystemExit, and an exception whose message
+    cannot be read, stopped the whole sweep."""
+    sweep = Sweep(aligners=[("quitting", {"how": how}), ("procrustes", {})], datasets=[SMALL], levels=[10],
+                  seeds=[0, 1])
+    summary = Runner(registry, store).run(sweep)
+    assert summary.ran == 2 and len(summary.failed) == 2
+    assert all(cell.aligner == "quitting" and said in message for cell, message in summary.failed)
+
+
+@pytest.mark.parametrize("mode, said", [
+    ("int-key", "reports the key 1, which is not a name"),
+    ("reserved", "reports the key 'status', which is not a name or is one of the tables' own columns"),
+    ("text", "reports 'odd_a' = str; report numbers"),
+    ("list", "returned list; return a dict"),
+])
+def test_a_metric_reporting_what_no_metric_may_fails_its_cells_and_the_tables_stay_whole(registry, store,
+                                                                                         tmp_path, mode, said):
+    """An int key crashed the sweep when the cell was stored, on every rerun; a key named like a
+    table column (status, anchors) rewrote the leaderboard's own columns."""
+    from alignbench.leaderboard import write_leaderboards
+
+    sweep = Sweep(aligners=[("procrustes", {})], datasets=[SMALL], levels=[10], seeds=[0],
+                  metrics=[("retrieval", {}), ("odd", {"mode": mode})])
+    summary = Runner(registry, store).run(sweep)
+    [(cell, message)] = summary.failed
+    assert said in message and "\n" not in message
+    clean = Sweep(aligners=[("procrustes", {})], datasets=[SMALL], levels=[10], seeds=[0])
+    assert Runner(registry, store).run(clean).ran == 1
+    write_leaderboards(store, tmp_path)
+    assert "| procrustes |" in (tmp_path / f"{SMALL[0]}.md").read_text()
+
+
 def test_levels_beyond_the_train_split_are_not_applicable(registry, store):
     summary = Runner(registry, store).run(Sweep(aligners=[("procrustes", {})], datasets=[SMALL],
                                                 levels=[10, 500], seeds=[0]))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 import time
 
 import numpy as np
@@ -141,6 +142,40 @@ class ReportingAligner(CountingAligner):
         return self.REPORTS[self.report](self)
 
 
+class QuittingAligner(CountingAligner):
+    """Calls ``sys.exit`` in ``fit``, or raises an exception whose ``str()`` itself raises."""
+
+    name = "quitting"
+
+    def __init__(self, how: str = "exit"):
+        super().__init__()
+        self.how = how
+
+    def _fit(self, xa, ya, xu, yu):
+        if self.how == "exit":
+            sys.exit(4)
+
+        class Unprintable(Exception):
+            def __str__(self):
+                raise RuntimeError("no message")
+
+        raise Unprintable()
+
+
+class OddMetric(alignbench.Metric):
+    """Reports what a broken metric might: ``int-key``, ``reserved`` (a table column's name),
+    ``text`` (a value that is no number) or ``list`` (no dict)."""
+
+    name = "odd"
+
+    def __init__(self, mode: str = "int-key"):
+        self.mode = mode
+
+    def compute(self, result):
+        return {"int-key": {1: 0.5, "odd_a": 0.25}, "reserved": {"status": 1.0}, "text": {"odd_a": "high"},
+                "list": [0.5]}[self.mode]
+
+
 def fits_logged(path: str) -> int:
     try:
         with open(path) as log:
@@ -157,6 +192,12 @@ def alignbench_register_aligners(register):
     register("where", WhereAligner, description="test: logs the process of each fit")
     register("reporting", ReportingAligner, description="test: reports what its fit chose")
     register("unsupervised-centring", Unsupervised, description="test: zero-anchor aligner")
+    register("quitting", QuittingAligner, description="test: sys.exit or an unprintable exception in fit")
+
+
+@alignbench.hookimpl
+def alignbench_register_metrics(register):
+    register("odd", OddMetric, description="test: reports keys or values no metric may")
 
 
 class RawToyDataset(alignbench.Dataset):
