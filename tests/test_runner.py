@@ -128,6 +128,22 @@ def test_a_metric_reporting_what_no_metric_may_fails_its_cells_and_the_tables_st
     assert "| procrustes |" in (tmp_path / f"{SMALL[0]}.md").read_text()
 
 
+@pytest.mark.parametrize("fault, said", [
+    ("init", "aligner 'faulty-at-planning' could not be made: ValueError: faulty init."),
+    ("validate", "aligner 'faulty-at-planning' failed in validate(): RuntimeError: faulty validate."),
+    ("path", "aligner 'faulty-at-planning': its parameters cannot be recorded in a result's key"),
+])
+def test_a_plugin_failing_while_the_sweep_is_planned_is_one_line_naming_it(registry, store, fault, said):
+    from alignbench.errors import PluginLoadError
+
+    sweep = Sweep(aligners=[("procrustes", {}), ("faulty-at-planning", {"fault": fault})], datasets=[SMALL],
+                  levels=[10], seeds=[0])
+    with pytest.raises(PluginLoadError) as error:
+        Runner(registry, store).run(sweep)
+    assert said in str(error.value) and "\n" not in str(error.value)
+    assert len(store) == 0
+
+
 def test_levels_beyond_the_train_split_are_not_applicable(registry, store):
     summary = Runner(registry, store).run(Sweep(aligners=[("procrustes", {})], datasets=[SMALL],
                                                 levels=[10, 500], seeds=[0]))

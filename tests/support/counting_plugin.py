@@ -176,6 +176,26 @@ class OddMetric(alignbench.Metric):
                 "list": [0.5]}[self.mode]
 
 
+class FaultyAtPlanning(CountingAligner):
+    """Fails while a sweep is planned: its constructor raises (``init``), its ``validate`` raises a
+    plain exception (``validate``), or a parameter is no JSON value (``path``)."""
+
+    name = "faulty-at-planning"
+
+    def __init__(self, fault: str = "init"):
+        if fault == "init":
+            raise ValueError("faulty init")
+        super().__init__()
+        self.fault = fault
+
+    def validate(self):
+        if self.fault == "validate":
+            raise RuntimeError("faulty validate")
+
+    def get_params(self):
+        return {"fault": self.fault, **({"where": __import__("pathlib").Path("/tmp")} if self.fault == "path" else {})}
+
+
 def fits_logged(path: str) -> int:
     try:
         with open(path) as log:
@@ -193,6 +213,7 @@ def alignbench_register_aligners(register):
     register("reporting", ReportingAligner, description="test: reports what its fit chose")
     register("unsupervised-centring", Unsupervised, description="test: zero-anchor aligner")
     register("quitting", QuittingAligner, description="test: sys.exit or an unprintable exception in fit")
+    register("faulty-at-planning", FaultyAtPlanning, description="test: fails while a sweep is planned")
 
 
 @alignbench.hookimpl
