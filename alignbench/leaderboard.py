@@ -68,6 +68,15 @@ def aligner_labels(board: Board) -> dict[str, str]:
             else:
                 params = json.loads(config)["params"]
                 labels[config] = f"{name}({', '.join(f'{k}={v}' for k, v in sorted(params.items()))})"
+    # One name and parameters from two versions or sources of the code (a plugin upgraded between
+    # runs) are two rows, each named by what tells it apart, never one row averaging both.
+    counts: dict[str, int] = {}
+    for label in labels.values():
+        counts[label] = counts.get(label, 0) + 1
+    for config, label in labels.items():
+        if counts[label] > 1:
+            described = json.loads(config)
+            labels[config] = f"{label} [{described.get('source', '?')}, version {described.get('version', 'none')}]"
     return labels
 
 
@@ -93,7 +102,8 @@ def long_table(board: Board) -> pd.DataFrame:
 
 
 def headline_table(board: Board, metric: str = HEADLINE) -> pd.DataFrame:
-    """Aligners x supervision levels: 'mean ± std' over seeds of ``metric`` in percent."""
+    """Aligners x supervision levels: 'mean ± std' over seeds of ``metric`` in percent, with how
+    many seeds it spans where others failed."""
     frame = long_table(board)
     levels = sorted(frame["anchors"].unique())
     table = {}
@@ -107,6 +117,9 @@ def headline_table(board: Board, metric: str = HEADLINE) -> pd.DataFrame:
                 values = 100 * ok[metric].to_numpy(dtype=float)
                 std = float(np.std(values, ddof=1)) if len(values) > 1 else 0.0
                 cells[str(level)] = f"{np.mean(values):.1f} ± {std:.1f}"
+                failed = int((at["status"] == "failed").sum())
+                if failed:  # a mean over the seeds that finished says so
+                    cells[str(level)] += f" ({len(ok)} of {len(ok) + failed} seeds)"
                 best_at_top[aligner] = float(np.mean(values))
             elif len(at) and (at["status"] == "failed").any():
                 cells[str(level)] = "failed"

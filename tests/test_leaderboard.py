@@ -65,3 +65,35 @@ def test_an_aligner_seeded_by_its_cells_gets_one_row_with_a_spread_over_seeds(re
     assert len(table) == 2 and any("seed=7" in label for label in table.index)
     seeded = [label for label in table.index if "seed=7" not in label][0]
     assert "cell's seed" in seeded
+
+
+def test_a_mean_over_the_seeds_that_finished_says_how_many_of_them(registry, store):
+    from dataclasses import replace
+
+    Runner(registry, store).run(Sweep(aligners=[("lstsq", {})], datasets=[EXACT], levels=[50], seeds=[0, 1, 2]))
+    first = next(r for r in store.records() if r.seed == 0)
+    store.put(replace(first, status="failed", metrics={}, message="failed on purpose"))
+    [board] = boards(store.records())
+    assert headline_table(board).loc["lstsq", "50"] == "100.0 ± 0.0 (2 of 3 seeds)"
+
+
+def test_one_aligner_from_two_versions_of_its_code_is_two_rows_never_one_average(registry, store):
+    """A plugin upgraded between runs: its new cells run under new keys, and the old ones stay in the
+    store. Averaging both into one row mixed two methods."""
+    from dataclasses import replace
+
+    Runner(registry, store).run(Sweep(aligners=[("lstsq", {})], datasets=[EXACT], levels=[50], seeds=[0]))
+    [old] = store.records()
+    aligner = {**old.config["aligner"], "version": "2"}
+    store.put(replace(old, key=old.key[::-1], config={**old.config, "aligner": aligner}))
+    [board] = boards(store.records())
+    labels = sorted(headline_table(board).index)
+    assert len(labels) == 2 and labels[0].endswith("version 2]") and labels[1].endswith("version none]")
+
+
+def test_the_site_says_how_many_seeds_a_mean_spans_as_the_markdown_does():
+    from alignbench.publish.summary import Summary, percent_text
+
+    assert percent_text(Summary((0.5, 0.6), "ok", failed=1)) == "55.0 ± 7.1 (2 of 3 seeds)"
+    assert percent_text(Summary((0.5, 0.6), "ok")) == "55.0 ± 7.1"
+    assert percent_text(Summary((), "failed", failed=3)) == "failed"

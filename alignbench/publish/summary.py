@@ -16,6 +16,7 @@ class Summary:
 
     values: tuple[float, ...]
     status: str  # "ok", or "failed" / "n/a" when no seed has a number
+    failed: int = 0  # seeds whose cell failed
 
     @property
     def mean(self) -> float | None:
@@ -36,8 +37,9 @@ def summarize(table: Table, metric: str) -> dict[tuple[str, int], Summary]:
     for key, group in sorted(cells.items()):
         values = tuple(float(c.metrics[metric]) for c in sorted(group, key=lambda c: c.seed)
                        if c.status == "ok" and c.metrics.get(metric) is not None)
-        status = "ok" if values else "failed" if any(c.status == "failed" for c in group) else "n/a"
-        out[key] = Summary(values, status)
+        failed = sum(c.status == "failed" for c in group)
+        status = "ok" if values else "failed" if failed else "n/a"
+        out[key] = Summary(values, status, failed)
     return out
 
 
@@ -53,12 +55,14 @@ def ranked_rows(table: Table, metric: str) -> list[str]:
 
 
 def percent_text(summary: Summary | None) -> str:
-    """'12.3 ± 1.0' in percent, as leaderboard.headline_table writes it, or the status."""
+    """'12.3 ± 1.0' in percent (and '(2 of 3 seeds)' where others failed), as
+    leaderboard.headline_table writes it, or the status."""
     if summary is None:
         return "n/a"
     if summary.mean is None:
         return summary.status
-    return f"{100 * summary.mean:.1f} ± {100 * summary.std:.1f}"
+    spans = f" ({len(summary.values)} of {len(summary.values) + summary.failed} seeds)" if summary.failed else ""
+    return f"{100 * summary.mean:.1f} ± {100 * summary.std:.1f}{spans}"
 
 
 def plain_text(summary: Summary | None) -> str:
