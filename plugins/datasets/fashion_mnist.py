@@ -8,14 +8,18 @@ and the numbers to read are the class-level ones (``class-retrieval``).
 
 from __future__ import annotations
 
+import functools
 import gzip
+import hashlib
 import os
 from pathlib import Path
 
 import numpy as np
 
 from alignbench import Dataset, DatasetSplits, PairedData, Range
-from alignbench.errors import DatasetNotFoundError
+from alignbench.errors import DatasetNotFoundError, InvalidInputError
+
+from .pinned import ContentPinned
 
 DEFAULT_DIR = "/usr/share/datasets/fashion-mnist"
 FILES = {"train": ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"),
@@ -41,15 +45,28 @@ def read_idx(path: Path, offset: int) -> np.ndarray:
         return np.frombuffer(f.read(), dtype=np.uint8, offset=offset)
 
 
+@functools.lru_cache(maxsize=16)
+def _content_sha256(path: str, size: int, mtime_ns: int) -> str:
+    """sha256 of an idx file's decompressed bytes; ``size`` and ``mtime_ns`` only key the memo."""
+    digest = hashlib.sha256()
+    with gzip.open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 22), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
 def captions_for(label: int) -> list[str]:
     noun = CLASSES[label]
     article = "an" if noun[0] in "aeiou" else "a"
     return [template.format(a=article, noun=noun) for template in TEMPLATES]
 
 
-class FashionMNIST(Dataset):
+class FashionMNIST(ContentPinned, Dataset):
     """``n_train`` images of the 60k training file (the anchor pool) and ``n_test`` of the 10k test
-    file, each a seeded subset (None: all); 28 x 28 grayscale, five captions per image."""
+    file, each a seeded subset (None: all); 28 x 28 grayscale, five captions per image.
+    ``sha256``: the four files' content, decompressed (so another gzip of the same data is the same
+    data), filled in when left out: cells follow the data, wherever it is read from (``data_dir``,
+    ``$ALIGNBENCH_FASHION_MNIST_DIR`` or the Debian package's folder)."""
 
     name = "fashion-mnist"
     description = "Fashion-MNIST images with five template captions each (offline real data)"
@@ -58,11 +75,23 @@ class FashionMNIST(Dataset):
     version = "2"  # 2: "an ankle boot" (was "a ankle boot")
 
     def __init__(self, data_dir: str | None = None, n_train: int | None = 1000, n_test: int | None = 1000,
-                 seed: int = 0):
+                 seed: int = 0, sha256: str | None = None):
         self.data_dir = data_dir
         self.n_train = n_train
         self.n_test = n_test
         self.seed = seed
+        self.sha256 = sha256
+
+    def content_sha256(self) -> str | None:
+        if not self.available():
+            return None  # load() says what is missing
+        h = hashlib.sha256()
+        for pair in FILES.values():
+            for name in pair:
+                path = (self.directory() / name).resolve()
+                stat = path.stat()
+                h.update(f"{name}\0{_content_sha256(str(path), stat.st_size, stat.st_mtime_ns)}\0".encode())
+        return h.hexdigest()
 
     def directory(self) -> Path:
         return Path(self.data_dir or os.environ.get("ALIGNBENCH_FASHION_MNIST_DIR") or DEFAULT_DIR)
@@ -77,6 +106,10 @@ class FashionMNIST(Dataset):
         directory = self.directory()
         if not self.available():
             raise DatasetNotFoundError(f"fashion-mnist: the idx files are not in {directory}.\n{LAYOUT}")
+        if self.sha256 is not None and self.content_sha256() != self.sha256:
+            raise InvalidInputError(
+                f"fashion-mnist: {directory} holds other data than sha256 {self.sha256} (now: {self.content_sha256()}): "
+                f"it changed since this run was planned. Run again without fashion-mnist.sha256 to use it as it is.")
         rng = np.random.default_rng(self.seed)
         return DatasetSplits(train=self._split("train", self.n_train, rng), test=self._split("test", self.n_test, rng))
 

@@ -223,3 +223,34 @@ def test_a_split_file_without_images_of_a_split_says_which(tmp_path):
     root = karpathy_coco(tmp_path, n_train=0, n_restval=0)
     with pytest.raises(DatasetNotFoundError, match="lists no image of the train split; a split file must list both"):
         COCO(data_dir=str(root)).load()
+
+
+def test_fashion_mnist_cells_follow_its_data_wherever_it_is_read_from(tmp_path, monkeypatch):
+    """The cell key held data_dir only: a folder named by $ALIGNBENCH_FASHION_MNIST_DIR, or files
+    rewritten in place, reused the old data's cells. The data's digest (decompressed, so another gzip
+    of the same data is the same data) is now a parameter, filled in when left out."""
+    import gzip
+
+    from alignbench.errors import InvalidInputError
+
+    first, second = fashion_idx(tmp_path / "a"), fashion_idx(tmp_path / "b")
+    path = second / "train-images-idx3-ubyte.gz"
+    with gzip.open(path, "rb") as f:
+        data = bytearray(f.read())
+    data[16:] = bytes(255 - b for b in data[16:])
+    with gzip.open(path, "wb") as f:
+        f.write(bytes(data))
+    monkeypatch.setenv("ALIGNBENCH_FASHION_MNIST_DIR", str(first))
+    digest = FashionMNIST().get_params()["sha256"]
+    monkeypatch.setenv("ALIGNBENCH_FASHION_MNIST_DIR", str(second))
+    assert FashionMNIST().get_params()["sha256"] not in (None, digest)
+    recompressed = fashion_idx(tmp_path / "c")
+    for name in ("train-images-idx3-ubyte.gz", "t10k-images-idx3-ubyte.gz"):
+        with gzip.open(recompressed / name, "rb") as f:
+            raw = f.read()
+        with gzip.open(recompressed / name, "wb", compresslevel=1) as f:
+            f.write(raw)
+    assert FashionMNIST(data_dir=str(recompressed)).get_params()["sha256"] == digest
+    with pytest.raises(InvalidInputError, match="holds other data than sha256"):
+        FashionMNIST(sha256=digest, n_train=5, n_test=5).load()  # $ALIGNBENCH_FASHION_MNIST_DIR: the second
+    assert FashionMNIST(data_dir=str(tmp_path / "missing")).get_params()["sha256"] is None
