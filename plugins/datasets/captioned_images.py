@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 from pathlib import Path
@@ -10,7 +11,8 @@ from typing import Sequence
 import numpy as np
 
 from alignbench import PairedData
-from alignbench.errors import DatasetNotFoundError
+from alignbench.cache import file_sha256
+from alignbench.errors import DatasetNotFoundError, InvalidInputError
 
 log = logging.getLogger(__name__)
 
@@ -25,6 +27,62 @@ def data_root(explicit: str | None, env: str, layout: str, name: str) -> Path:
     if not path.is_dir():
         raise DatasetNotFoundError(f"{name}: {path} is not a directory.\n{layout}")
     return path
+
+
+TEXT_FILES = (".json", ".txt", ".tsv", ".csv", ".jsonl")
+
+
+def folder_digest(root: Path) -> str:
+    """What a caption dataset's folder holds, for its cells' keys: every file's path under ``root``
+    and size, and the bytes of its split, annotation and token files. Sizes, not bytes, of the images:
+    reading a whole collection at planning would cost what decoding it does, and a resized or
+    re-encoded copy has other sizes. Relative paths, so that the folder moved elsewhere keeps its
+    cells; hidden files and folders are left out."""
+    h = hashlib.sha256()
+    seen: set[tuple[int, int]] = set()  # folders linked in twice (or in a cycle) are walked once
+    for folder, folders, files in os.walk(root, followlinks=True):
+        stat = os.stat(folder)
+        if (stat.st_dev, stat.st_ino) in seen:
+            folders[:] = []
+            continue
+        seen.add((stat.st_dev, stat.st_ino))
+        folders[:] = sorted(f for f in folders if not f.startswith("."))
+        for name in sorted(f for f in files if not f.startswith(".")):
+            path = Path(folder) / name
+            try:
+                size = path.stat().st_size
+                content = file_sha256(path) if path.suffix.lower() in TEXT_FILES else ""
+            except OSError:
+                size, content = -1, ""
+            h.update(f"{path.relative_to(root).as_posix()}\0{size}\0{content}\0".encode())
+    return h.hexdigest()
+
+
+class FolderPinned:
+    """Mixin for a caption dataset read from a folder (``data_root()``) with a ``sha256`` parameter:
+    left out, ``get_params`` reports :func:`folder_digest` of the folder as it is (None while there
+    is none), so its cells follow the data wherever it is read from; ``check_pinned`` refuses a
+    pinned digest the folder no longer has."""
+
+    sha256: str | None
+
+    def data_root(self) -> Path:
+        raise NotImplementedError
+
+    def get_params(self):
+        params = super().get_params()
+        if params.get("sha256") is None:
+            try:
+                params["sha256"] = folder_digest(self.data_root())
+            except DatasetNotFoundError:
+                params["sha256"] = None  # load() says what is missing
+        return params
+
+    def check_pinned(self, root: Path) -> None:
+        if self.sha256 is not None and (now := folder_digest(root)) != self.sha256:
+            raise InvalidInputError(f"{self.name}: {root} holds other files than sha256 {self.sha256} (now: {now}): it "
+                                    f"changed since this run was planned. Run again without {self.name}.sha256 to use "
+                                    f"it as it is.")
 
 
 def require_file(path: Path, name: str, layout: str) -> Path:

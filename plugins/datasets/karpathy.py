@@ -16,7 +16,7 @@ from typing import Any, Literal
 from alignbench import Dataset, DatasetSplits, Range
 from alignbench.errors import DatasetNotFoundError
 
-from .captioned_images import captioned_split, data_root, find_image_dir, require_file, subsample
+from .captioned_images import FolderPinned, captioned_split, data_root, find_image_dir, require_file, subsample
 
 COCO_LAYOUT = """\
 Expected layout (either form) under the COCO root:
@@ -97,13 +97,14 @@ def official_coco_records(annotations: Path, image_dir: Path):
             for image_id, name in sorted(images.items())]
 
 
-class COCO(Dataset):
+class COCO(FolderPinned, Dataset):
     """MS-COCO captions. ``annotations="auto"`` uses the Karpathy split when ``dataset_coco.json`` is
     there (train + restval as the anchor pool, the 5k test split held out), else the official 2017
     files (train2017 as the anchor pool, val2017 held out). ``max_train_items`` caps the anchor pool
     (a seeded subset: encoding all 113k images on a CPU takes hours); ``max_test_items`` the test set.
     A held-out image that is missing is an error unless ``allow_missing`` (missing train images are
-    skipped with a warning).
+    skipped with a warning). ``sha256``: what the folder holds (see ``folder_digest``), filled in
+    when left out, so that cells follow the data wherever it is read from.
     """
 
     name = "coco"
@@ -113,13 +114,17 @@ class COCO(Dataset):
 
     def __init__(self, data_dir: str | None = None, annotations: Literal["auto", "karpathy", "official"] = "auto",
                  max_train_items: int | None = 5000, max_test_items: int | None = None, seed: int = 0,
-                 allow_missing: bool = False):
+                 allow_missing: bool = False, sha256: str | None = None):
         self.data_dir = data_dir
         self.annotations = annotations
         self.max_train_items = max_train_items
         self.max_test_items = max_test_items
         self.seed = seed
         self.allow_missing = allow_missing
+        self.sha256 = sha256
+
+    def data_root(self) -> Path:
+        return data_root(self.data_dir, "ALIGNBENCH_COCO_DIR", COCO_LAYOUT, self.name)
 
     def get_params(self) -> dict[str, Any]:
         """``annotations="auto"`` is reported as the form it finds (while the data directory can be
@@ -138,7 +143,8 @@ class COCO(Dataset):
         return "karpathy" if (root / "dataset_coco.json").is_file() else "official"
 
     def load(self) -> DatasetSplits:
-        root = data_root(self.data_dir, "ALIGNBENCH_COCO_DIR", COCO_LAYOUT, self.name)
+        root = self.data_root()
+        self.check_pinned(root)
         form = self._form(root)
         if form == "karpathy":
             split_file = require_file(root / "dataset_coco.json", self.name, COCO_LAYOUT)
@@ -157,19 +163,24 @@ class COCO(Dataset):
         )
 
 
-class _Flickr(Dataset):
+class _Flickr(FolderPinned, Dataset):
     raw = True
     parameter_ranges = {"max_train_items": Range(low=1), "max_test_items": Range(low=1), "seed": Range(low=0)}
     image_folders: tuple[str, ...] = ()
     env = ""
 
     def __init__(self, data_dir: str | None = None, max_train_items: int | None = 5000,
-                 max_test_items: int | None = None, seed: int = 0, allow_missing: bool = False):
+                 max_test_items: int | None = None, seed: int = 0, allow_missing: bool = False,
+                 sha256: str | None = None):
         self.data_dir = data_dir
         self.max_train_items = max_train_items
         self.max_test_items = max_test_items
         self.seed = seed
         self.allow_missing = allow_missing
+        self.sha256 = sha256
+
+    def data_root(self) -> Path:
+        return data_root(self.data_dir, self.env, self.layout(), self.name)
 
     def layout(self) -> str:
         return FLICKR_LAYOUT.format(name=self.name, folders=" or ".join(self.image_folders), extra=self.extra_layout)
@@ -177,7 +188,8 @@ class _Flickr(Dataset):
     extra_layout = ""
 
     def load(self) -> DatasetSplits:
-        root = data_root(self.data_dir, self.env, self.layout(), self.name)
+        root = self.data_root()
+        self.check_pinned(root)
         split_file = root / f"dataset_{self.name}.json"
         images = find_image_dir(root, self.image_folders, self.name, self.layout())
         if split_file.is_file():

@@ -254,3 +254,29 @@ def test_fashion_mnist_cells_follow_its_data_wherever_it_is_read_from(tmp_path, 
     with pytest.raises(InvalidInputError, match="holds other data than sha256"):
         FashionMNIST(sha256=digest, n_train=5, n_test=5).load()  # $ALIGNBENCH_FASHION_MNIST_DIR: the second
     assert FashionMNIST(data_dir=str(tmp_path / "missing")).get_params()["sha256"] is None
+
+
+def test_coco_and_flickr_cells_follow_their_folders_content_not_their_path(tmp_path, monkeypatch):
+    """The key held data_dir only: a folder named by $ALIGNBENCH_COCO_DIR, or files replaced in place
+    (a resized copy, an edited split), reused the old data's cells."""
+    import shutil
+
+    from alignbench.errors import InvalidInputError
+
+    root = karpathy_coco(tmp_path / "coco")
+    digest = COCO(data_dir=str(root)).get_params()["sha256"]
+    assert digest is not None
+    shutil.copytree(root, tmp_path / "moved")
+    monkeypatch.setenv("ALIGNBENCH_COCO_DIR", str(tmp_path / "moved"))
+    assert COCO().get_params()["sha256"] == digest  # moved: the same data
+    image = next((root / "val2014").iterdir())
+    image.write_bytes(image.read_bytes() + b"\0")  # re-encoded in place: another size
+    resized = COCO(data_dir=str(root)).get_params()["sha256"]
+    split = tmp_path / "moved" / "dataset_coco.json"
+    split.write_text(split.read_text().replace('"test"', '"val"', 1))  # the split edited
+    assert len({digest, resized, COCO().get_params()["sha256"]}) == 3
+    with pytest.raises(InvalidInputError, match="holds other files than sha256"):
+        COCO(data_dir=str(root), sha256=digest).load()
+    flickr = karpathy_flickr(tmp_path / "flickr30k", "flickr30k", "flickr30k-images")
+    assert Flickr30k(data_dir=str(flickr)).get_params()["sha256"] is not None
+    assert COCO(data_dir=str(tmp_path / "none")).get_params()["sha256"] is None
