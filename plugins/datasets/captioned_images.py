@@ -12,7 +12,9 @@ import numpy as np
 
 from alignbench import PairedData
 from alignbench.cache import file_sha256
-from alignbench.errors import DatasetNotFoundError, InvalidInputError
+from alignbench.errors import DatasetNotFoundError
+
+from .pinned import ContentPinned
 
 log = logging.getLogger(__name__)
 
@@ -58,31 +60,19 @@ def folder_digest(root: Path) -> str:
     return h.hexdigest()
 
 
-class FolderPinned:
-    """Mixin for a caption dataset read from a folder (``data_root()``) with a ``sha256`` parameter:
-    left out, ``get_params`` reports :func:`folder_digest` of the folder as it is (None while there
-    is none), so its cells follow the data wherever it is read from; ``check_pinned`` refuses a
-    pinned digest the folder no longer has."""
-
-    sha256: str | None
+class FolderPinned(ContentPinned):
+    """:class:`ContentPinned` for a caption dataset read from a folder (``data_root()``): its digest is
+    :func:`folder_digest` of the folder (None while there is none), so its cells follow the data
+    wherever it is read from."""
 
     def data_root(self) -> Path:
         raise NotImplementedError
 
-    def get_params(self):
-        params = super().get_params()
-        if params.get("sha256") is None:
-            try:
-                params["sha256"] = folder_digest(self.data_root())
-            except DatasetNotFoundError:
-                params["sha256"] = None  # load() says what is missing
-        return params
-
-    def check_pinned(self, root: Path) -> None:
-        if self.sha256 is not None and (now := folder_digest(root)) != self.sha256:
-            raise InvalidInputError(f"{self.name}: {root} holds other files than sha256 {self.sha256} (now: {now}): it "
-                                    f"changed since this run was planned. Run again without {self.name}.sha256 to use "
-                                    f"it as it is.")
+    def content_sha256(self) -> str | None:
+        try:
+            return folder_digest(self.data_root())
+        except DatasetNotFoundError:
+            return None  # load() says what is missing
 
 
 def require_file(path: Path, name: str, layout: str) -> Path:

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from alignbench import Dataset, DatasetSplits, PairedData, Range
-from alignbench.errors import DatasetNotFoundError, InvalidInputError
+from alignbench.errors import DatasetNotFoundError
 
 from .pinned import ContentPinned
 
@@ -106,10 +106,7 @@ class FashionMNIST(ContentPinned, Dataset):
         directory = self.directory()
         if not self.available():
             raise DatasetNotFoundError(f"fashion-mnist: the idx files are not in {directory}.\n{LAYOUT}")
-        if self.sha256 is not None and self.content_sha256() != self.sha256:
-            raise InvalidInputError(
-                f"fashion-mnist: {directory} holds other data than sha256 {self.sha256} (now: {self.content_sha256()}): "
-                f"it changed since this run was planned. Run again without fashion-mnist.sha256 to use it as it is.")
+        self.check_pinned(directory, "data")
         rng = np.random.default_rng(self.seed)
         return DatasetSplits(train=self._split("train", self.n_train, rng), test=self._split("test", self.n_test, rng))
 

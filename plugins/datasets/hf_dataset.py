@@ -167,10 +167,7 @@ class HFDataset(ContentPinned, Dataset):
         return captions
 
     def load(self) -> DatasetSplits:
-        if self.sha256 is not None and self.content_sha256() != self.sha256:
-            raise InvalidInputError(
-                f"hf-dataset: {self.path} holds other files than sha256 {self.sha256} (now: {self.content_sha256()}): "
-                f"it changed since this run was planned. Run again without hf-dataset.sha256 to use it as it is.")
+        self.check_pinned(self.path)
         root, records = self.root(), []
         for t, (table, split) in enumerate(self.tables()):
             captions = self.columns(table)

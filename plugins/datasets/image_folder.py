@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from alignbench import Dataset, DatasetSplits
-from alignbench.errors import DatasetNotFoundError, InvalidInputError
+from alignbench.errors import DatasetNotFoundError
 
 from .caption_sources import Record, SPLIT_RANGES, build_splits, content_id, guarded, row_captions
 from .karpathy import inside
@@ -164,11 +164,7 @@ class ImageFolder(ContentPinned, Dataset):
         return out
 
     def load(self) -> DatasetSplits:
-        if self.sha256 is not None and self.content_sha256() != self.sha256:
-            raise InvalidInputError(
-                f"image-folder: {self.path} holds other content than sha256 {self.sha256} (now: "
-                f"{self.content_sha256()}): it changed since this run was planned. Run again without "
-                f"image-folder.sha256 to benchmark the folder as it is.")
+        self.check_pinned(self.path, "content")
         rows = self._rows()
         present = [r for r in rows if r[1].is_file()]
         if len(present) < len(rows):  # as for COCO: counted and skipped, not fatal

@@ -136,11 +136,7 @@ class WebDataset(ContentPinned, Dataset):
         self.shards()
 
     def load(self) -> DatasetSplits:
-        if self.sha256 is not None and self.content_sha256() != self.sha256:
-            raise InvalidInputError(
-                f"webdataset: the shards in {self.path} are not those of sha256 {self.sha256} (now: "
-                f"{self.content_sha256()}): they changed since this run was planned. Run again without "
-                f"webdataset.sha256 to benchmark them as they are.")
+        self.check_pinned(self.path, "shards")
         root = Path(self.path).expanduser() if self.path else None
         records = []
         for shard, split in self.shards():
