@@ -37,3 +37,24 @@ class DatasetNotFoundError(AlignbenchError, FileNotFoundError):
 
 class StoreError(AlignbenchError):
     """A results store that is not SQLite, is damaged, has another schema, or cannot be created."""
+
+
+def message_of(exc: BaseException) -> str:
+    """An exception's message, even from one whose ``str()`` itself raises."""
+    try:
+        return str(exc)
+    except Exception:  # noqa: BLE001
+        return f"(its message could not be read: {type(exc).__name__})"
+
+
+def from_plugin(label: str, doing: str, call):
+    """``call()``, a component's own code (its constructor, ``validate()``, ``get_params()``...): a
+    failure is one line naming the component and what it was ``doing`` ("could not be made",
+    "failed in validate()"), not a traceback that ends the command. KeyboardInterrupt and alignbench's
+    own errors pass through."""
+    try:
+        return call()
+    except (AlignbenchError, KeyboardInterrupt):
+        raise
+    except BaseException as exc:  # noqa: BLE001 - sys.exit in a plugin included
+        raise PluginLoadError(f"{label} {doing}: {type(exc).__name__}: {message_of(exc)}.") from None

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from .data import CorruptedInputs
-from .errors import AlignbenchError
+from .errors import AlignbenchError, message_of
 from .interfaces import Aligner, AlignmentResult, Anchors, DatasetSplits, Metric, PairedData
 from .plan import Cell
 from .protocols import gallery_with_anchors
@@ -145,22 +145,14 @@ def evaluate_cell(registry: Registry, cell: Cell, splits: DatasetSplits, rows: A
             metrics, timings, fitted = fit_and_score(registry, cell, splits, anchors, damage)
             outcome = Outcome("ok", metrics=metrics, timings=timings, fitted=fitted)
     except AlignbenchError as exc:
-        outcome = Outcome("failed", _said(exc))
+        outcome = Outcome("failed", message_of(exc))
     except KeyboardInterrupt:
         raise
     except BaseException as exc:  # noqa: BLE001 - a broken plugin (even one calling sys.exit) fails its cell
         log.debug("cell %s failed", cell.key, exc_info=True)
-        outcome = Outcome("failed", f"{type(exc).__name__}: {_said(exc)}")
+        outcome = Outcome("failed", f"{type(exc).__name__}: {message_of(exc)}")
     return Outcome(outcome.status, outcome.message, outcome.metrics, outcome.timings, anchor_set(anchors),
                    environment(), outcome.fitted)
-
-
-def _said(exc: BaseException) -> str:
-    """An exception's message, even from one whose ``str()`` itself raises."""
-    try:
-        return str(exc)
-    except Exception:  # noqa: BLE001
-        return f"(its message could not be read: {type(exc).__name__})"
 
 
 def anchor_set(anchors: Anchors | None) -> str | None:

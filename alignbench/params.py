@@ -15,7 +15,7 @@ import typing
 from dataclasses import dataclass
 from typing import Any, Literal, get_args, get_origin
 
-from .errors import AlignbenchError, InvalidParameterError, PluginLoadError
+from .errors import InvalidParameterError, from_plugin
 
 
 def parameter_defaults(cls: type) -> dict[str, Any]:
@@ -47,12 +47,7 @@ def build(cls: type, params: dict[str, Any], *, label: str) -> Any:
         raise InvalidParameterError(f"{label} needs parameter(s) {', '.join(missing)}.")
     hints = typing.get_type_hints(cls.__init__)
     checked = {key: check_type(value, hints.get(key), f"{label} parameter {key!r}") for key, value in params.items()}
-    try:
-        return cls(**checked)
-    except (AlignbenchError, KeyboardInterrupt):
-        raise
-    except BaseException as exc:  # noqa: BLE001 - a plugin's constructor: one line naming it, not a traceback
-        raise PluginLoadError(f"{label} could not be made: {type(exc).__name__}: {exc}.") from None
+    return from_plugin(label, "could not be made", lambda: cls(**checked))
 
 
 def check_type(value: Any, annotation: Any, where: str) -> Any:

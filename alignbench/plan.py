@@ -12,11 +12,11 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterator
+from typing import Any, Iterator
 
 import numpy as np
 
-from .errors import AlignbenchError, InvalidParameterError, PluginLoadError
+from .errors import InvalidParameterError, PluginLoadError, from_plugin
 from .protocols import PROTOCOLS
 from .registry import Registry
 from .robustness import check_fraction, check_perturbation
@@ -198,7 +198,7 @@ def validate_components(registry: Registry, sweep: Sweep) -> None:
             component = registry.create(kind, name, params)
             validate = getattr(component, "validate", None)
             if callable(validate):
-                from_plugin(f"{kind} {name!r}", "validate()", validate)
+                from_plugin(f"{kind} {name!r}", "failed in validate()", validate)
             modality = getattr(component, "modality", None) if kind == "perturbation" else None
             for dataset_name, _ in sweep.datasets if modality is not None else ():
                 modalities = getattr(registry.load("dataset", dataset_name), "modalities", ("image", "text"))
@@ -206,17 +206,6 @@ def validate_components(registry: Registry, sweep: Sweep) -> None:
                     raise InvalidParameterError(
                         f"perturbation {name!r} damages {modality!r}, but {dataset_name} holds "
                         f"{' and '.join(modalities)}; write e.g. --perturbation {name}:{modalities[0]}.")
-
-
-def from_plugin(label: str, what: str, call: Callable[[], Any]) -> Any:
-    """``call()``, a component's own code run while planning: a failure is one line naming the
-    component, not a traceback that ends the command."""
-    try:
-        return call()
-    except (AlignbenchError, KeyboardInterrupt):
-        raise
-    except BaseException as exc:  # noqa: BLE001
-        raise PluginLoadError(f"{label} failed in {what}: {type(exc).__name__}: {exc}.") from None
 
 
 def plan_damage(registry: Registry, sweep: Sweep) -> list[dict[str, Any]]:
@@ -255,11 +244,11 @@ def describe(registry: Registry, kind: str, name: str, params: Params) -> dict[s
     spec = registry.get(kind, name)
     instance = registry.create(kind, name, params)
     label = f"{kind} {name!r}"
-    described = {"name": name, "params": from_plugin(label, "get_params()", instance.get_params),
+    described = {"name": name, "params": from_plugin(label, "failed in get_params()", instance.get_params),
                  "source": spec.source}
     if type(instance).version is not None:  # every metric has one; other kinds once their code changed
         described["version"] = type(instance).version
-    if kind == "encoder" and (pin := from_plugin(label, "weights_pin()", instance.weights_pin)) is not None:
+    if kind == "encoder" and (pin := from_plugin(label, "failed in weights_pin()", instance.weights_pin)) is not None:
         described["weights"] = pin
     try:
         config_key(described)
