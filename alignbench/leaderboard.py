@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -70,9 +71,7 @@ def aligner_labels(board: Board) -> dict[str, str]:
                 labels[config] = f"{name}({', '.join(f'{k}={v}' for k, v in sorted(params.items()))})"
     # One name and parameters from two versions or sources of the code (a plugin upgraded between
     # runs) are two rows, each named by what tells it apart, never one row averaging both.
-    counts: dict[str, int] = {}
-    for label in labels.values():
-        counts[label] = counts.get(label, 0) + 1
+    counts = Counter(labels.values())
     for config, label in labels.items():
         if counts[label] > 1:
             described = json.loads(config)
