@@ -83,10 +83,10 @@ class NullSpaceAligner(Aligner):
         else:
             var_x, self.proj_x_ = principal_directions(xc, self.tol)
             var_y, self.proj_y_ = principal_directions(yc, self.tol)
-            eigvals, eigvecs = _spectrum(xc @ self.proj_x_, yc @ self.proj_y_)
+            px, py = xc @ self.proj_x_, yc @ self.proj_y_
+            eigvals, eigvecs = _spectrum(px, py)
             exact = eigvals[0] <= self.tol * eigvals[-1]
-            cross = (xc @ self.proj_x_).T @ (yc @ self.proj_y_)
-            floor = None if exact else noise_floor(var_x, var_y, self.gap, cross, len(xa))
+            floor = None if exact else noise_floor(var_x, var_y, self.gap, px.T @ py, len(xa))
             self.noise_floor_ = floor is not None
             if floor is not None:
                 self.proj_x_, self.proj_y_ = self.proj_x_[:, :floor], self.proj_y_[:, :floor]
