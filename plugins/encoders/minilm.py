@@ -1,7 +1,8 @@
 """all-MiniLM-L6-v2 through sentence-transformers, from packaged weights when they are installed.
 
 The ``minilm`` name is the ``sentence-transformers`` encoder with its default weights and a width
-known without loading the model; its cache identity is what it was before the shared base.
+known without loading the model; its cache identity keeps the name ``minilm``, as before the shared
+base.
 """
 
 from __future__ import annotations

@@ -36,6 +36,9 @@ class SentenceTransformerEncoder(TorchEncoder):
     name = "sentence-transformers"
     description = "any sentence-transformers model"
     modality = "text"
+    # 2: texts grouped by length in tokens, never padded; rows differ from padded batches' in the
+    # last bits, so embeddings cached from padded batches are not served as these.
+    version = "2"
     requires = ("torch", "sentence_transformers")
     libraries = ("torch", "transformers", "sentence-transformers")
 
