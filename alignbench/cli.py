@@ -153,6 +153,9 @@ def shared_sweep_options(command):
                                                  "per core]; each gets cores/N BLAS and torch threads."),
         click.option("--ray-address", help="Ray cluster to join (auto: the one `ray start` made on this node) "
                                            "[default: start a local one]. Needs pip install -e \".[ray]\"."),
+        click.option("--cell-timeout", type=float, metavar="SECONDS",
+                     help="Stop a cell that runs longer and record it as failed (its worker process is killed); "
+                          "cells then run in worker processes [default: no limit]."),
         click.option("--rerun-other-code", is_flag=True,
                      help="Compute again the stored cells that other code computed (an older checkout, other plugin "
                           "versions: their recorded code digest differs); by default a stored cell is done."),
@@ -168,14 +171,14 @@ def shared_sweep_options(command):
 @shared_sweep_options
 @one_line_errors
 def run(aligners, datasets, levels, seeds, metrics, params, anchor_strategy, image_encoder, text_encoder, store, out,
-        cache_dir, no_cache, executor, workers, ray_address, rerun_other_code):
+        cache_dir, no_cache, executor, workers, ray_address, cell_timeout, rerun_other_code):
     """Run a sweep, store every cell, write and print the leaderboards.
 
     Finished cells are skipped, so an interrupted sweep resumes where it stopped.
     """
     from .leaderboard import boards, headline_table, write_leaderboards
 
-    executor = make_executor(executor, workers, ray_address)
+    executor = make_executor(executor, workers, ray_address, cell_timeout)
     registry = loaded_registry()
     sweep = make_sweep(registry, aligners or DEFAULT_ALIGNERS, datasets, levels, seeds, metrics, params,
                        anchor_strategy, image_encoder, text_encoder)
@@ -210,7 +213,7 @@ def run(aligners, datasets, levels, seeds, metrics, params, anchor_strategy, ima
 @one_line_errors
 def robustness(perturbations, fractions, levels, aligners, datasets, seeds, metrics, params, anchor_strategy,
                image_encoder, text_encoder, store, out, cache_dir, no_cache, executor, workers, ray_address,
-               rerun_other_code):
+               cell_timeout, rerun_other_code):
     """The robustness suite: damage part of one modality's train data (drop rows, corrupt raw images or
     captions, add embedding noise), retrain, and report retrieval and its drop against the clean run.
 
@@ -219,7 +222,7 @@ def robustness(perturbations, fractions, levels, aligners, datasets, seeds, metr
     """
     from .robustness_board import write_robustness
 
-    executor = make_executor(executor, workers, ray_address)
+    executor = make_executor(executor, workers, ray_address, cell_timeout)
     registry = loaded_registry()
     base = make_sweep(registry, aligners or ROBUSTNESS_ALIGNERS, datasets, levels, seeds, metrics, params,
                       anchor_strategy, image_encoder, text_encoder, perturbations or ROBUSTNESS_PERTURBATIONS)
@@ -384,11 +387,11 @@ def open_store(store: Path | None):
         yield results, store_path
 
 
-def make_executor(kind: str | None, workers: int | None, ray_address: str | None):
+def make_executor(kind: str | None, workers: int | None, ray_address: str | None, cell_timeout: float | None):
     """Checked before any work: a bad --workers or a missing Ray is one line."""
     from .executors import make_executor as make
 
-    return make(kind, workers, ray_address)
+    return make(kind, workers, ray_address, cell_timeout)
 
 
 def execute(registry, results, store_path: Path, sweeps: list, cache_dir: Path | None, no_cache: bool, executor=None,

@@ -242,13 +242,25 @@ def import_ray() -> Any:
 MAX_WORKERS_PER_CORE = 4
 
 
-def make_executor(kind: str | None, workers: int | None, ray_address: str | None) -> Executor:
+def make_executor(kind: str | None, workers: int | None, ray_address: str | None,
+                  cell_timeout: float | None = None) -> Executor:
     """The executor the command-line options name: ``kind`` serial, processes or ray (None: processes
-    when ``workers`` is given, else serial)."""
+    when ``workers`` or ``cell_timeout`` is given, else serial). A cell that hangs can only be stopped
+    by ending its process, so ``cell_timeout`` needs worker processes: one, where ``workers`` is not
+    given."""
+    if cell_timeout is not None and not 0 < cell_timeout < float("inf"):
+        raise InvalidParameterError(f"--cell-timeout must be a number of seconds above 0, got {cell_timeout:g}; "
+                                    f"pass e.g. --cell-timeout 600, or leave it out for no limit.")
+    named = kind
     if kind is None:
-        kind = "processes" if workers is not None else "ray" if ray_address else "serial"
+        kind = "processes" if workers is not None or (cell_timeout and not ray_address) else \
+            "ray" if ray_address else "serial"
     if kind not in EXECUTORS:
         raise InvalidParameterError(f"unknown executor {kind!r}; choose one of {', '.join(EXECUTORS)}.")
+    if cell_timeout is not None and kind != "processes":
+        raise InvalidParameterError(f"--cell-timeout stops a cell by killing the worker process that runs it, which "
+                                    f"--executor {kind} does not have; use --executor processes (the default with "
+                                    f"--cell-timeout), or drop --cell-timeout.")
     if ray_address and kind != "ray":
         raise InvalidParameterError(f"--ray-address is for --executor ray, not {kind}; add --executor ray or "
                                     f"drop --ray-address.")
@@ -271,4 +283,7 @@ def make_executor(kind: str | None, workers: int | None, ray_address: str | None
         raise InvalidParameterError(f"--workers {workers} is more than {MAX_WORKERS_PER_CORE} per core of this "
                                     f"machine's {available_cores()}: each worker is a process with its own copy of "
                                     f"the data; pass at most {most} (one per core is fastest).")
-    return ProcessExecutor(workers if workers is not None else available_cores())
+    if workers is None:
+        # Only the time limit asked for a worker process: one, with every core, runs cells as serial would.
+        workers = 1 if named is None else available_cores()
+    return ProcessExecutor(workers, cell_timeout=cell_timeout)

@@ -4,8 +4,10 @@ N spawned processes, each with cores/N BLAS and torch threads. Each gets the reg
 dataset's splits the first time it gets one of its cells; the driver sends one cell at a time to a
 free worker, preferring the next cell of the (dataset, seed, level) it worked on last, so that work
 shared through the in-memory memo (fmap-spectral reusing fmap's eigenbases) is found there. A
-worker that dies mid-cell is replaced and the cell sent again (MAX_ATTEMPTS in all). Workers exit
-when the driver closes their pipe or dies.
+worker that dies mid-cell is replaced and the cell sent again (MAX_ATTEMPTS in all). A cell that
+runs past ``cell_timeout`` seconds has its worker killed and replaced, and is recorded as failed
+(not retried: it would most likely hang again). Workers exit when the driver closes their pipe or
+dies, even in the middle of a cell.
 """
 
 from __future__ import annotations
@@ -16,19 +18,21 @@ import os
 import pickle
 import signal
 import sys
+import threading
 import time
 from collections import OrderedDict, deque
 from dataclasses import dataclass, field
 from typing import Any, Iterator
 
 from .errors import AlignbenchError, InvalidParameterError
-from .evaluate import Outcome
+from .evaluate import Outcome, environment
 from .executors import MAX_ATTEMPTS, THREAD_VARIABLES, CellTask, Executor, available_cores, died, limit_threads, run_task
 from .registry import Registry
 
 log = logging.getLogger(__name__)
 
 STARTUP_SECONDS = 120.0  # a worker process imports numpy, the plugins and the registry in this time
+PARENT_CHECK_SECONDS = 1.0  # a worker whose driver died notices within this time, even mid-cell
 
 
 @dataclass
@@ -38,21 +42,24 @@ class _Worker:
     holds: set[str] = field(default_factory=set)
     task: tuple[int, CellTask] | None = None
     batch: tuple[str, int, int] | None = None
+    deadline: float | None = None  # time.monotonic() past which its cell has run too long
 
 
 class ProcessExecutor(Executor):
     """``workers`` local processes (spawned), each with ``threads`` BLAS and torch threads (default:
     this machine's cores divided among the workers). Cells of one (dataset, seed, level) go to one
-    worker, one after another, where possible."""
+    worker, one after another, where possible. ``cell_timeout``: seconds a cell may run (None: no
+    limit)."""
 
     name = "processes"
 
-    def __init__(self, workers: int, threads: int | None = None) -> None:
+    def __init__(self, workers: int, threads: int | None = None, cell_timeout: float | None = None) -> None:
         super().__init__()
         if workers < 1:
             raise InvalidParameterError(f"--workers must be at least 1, got {workers}; pass e.g. --workers 2, "
                                         f"or leave it out to run every cell in this process.")
         self.workers = workers
+        self.cell_timeout = cell_timeout
         self.threads = threads or max(1, available_cores() // workers)
         self.stats.workers = workers
         self._pool: list[_Worker] = []
@@ -177,6 +184,7 @@ class ProcessExecutor(Executor):
                     self._send(worker, ("share", key, self._shared[key]), shared=True)
                     worker.holds.add(key)
             worker.task = (task_id, task)
+            worker.deadline = None if self.cell_timeout is None else time.monotonic() + self.cell_timeout
             self._send(worker, ("cell", task_id, task))
 
     def all_submitted(self) -> None:
@@ -191,10 +199,22 @@ class ProcessExecutor(Executor):
             if not busy:
                 return
             waiting = [w.conn for w in busy] + [w.process.sentinel for w in busy]
-            ready = set(wait(waiting, timeout=None if block else 0))
+            ready = set(wait(waiting, timeout=self._wait_seconds(busy) if block else 0))
+            overdue = [w for w in busy if w.conn not in ready and w.deadline is not None
+                       and time.monotonic() >= w.deadline]
+            for worker in overdue:
+                yield from self._stop_overdue(worker)
             if not ready:
+                if overdue:  # results given: wait no more, but look at whatever else is ready
+                    self._dispatch()
+                    block = False
+                    continue
+                if block:  # woken just before a deadline
+                    continue
                 return
             for worker in busy:
+                if worker in overdue:
+                    continue
                 if worker.conn in ready or (worker.process.sentinel in ready and worker.conn.poll()):
                     try:
                         _, task_id, outcome, busy_s = pickle.loads(worker.conn.recv_bytes())
@@ -202,7 +222,7 @@ class ProcessExecutor(Executor):
                         yield from self._replace(worker)
                         continue
                     _, task = worker.task
-                    worker.task = None
+                    worker.task = worker.deadline = None
                     self._attempts.pop(task_id, None)
                     self._done(task, busy_s)
                     yield task, outcome
@@ -211,22 +231,46 @@ class ProcessExecutor(Executor):
             self._dispatch()
             block = False  # one wait at most; then whatever else is ready
 
+    def _wait_seconds(self, busy: list[_Worker]) -> float | None:
+        """How long to wait for a result: until the first cell's deadline (None: no deadline)."""
+        deadlines = [w.deadline for w in busy if w.deadline is not None]
+        return max(0.0, min(deadlines) - time.monotonic()) if deadlines else None
+
+    def _stop_overdue(self, worker: _Worker) -> Iterator[tuple[CellTask, Outcome]]:
+        """A cell ran past the time limit: its worker is killed and replaced, and the cell recorded as
+        failed."""
+        worker.process.kill()
+        task_id, task = self._swap_out(worker)
+        self._attempts.pop(task_id, None)
+        log.warning("cell %s ran past --cell-timeout %g s; its worker process was killed", task.cell.key,
+                    self.cell_timeout)
+        self._done(task, float(self.cell_timeout))
+        yield task, Outcome("failed", f"ran past --cell-timeout {self.cell_timeout:g} s and was stopped; raise "
+                                      f"--cell-timeout if the cell needs longer, or look for a plugin that hangs.",
+                            environment=environment())
+
+    def _swap_out(self, worker: _Worker) -> tuple[int, CellTask]:
+        """A fresh worker takes the place of one that died or was killed; the cell it held."""
+        worker.process.join()
+        held = worker.task
+        worker.task = worker.deadline = None
+        self._pool.remove(worker)
+        with contextlib.suppress(OSError):
+            worker.conn.close()
+        replacement = self._spawn()
+        self._pool.append(replacement)
+        self._await_ready(replacement)
+        return held
+
     def _replace(self, worker: _Worker) -> Iterator[tuple[CellTask, Outcome]]:
         """A worker died: its cell goes back to the front of its batch (or fails after MAX_ATTEMPTS
         deaths), and a fresh worker takes its place."""
         worker.process.join()
         code = worker.process.exitcode
         self.stats.deaths += 1
-        task_id, task = worker.task
-        worker.task = None
-        self._pool.remove(worker)
-        with contextlib.suppress(OSError):
-            worker.conn.close()
+        task_id, task = self._swap_out(worker)
         self._attempts[task_id] = self._attempts.get(task_id, 0) + 1
         log.warning("a worker process died (exit code %s) while evaluating cell %s", code, task.cell.key)
-        replacement = self._spawn()
-        self._pool.append(replacement)
-        self._await_ready(replacement)
         if self._attempts[task_id] >= MAX_ATTEMPTS:
             self._done(task, 0.0)
             yield task, died(task, f"the worker process died (last exit code {code})")
@@ -239,6 +283,8 @@ def worker_main(conn: Any, threads: int) -> None:
     """A worker process: keeps the shared values it is sent, evaluates cells, sends back outcomes.
     Exits when the driver closes its end (or dies)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the driver's to handle: it stops the workers
+    # A cell that never returns never reads the closed pipe: the driver's death is watched for apart.
+    threading.Thread(target=exit_with_parent, args=(os.getppid(),), daemon=True, name="parent-watch").start()
     limit_threads(threads)
     registry = None
     shared: dict[str, Any] = {}
@@ -263,6 +309,13 @@ def worker_main(conn: Any, threads: int) -> None:
                 conn.send_bytes(pickle.dumps(("done", message[1], outcome, busy), protocol=5))
             except OSError:
                 return
+
+
+def exit_with_parent(parent: int) -> None:
+    """Ends this process once its parent is gone (on POSIX, an orphan's parent becomes another)."""
+    while os.getppid() == parent:
+        time.sleep(PARENT_CHECK_SECONDS)
+    os._exit(0)
 
 
 @contextlib.contextmanager

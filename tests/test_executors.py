@@ -136,6 +136,72 @@ def test_a_cell_that_kills_every_worker_is_recorded_failed_and_the_rest_run(regi
     assert fits_logged(str(exits)) == 2  # tried twice, by two processes
 
 
+def logged_pids(path) -> list[int]:
+    try:
+        return [int(line.split()[1]) for line in Path(path).read_text().splitlines()]
+    except FileNotFoundError:
+        return []
+
+
+def test_a_cell_past_the_time_limit_is_stopped_recorded_failed_and_the_rest_run(registry, store, tmp_path):
+    from alignbench.processes import process_gone
+
+    log = tmp_path / "fits.log"
+    sweep = Sweep(aligners=[("hanging", {"counter_path": str(log), "hang_at": [10]}), ("procrustes", {})],
+                  datasets=[SMALL], levels=[5, 10, 20], seeds=[0])
+    executor = ProcessExecutor(2, threads=1, cell_timeout=5.0)
+    started = time.monotonic()
+    summary = Runner(registry, store, executor=executor).run(sweep)
+    assert time.monotonic() - started < 60
+    [failed] = store.records(status="failed")
+    assert (failed.aligner, failed.anchors) == ("hanging", 10) and len(summary.failed) == 1
+    assert "ran past --cell-timeout 5 s" in failed.message and "raise --cell-timeout" in failed.message
+    assert len(store.records(status="ok")) == 5 and not store.leases()
+    hung = [pid for anchors, pid in zip((5, 10, 20), logged_pids(log)) if anchors == 10]
+    assert len(logged_pids(log)) == 3  # not retried: it would hang again
+    assert all(process_gone(pid) for pid in hung)  # its worker was killed, not left running
+
+
+def test_a_time_limit_alone_runs_cells_one_at_a_time_in_one_worker():
+    executor = make_executor(None, None, None, cell_timeout=60)
+    assert isinstance(executor, ProcessExecutor) and executor.workers == 1 and executor.cell_timeout == 60
+    assert make_executor("processes", 2, None, cell_timeout=1.5).cell_timeout == 1.5
+
+
+HANG_SCRIPT = """
+import sys
+sys.path.insert(0, {support!r})
+import counting_plugin
+from alignbench.worker_processes import ProcessExecutor
+from alignbench.plugins import load_registry
+from alignbench.runner import Runner, Sweep
+from alignbench.store import ResultStore
+if __name__ == "__main__":
+    sweep = Sweep(aligners=[("hanging", {{"counter_path": {counter!r}}})], datasets=[{small!r}], levels=[5], seeds=[0])
+    Runner(load_registry(extra=[counting_plugin]), ResultStore({db!r}), executor=ProcessExecutor(1, threads=1)).run(sweep)
+"""
+
+
+def test_a_worker_stuck_in_a_cell_exits_when_its_driver_is_killed(tmp_path):
+    from alignbench.processes import process_gone
+
+    counter = tmp_path / "fits.log"
+    script = tmp_path / "driver.py"
+    script.write_text(HANG_SCRIPT.format(support=str(SUPPORT), counter=str(counter), small=SMALL,
+                                         db=str(tmp_path / "results.sqlite")))
+    process = subprocess.Popen([sys.executable, str(script)])
+    deadline = time.monotonic() + 60
+    while not logged_pids(counter) and time.monotonic() < deadline and process.poll() is None:
+        time.sleep(0.05)
+    [worker] = logged_pids(counter)
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait()
+    deadline = time.monotonic() + 10
+    while not process_gone(worker) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert process_gone(worker), "a worker stuck in a cell outlived its driver"
+
+
 KILL_SCRIPT = """
 import sys
 sys.path.insert(0, {support!r})
@@ -180,6 +246,10 @@ def test_a_killed_driver_leaves_no_worker_behind_and_resumes(registry, tmp_path)
     (("processes", 0, None), "--workers must be at least 1, got 0"),
     (("serial", 2, None), "drop --workers 2"),
     (("processes", 2, "auto"), "--ray-address is for --executor ray"),
+    (("serial", None, None, 10), "--cell-timeout stops a cell by killing the worker process"),
+    (("ray", None, None, 10), "use --executor processes"),
+    ((None, None, None, 0), "--cell-timeout must be a number of seconds above 0, got 0"),
+    ((None, None, None, float("inf")), "--cell-timeout must be a number of seconds above 0, got inf"),
 ])
 def test_impossible_executor_options_are_one_clear_error(options, message):
     with pytest.raises(InvalidParameterError, match=message):
@@ -201,6 +271,8 @@ def test_ray_missing_says_how_to_install_it(monkeypatch):
 @pytest.mark.parametrize("args, message", [
     (["--workers", "0"], "--workers must be at least 1, got 0"),
     (["--executor", "serial", "--workers", "2"], "drop --workers 2"),
+    (["--executor", "serial", "--cell-timeout", "5"], "use --executor processes"),
+    (["--cell-timeout", "-1"], "--cell-timeout must be a number of seconds above 0, got -1"),
 ])
 def test_bad_executor_options_on_the_command_line_are_one_line(tmp_path, args, message):
     result = CliRunner().invoke(cli, ["run", "--aligner", "procrustes", "--dataset", "synthetic-gmm", "--anchors", "5",

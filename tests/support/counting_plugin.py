@@ -103,6 +103,24 @@ class ExitingAligner(CountingAligner):
         super()._fit(xa, ya, xu, yu)
 
 
+class HangingAligner(CountingAligner):
+    """Logs ``<anchors> <process id>`` to ``counter_path``, then never returns from ``fit`` at the
+    levels in ``hang_at`` (every level when empty); fits like ``counting`` at the others."""
+
+    name = "hanging"
+
+    def __init__(self, counter_path: str = "", hang_at: tuple[int, ...] = ()):
+        super().__init__(counter_path)
+        self.hang_at = tuple(hang_at)
+
+    def _fit(self, xa, ya, xu, yu):
+        with open(self.counter_path, "a") as log:
+            log.write(f"{len(xa)} {os.getpid()}\n")
+        while not self.hang_at or len(xa) in self.hang_at:
+            time.sleep(1.0)
+        self.mx_, self.my_ = xa.mean(0), ya.mean(0)
+
+
 class WhereAligner(CountingAligner):
     """``counting`` that logs ``<anchors> <process id>`` per fit: which worker ran which cell."""
 
@@ -210,6 +228,7 @@ def alignbench_register_aligners(register):
     register("broken", BrokenAligner, description="test: always fails")
     register("exiting", ExitingAligner, description="test: kills its process in fit")
     register("where", WhereAligner, description="test: logs the process of each fit")
+    register("hanging", HangingAligner, description="test: never returns from fit")
     register("reporting", ReportingAligner, description="test: reports what its fit chose")
     register("unsupervised-centring", Unsupervised, description="test: zero-anchor aligner")
     register("quitting", QuittingAligner, description="test: sys.exit or an unprintable exception in fit")
