@@ -101,3 +101,31 @@ def test_useless_columns_cost_a_little_held_out_and_nothing_like_noise():
     wide = np.concatenate([narrow, rng.standard_normal((1000, 498))], axis=1)
     assert unexplained_variance(narrow, latent) == pytest.approx(0.085, abs=0.01)
     assert 0.15 < unexplained_variance(wide, latent) < 0.3
+
+
+def noisy_signal(rng, n=500):
+    latent = rng.standard_normal((n, 2))
+    return latent, latent @ rng.standard_normal((2, 4)) + 0.3 * rng.standard_normal((n, 4))
+
+
+def test_directions_under_the_resolvable_scale_hold_nothing():
+    # Known answer: columns at 1e-7 of the space's scale are float32 noise; the score is the score
+    # of the space without them (fitting them took it from 0.148 to 0.153).
+    rng = np.random.default_rng(0)
+    latent, signal = noisy_signal(rng)
+    with_noise = np.c_[signal, 1e-7 * rng.standard_normal((len(signal), 6))].astype(np.float32)
+    alone = unexplained_variance(signal.astype(np.float32), latent)
+    assert 0.1 < alone < 0.2
+    assert unexplained_variance(with_noise, latent) == pytest.approx(alone, rel=1e-9)
+    assert unexplained_variance(signal.astype(np.float32) * 1e-6, latent) == pytest.approx(alone, rel=1e-6)  # scale-free
+
+
+def test_the_score_does_not_follow_rounding_in_nearly_collinear_directions():
+    # Three columns repeat others up to 1e-6 of their scale: the spread a solver's thread count gives
+    # an aligned space. Fitting the differences moved the score by 0.7%; it should not move at all.
+    rng = np.random.default_rng(0)
+    latent, signal = noisy_signal(rng)
+    exact = np.c_[signal, signal[:, :3] + 1e-6 * rng.standard_normal((len(signal), 3))]
+    scores = [unexplained_variance((exact * (1 + 1e-6 * rng.standard_normal(exact.shape))).astype(np.float32), latent)
+              for _ in range(3)]
+    assert scores == pytest.approx([unexplained_variance(signal.astype(np.float32), latent)] * 3, rel=1e-5)
