@@ -104,10 +104,9 @@ class FunctionalMapAligner(Aligner):
         anchor_x, anchor_y = node_of_x[kept], node_of_y[kept]
         self.graph_anchors_ = len(kept)
         self.graph_share_x_, self.graph_share_y_ = np.mean(node_of_x >= 0), np.mean(node_of_y >= 0)
-        f, g = self._descriptors(items_x[self.nodes_x_], items_y[self.nodes_y_], anchor_x, anchor_y,
-                                 phi, psi, self.eigvals_full_x_, self.eigvals_full_y_)
-        c = fit_functional_map(phi[:, :k].T @ f, psi[:, :k].T @ g, self.eigvals_full_x_[:k],
-                               self.eigvals_full_y_[:k], self.alpha, self.ridge)
+        a, b = self._descriptors(items_x[self.nodes_x_], items_y[self.nodes_y_], anchor_x, anchor_y,
+                                 phi, psi, k, self.eigvals_full_x_, self.eigvals_full_y_)
+        c = fit_functional_map(a, b, self.eigvals_full_x_[:k], self.eigvals_full_y_[:k], self.alpha, self.ridge)
         if self.orthogonal:
             c = orthogonalize(c)
         if self.zoomout > k:
@@ -142,30 +141,30 @@ class FunctionalMapAligner(Aligner):
         inner = ProcrustesAligner() if self.ambient == "orthogonal" else LeastSquaresAligner(alpha=1e-3)
         self.ambient_ = inner.fit(x_pairs, y_pairs, items_x, items_y)
 
-    def _descriptors(self, nodes_x, nodes_y, anchor_x, anchor_y, phi, psi, lx, ly):
+    def _descriptors(self, nodes_x, nodes_y, anchor_x, anchor_y, phi, psi, k, lx, ly):
+        """The descriptors' coefficients on the first ``k`` vectors of ``phi`` and ``psi`` (``(k, p)`` each)."""
         kinds = self.descriptors
         if kinds == "auto":
             kinds = "anchors" if len(anchor_x) else "hks"
-        f, g, used = [], [], []
+        a, b, used = [], [], []
         if kinds in ("anchors", "both") and len(anchor_x):
             cx = l2_normalize(nodes_x - nodes_x.mean(axis=0))
             cy = l2_normalize(nodes_y - nodes_y.mean(axis=0))
-            f.append(cx @ cx[anchor_x].T)
-            g.append(cy @ cy[anchor_y].T)
+            a.append(phi[:, :k].T @ (cx @ cx[anchor_x].T))
+            b.append(psi[:, :k].T @ (cy @ cy[anchor_y].T))
             used.append("anchors")
         if kinds == "delta" and len(anchor_x):
-            columns = np.arange(len(anchor_x))
-            f.append(np.zeros((len(nodes_x), len(anchor_x))))
-            f[-1][anchor_x, columns] = 1.0
-            g.append(np.zeros((len(nodes_y), len(anchor_y))))
-            g[-1][anchor_y, columns] = 1.0
+            # An indicator at a node has the basis's row there as its coefficients: the product with
+            # the (nodes x anchors) indicator matrix, without building it.
+            a.append(phi[anchor_x, :k].T)
+            b.append(psi[anchor_y, :k].T)
             used.append("delta")
-        if kinds in ("hks", "both") or not f:  # "anchors" with no anchor in both graphs: HKS, reported
-            f.append(heat_kernel_signatures(lx, phi, self.hks_scales))
-            g.append(heat_kernel_signatures(ly, psi, self.hks_scales))
+        if kinds in ("hks", "both") or not a:  # "anchors" with no anchor in both graphs: HKS, reported
+            a.append(phi[:, :k].T @ heat_kernel_signatures(lx, phi, self.hks_scales))
+            b.append(psi[:, :k].T @ heat_kernel_signatures(ly, psi, self.hks_scales))
             used.append("hks")
         self.descriptors_ = "+".join(used)
-        return np.concatenate(f, axis=1), np.concatenate(g, axis=1)
+        return np.concatenate(a, axis=1), np.concatenate(b, axis=1)
 
     def _fit_report(self):
         """What the functional map was fitted on and with: the share of each side's items in its graph's
