@@ -25,6 +25,7 @@ from alignbench import DatasetSplits, PairedData, Range
 from alignbench.errors import DatasetNotFoundError, InvalidInputError, InvalidParameterError
 
 from .captioned_images import subsample
+from .karpathy import sentence_text
 
 log = logging.getLogger(__name__)
 
@@ -73,7 +74,8 @@ class Record:
 
 
 def caption_list(value: Any) -> list[str]:
-    """Captions from a cell: a string (one caption), a Karpathy-style sentence (``{"raw": ...}``), a
+    """Captions from a cell: a string (one caption), a Karpathy-style sentence (``{"raw": ...}`` or
+    ``{"tokens": [...]}``, read as the Karpathy loader reads it), a
     list of these, or empty (None, NaN, ""). Anything else (a number, bytes) is no caption: an
     InvalidInputError, rather than its ``str()`` taken for one."""
     if value is None or (isinstance(value, float) and value != value):
@@ -82,8 +84,11 @@ def caption_list(value: Any) -> list[str]:
         return [value.strip()] if value.strip() else []
     if isinstance(value, (list, tuple, np.ndarray)):
         return [c for v in value for c in caption_list(v)]
-    if isinstance(value, dict) and isinstance(value.get("raw"), str):
-        return caption_list(value["raw"])
+    if isinstance(value, dict) and ("raw" in value or "tokens" in value):
+        try:
+            return caption_list(sentence_text(value))
+        except TypeError:
+            pass
     raise InvalidInputError(f"a caption cell holds {type(value).__name__} {str(value)[:60]!r}; captions are strings "
                             f"or lists of strings: name the caption columns (caption_columns) if another column "
                             f"was taken for one.")

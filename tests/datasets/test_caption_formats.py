@@ -115,7 +115,8 @@ def test_only_caption_columns_are_read_as_captions_and_only_strings_as_captions(
         "caption", "captions", "caption_1", "caption2", "text", "sentences"]
     assert caption_list([{"raw": "A dog runs.", "tokens": ["a", "dog", "runs"], "sentid": 3}, " two "]) == [
         "A dog runs.", "two"]
-    for value in (1000, b"bytes", {"tokens": ["a"]}):
+    assert caption_list({"tokens": ["a", "dog", "runs"]}) == ["a dog runs"]  # as the Karpathy loader reads it
+    for value in (1000, b"bytes", {"tokens": [1]}, {"raw": 5}, {"sentid": 3}):
         with pytest.raises(InvalidInputError, match="captions are strings"):
             caption_list(value)
     name, content, captions = PHOTOS[0]
