@@ -66,6 +66,14 @@ class Outcome:
     anchor_set: str | None = None
     environment: dict[str, str] = field(default_factory=dict)
     fitted: dict[str, Any] = field(default_factory=dict)
+    split_sizes: dict[str, list[int]] | None = None
+
+
+def split_sizes(splits: DatasetSplits) -> dict[str, list[int]]:
+    """``{"test": [items, texts], "train": [items, texts]}``: what a retrieval ranks among, and the pool
+    anchors are drawn from."""
+    return {"test": [int(splits.test.n_items), int(splits.test.n_texts)],
+            "train": [int(splits.train.n_items), int(splits.train.n_texts)]}
 
 
 @functools.lru_cache(maxsize=1)
@@ -152,7 +160,7 @@ def evaluate_cell(registry: Registry, cell: Cell, splits: DatasetSplits, rows: A
         log.debug("cell %s failed", cell.key, exc_info=True)
         outcome = Outcome("failed", f"{type(exc).__name__}: {message_of(exc)}")
     return Outcome(outcome.status, outcome.message, outcome.metrics, outcome.timings, anchor_set(anchors),
-                   environment(), outcome.fitted)
+                   environment(), outcome.fitted, split_sizes(splits))
 
 
 def anchor_set(anchors: Anchors | None) -> str | None:

@@ -20,12 +20,12 @@ import numpy as np
 import pandas as pd
 from tabulate import tabulate
 
-from .store import CellRecord, ResultStore
+from .store import RUN_ENTRIES, CellRecord, ResultStore
 
 HEADLINE = "mean_R@1"
 # Further headline tables, written when a board has the metric (class-level for class-captioned data).
 EXTRA_HEADLINES = ("class_mean_R@1",)
-SPLIT_KEYS = ("aligner", "anchors", "seed", "anchor_set")
+SPLIT_KEYS = ("aligner", "anchors", "seed") + RUN_ENTRIES
 
 
 @dataclass(frozen=True)
@@ -229,6 +229,7 @@ def render_markdown(board_list: list[Board], metric: str = HEADLINE) -> str:
             f"- encoders: {_encoders(setting)}",
             f"- anchors: {setting['anchor_strategy']} selection from the train split, nested across levels; "
             f"seeds {', '.join(map(str, seeds))}",
+            *splits_line(board.records),
             "- spread: each seed draws its own anchors, unpaired order and aligner randomness (an aligner's `seed` "
             "follows the cell's); the data are the same in every seed (the dataset's parameters, its own `seed` "
             "included, are fixed), so ± is the spread over those draws, not over datasets",
@@ -273,6 +274,21 @@ def render_markdown(board_list: list[Board], metric: str = HEADLINE) -> str:
         ]
         lines += aligner_parameter_lines(board) + [""]
     return "\n".join(lines)
+
+
+def splits_line(records: Iterable[CellRecord]) -> list[str]:
+    """``- splits: ...``, the sizes the records' runs saw (none recorded: no line): what a retrieval
+    ranks among, the R@1 a random ranking would get there, and the train pool."""
+    sizes = {json.dumps(r.config["split_sizes"], sort_keys=True) for r in records if "split_sizes" in r.config}
+    parts = []
+    for recorded in sorted(sizes):
+        split = json.loads(recorded)
+        (test_items, test_texts), (train_items, train_texts) = split["test"], split["train"]
+        # Image->text: an image's own texts among all texts, 1/items on average; text->image: 1/items.
+        chance = f"{100 / test_items:.2g}%" if test_items else "n/a"
+        parts.append(f"test {test_items:,} items and {test_texts:,} texts (a random ranking's mean R@1: {chance}); "
+                     f"train {train_items:,} items and {train_texts:,} texts, the pool the anchors are drawn from")
+    return [f"- splits: {' | '.join(parts)}"] if parts else []
 
 
 def aligner_parameter_lines(board: Board) -> list[str]:

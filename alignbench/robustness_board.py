@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 from tabulate import tabulate
 
-from .leaderboard import (EXTRA_HEADLINES, HEADLINE, SPLIT_KEYS, Board, aligner_config, aligner_labels,
+from .leaderboard import (EXTRA_HEADLINES, HEADLINE, SPLIT_KEYS, Board, aligner_config, aligner_labels, splits_line,
                           aligner_parameter_lines, boards, by_dataset, over_seeds, six_digits, write_files)
 from .store import CellRecord, ResultStore
 
@@ -297,6 +297,7 @@ def render_markdown(rboards: list[RobustnessBoard]) -> str:
             f"- dataset: `{setting['dataset']['name']}` {json.dumps(setting['dataset']['params'], sort_keys=True)}",
             f"- encoders: {_encoders(encoders)}",
             f"- anchors: {setting['anchor_strategy']} selection; seeds {', '.join(map(str, seeds))}",
+            *splits_line(rboard.board.records),
             "- spread: each seed draws its own anchors, damaged rows (nested across fractions) and embedding "
             "noise; an input corruption (of images or captions) changes each item the same way in every seed "
             "(its own `seed` parameter: the corrupted copy of the split is encoded once), so its ± leaves out "

@@ -178,6 +178,8 @@ class Runner:
         recorded = dict(cell.config)
         if outcome.anchor_set is not None:
             recorded["anchor_set"] = outcome.anchor_set
+        if outcome.split_sizes is not None:
+            recorded["split_sizes"] = outcome.split_sizes
         self.store.put(
             CellRecord(
                 key=cell.key, dataset=cell.dataset, aligner=cell.aligner, anchors=cell.anchors, seed=cell.seed,

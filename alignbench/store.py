@@ -76,6 +76,11 @@ Claim = Literal["claimed", "held", "done"]
 log = logging.getLogger(__name__)
 
 
+# Entries of a record's config that its run found out (which anchor pairs were drawn, how large the
+# splits were), not inputs: the cell's key and its leaderboard setting leave them out.
+RUN_ENTRIES = ("anchor_set", "split_sizes")
+
+
 @dataclass(frozen=True)
 class CellRecord:
     key: str

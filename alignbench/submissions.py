@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import AlignbenchError
-from .store import STATUSES, CellRecord
+from .store import RUN_ENTRIES, STATUSES, CellRecord
 
 SCHEMA = "alignbench-results/1"
 RECORD_FIELDS = {"key": str, "dataset": str, "aligner": str, "anchors": int, "seed": int, "status": str,
@@ -189,7 +189,7 @@ def _check_records(records: list[CellRecord], known_metrics: dict[str, type], se
                 raise ValueError(f"{where}: metric {name} version {version} is not known here "
                                  f"({'no such metric' if known is None else f'version {known}'}); "
                                  f"re-run with this alignbench's metrics.")
-        if record.key != config_key({k: v for k, v in config.items() if k != "anchor_set"}):
+        if record.key != config_key({k: v for k, v in config.items() if k not in RUN_ENTRIES}):
             raise ValueError(f"{where}: key is not the hash of its config (edited after the run?); export the "
                              f"store's records unchanged.")
         problem = _metric_problem(record.metrics) or next(
@@ -206,7 +206,7 @@ def _check_records(records: list[CellRecord], known_metrics: dict[str, type], se
         seen[record.key] = record.metrics
         new.append(record)
         if record.status == "ok":
-            group = json.dumps({k: v for k, v in config.items() if k not in ("seed", "anchor_set")}, sort_keys=True)
+            group = json.dumps({k: v for k, v in config.items() if k != "seed" and k not in RUN_ENTRIES}, sort_keys=True)
             groups.setdefault((record.dataset, record.aligner, record.anchors, group), set()).add(record.seed)
     for (dataset, aligner, anchors, _), got in sorted(groups.items()):
         if sorted(got) != sorted(seeds):

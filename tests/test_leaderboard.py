@@ -1,5 +1,7 @@
 import json
 
+import pytest
+
 from alignbench.leaderboard import boards, headline_table, write_leaderboards
 from alignbench.runner import Runner, Sweep
 from alignbench.store import ResultStore
@@ -97,3 +99,34 @@ def test_the_site_says_how_many_seeds_a_mean_spans_as_the_markdown_does():
     assert percent_text(Summary((0.5, 0.6), "ok", failed=1)) == "55.0 ± 7.1 (2 of 3 seeds)"
     assert percent_text(Summary((0.5, 0.6), "ok")) == "55.0 ± 7.1"
     assert percent_text(Summary((), "failed", failed=3)) == "failed"
+
+
+def test_tables_say_how_large_the_splits_were_and_what_chance_scores_there(registry, store, tmp_path):
+    import dataclasses
+
+    import numpy as np
+
+    from alignbench import AlignmentResult, PairedData
+    from alignbench.testing import toy_result
+    from alignbench_plugins.metrics.retrieval import Retrieval
+
+    Runner(registry, store).run(Sweep(aligners=[("procrustes", {}), ("broken", {})], datasets=[EXACT], levels=[5],
+                                      seeds=[0]))
+    records = store.records()
+    # 200 items, 5 texts each, halved: every cell, failed ones too, saw 100 test and 100 train items.
+    assert {json.dumps(r.config["split_sizes"]) for r in records} == {'{"test": [100, 500], "train": [100, 500]}'}
+    [md, _, _] = write_leaderboards(store, tmp_path)
+    line = next(x for x in md.read_text().splitlines() if x.startswith("- splits: "))
+    assert line == ("- splits: test 100 items and 500 texts (a random ranking's mean R@1: 1%); train 100 items and "
+                    "500 texts, the pool the anchors are drawn from")
+    # The chance level, measured: random spaces of the test split's shape, the retrieval metric's R@1.
+    rng, base = np.random.default_rng(0), toy_result()
+    text_item = np.repeat(np.arange(100), 5)
+    test = PairedData(x=np.zeros((100, 8), np.float32), y=np.zeros((500, 8), np.float32), text_item=text_item)
+    scores = [Retrieval().compute(AlignmentResult(test, rng.standard_normal((100, 8)).astype(np.float32),
+                                                  rng.standard_normal((500, 8)).astype(np.float32),
+                                                  base.anchors, base.aligner))["mean_R@1"] for _ in range(400)]
+    assert np.mean(scores) == pytest.approx(0.01, abs=0.0015)
+    # The sizes are what a run found, not a setting: records without them share the same board.
+    old = [dataclasses.replace(r, config={k: v for k, v in r.config.items() if k != "split_sizes"}) for r in records]
+    assert [b.setting_id for b in boards(old)] == [b.setting_id for b in boards(records)]
