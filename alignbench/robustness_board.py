@@ -90,11 +90,13 @@ def long_table(rboard: RobustnessBoard) -> pd.DataFrame:
 
 
 def drop_table(frame: pd.DataFrame, metric: str) -> pd.DataFrame:
-    """Per aligner, anchors, perturbation and fraction: the mean of ``metric`` over seeds (finished
-    cells only), the clean mean over the same seeds, the relative drop ``1 - value / clean`` and its
-    standard error over seeds (``drop_error``: the spread of each seed's own drop against its clean
-    run, ``sd / sqrt(seeds)``, the seeds being paired through their anchors; NaN under two seeds).
-    Rows without a clean run get no drop."""
+    """Per aligner, anchors, perturbation and fraction: the mean of ``metric`` over the seeds whose
+    damaged and clean cells both finished (``seeds`` of them), the clean mean over the same seeds,
+    the relative drop ``1 - value / clean`` and its standard error over seeds (``drop_error``: the
+    spread of each seed's own drop against its clean run, ``sd / sqrt(seeds)``, the seeds being paired
+    through their anchors; NaN under two seeds). A seed whose clean cell failed is left out of both
+    means (a mean over other seeds is no baseline). Rows without any clean run keep the mean over
+    their finished seeds and get no drop."""
     columns = ["aligner", "anchors", "perturbation", "fraction", "seeds", "value", "clean", "relative_drop",
                "drop_error"]
     ok = frame[(frame["status"] == "ok")]
@@ -106,7 +108,11 @@ def drop_table(frame: pd.DataFrame, metric: str) -> pd.DataFrame:
                                                     on=["aligner", "anchors", "seed"], how="left")
     with np.errstate(divide="ignore", invalid="ignore"):
         damaged["seed_drop"] = np.where(damaged["clean"] > 0, 1 - damaged[metric] / damaged["clean"], np.nan)
-    out = damaged.groupby(["aligner", "anchors", "perturbation", "fraction"], sort=True).agg(
+    rows = ["aligner", "anchors", "perturbation", "fraction"]
+    # Where some seed has a clean run, only such seeds count; elsewhere every finished seed does.
+    has_clean = damaged.groupby(rows, sort=False)["clean"].transform(lambda c: c.notna().any())
+    damaged = damaged[damaged["clean"].notna() | ~has_clean]
+    out = damaged.groupby(rows, sort=True).agg(
         seeds=(metric, "size"), value=(metric, "mean"), clean=("clean", "mean"),
         drop_error=("seed_drop", _standard_error)).reset_index()
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -121,17 +127,21 @@ def _standard_error(values: pd.Series) -> float:
 
 
 def wide_table(drops: pd.DataFrame, anchors: int) -> pd.DataFrame:
-    """Aligner x perturbation rows, one column per fraction: 'value (-drop%)', values in percent."""
+    """Aligner x perturbation rows, one column per fraction: 'value (-drop%)', values in percent. The
+    clean column is the clean mean over the row's most seeds; a fraction with fewer seeds (a cell n/a
+    or failed, damaged or clean) says how many, its value and drop being over those seeds."""
     at = drops[drops["anchors"] == anchors]
     fractions = sorted(at["fraction"].unique())
     rows = {}
     for (aligner, perturbation), group in at.groupby(["aligner", "perturbation"], sort=True):
-        row = {CLEAN: _percent(group["clean"].iloc[0])}
+        most = int(group["seeds"].max())
+        row = {CLEAN: _percent(group.loc[group["seeds"].idxmax(), "clean"])}
         by_fraction = group.set_index("fraction")
         for fraction in fractions:
             if fraction in by_fraction.index:
                 item = by_fraction.loc[fraction]
-                row[f"{fraction}%"] = f"{_percent(item['value'])} ({_signed(item['relative_drop'])})"
+                fewer = f"; {int(item['seeds'])} of {most} seeds" if item["seeds"] < most else ""
+                row[f"{fraction}%"] = f"{_percent(item['value'])} ({_signed(item['relative_drop'])}{fewer})"
             else:
                 row[f"{fraction}%"] = "n/a"
         rows[(aligner, perturbation)] = row

@@ -5,13 +5,14 @@ import json
 import re
 
 import numpy as np
+import pandas as pd
 import pytest
 from click.testing import CliRunner
 
 from alignbench.cache import EmbeddingCache
 from alignbench.cli import cli
 from alignbench.errors import InvalidParameterError
-from alignbench.robustness_board import check_claim, drop_table, long_table, robustness_boards, write_robustness
+from alignbench.robustness_board import check_claim, drop_table, long_table, robustness_boards, wide_table, write_robustness
 from alignbench.runner import Runner, Sweep
 from alignbench.store import CellRecord, ResultStore
 from counting_plugin import ToyImageEncoder
@@ -292,3 +293,29 @@ def test_a_fraction_without_a_finished_cell_is_no_change_of_what_the_fit_chose(t
         assert fitted_table(rboard, 100).to_dict("records") == [
             {"aligner": "nullspace", "perturbation": "drop(text)", "choice": "dim", "clean": "5", "50%": "5",
              "80%": "3"}]
+
+
+def _frame(cells):
+    """(perturbation, fraction, seed, status, value) -> a long table of one aligner at 100 anchors."""
+    return pd.DataFrame([dict(aligner="a", perturbation=p, fraction=f, anchors=100, seed=s, status=st,
+                              m=v if st == "ok" else np.nan) for p, f, s, st, v in cells])
+
+
+def test_a_drop_compares_the_same_seeds_when_a_clean_cell_failed():
+    # Seed 1's clean cell failed: its damaged score (0.10) has no baseline and must not enter the mean.
+    frame = _frame([("clean", 0, 0, "ok", 0.5), ("clean", 0, 1, "failed", 0), ("clean", 0, 2, "ok", 0.7),
+                    ("drop(image)", 50, 0, "ok", 0.4), ("drop(image)", 50, 1, "ok", 0.1), ("drop(image)", 50, 2, "ok", 0.5)])
+    [row] = drop_table(frame, "m").to_dict("records")
+    assert row["seeds"] == 2 and row["value"] == pytest.approx(0.45) and row["clean"] == pytest.approx(0.6)
+    assert row["relative_drop"] == pytest.approx(1 - 0.45 / 0.6)
+    # The drop's standard error is over the same two seeds' own drops: 0.2 and 1 - 0.5/0.7.
+    assert row["drop_error"] == pytest.approx(np.std([0.2, 1 - 0.5 / 0.7], ddof=1) / np.sqrt(2))
+
+
+def test_a_fraction_over_fewer_seeds_says_so_beside_its_drop():
+    cells = [("clean", 0, s, "ok", c) for s, c in ((0, 0.5), (1, 0.9), (2, 0.7))]
+    cells += [("drop(image)", 20, s, "ok", c - 0.1) for s, c in ((0, 0.5), (1, 0.9), (2, 0.7))]
+    cells += [("drop(image)", 80, 0, "ok", 0.2), ("drop(image)", 80, 1, "n/a", 0), ("drop(image)", 80, 2, "ok", 0.4)]
+    [row] = wide_table(drop_table(_frame(cells), "m"), 100).to_dict("records")
+    assert row["clean"] == "70.0" and row["20%"] == "60.0 (-14%)"
+    assert row["80%"] == "30.0 (-50%; 2 of 3 seeds)"  # 0.3 against seeds 0 and 2's clean mean 0.6
