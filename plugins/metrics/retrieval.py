@@ -403,12 +403,14 @@ def label_ranks(zx: np.ndarray, zy: np.ndarray, item_labels: np.ndarray, text_la
     """
     item_labels, text_labels = np.asarray(item_labels), np.asarray(text_labels)
     # The class ranks do not depend on which item a text belongs to: spread each class's texts over
-    # its items (item 0 for a class without items), so that the instance counts stay cheap.
+    # its items, so that the instance counts stay cheap.
     text_item = np.zeros(len(text_labels), dtype=np.int64)
     for label in np.unique(text_labels):
         texts, items = np.flatnonzero(text_labels == label), np.flatnonzero(item_labels == label)
-        if len(items):
-            text_item[texts] = items[np.arange(len(texts)) % len(items)]
+        if not len(items):  # its texts would have been counted as some other item's own
+            raise ValueError(f"{len(texts)} texts have label {label.item()!r}, which no item has; text labels must be "
+                             f"the labels of the texts' items.")
+        text_item[texts] = items[np.arange(len(texts)) % len(items)]
     ranks = similarity_ranks(zx, zy, text_item, item_labels, block_size, tolerance, text_labels)
     return ranks.class_i2t, ranks.class_t2i
 

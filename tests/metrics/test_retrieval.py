@@ -162,6 +162,13 @@ def test_class_ranks_count_tied_other_class_duplicates():
     assert t2i[0] >= 1 and t2i[2] >= 1  # the duplicate of the best same-class image ties against it
 
 
+def test_class_ranks_refuse_texts_of_a_class_no_item_has():
+    # Such a text was counted as item 0's own, so it never ranked against item 0 (a tie went uncounted).
+    zx, zy = np.array([[1, 0], [0, 1]], np.float32), np.array([[1, 0], [0, 1], [1, 0]], np.float32)
+    with pytest.raises(ValueError, match="label 2, which no item has"):
+        label_ranks(zx, zy, np.array([0, 1]), np.array([0, 1, 2]), tolerance=0.0)
+
+
 @pytest.mark.parametrize("similarity", ["cosine", "dot"])
 def test_integer_embeddings_give_the_brute_force_ranks_exactly(similarity):
     """Small integer coordinates: every score is exact in float32, so ties are exact by construction."""
