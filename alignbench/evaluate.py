@@ -227,7 +227,7 @@ def fit_and_score(registry: Registry, cell: Cell, splits: DatasetSplits, anchors
     started = time.perf_counter()
     test = splits.test
     if cell.protocol == "paper":
-        test = gallery_with_anchors(test, anchors)
+        test = gallery_with_anchors(test, anchors, splits.train)
     zx, zy = aligner.transform_x(test.x), aligner.transform_y(test.y)
     timings["transform_s"] = time.perf_counter() - started
     result = AlignmentResult(test=test, zx=zx, zy=zy, anchors=anchors, aligner=aligner, train=train,

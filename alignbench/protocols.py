@@ -29,12 +29,21 @@ def paper_splits(splits: DatasetSplits) -> DatasetSplits:
     return DatasetSplits(average_captions(splits.train), average_captions(splits.test), splits.modalities)
 
 
-def gallery_with_anchors(test: PairedData, anchors: Anchors) -> PairedData:
-    """The test split with the anchor pairs appended as extra items (the paper's gallery)."""
+def gallery_with_anchors(test: PairedData, anchors: Anchors, train: PairedData) -> PairedData:
+    """The test split with the anchor pairs appended as extra items (the paper's gallery), with their
+    ids and class labels from ``train`` where both splits have them (class-level retrieval needs them)."""
     n = len(anchors.items)
+
+    def joined(test_part, train_part):
+        return None if test_part is None or train_part is None else \
+            np.concatenate([np.asarray(test_part), np.asarray(train_part)[anchors.items]])
+
+    ids = joined(test.item_ids, train.item_ids)
     return PairedData(
         x=np.concatenate([test.x, anchors.x]),
         y=np.concatenate([test.y, anchors.y]),
         text_item=np.concatenate([test.text_item, test.n_items + np.arange(n)]),
+        item_ids=None if ids is None else tuple(ids.tolist()),
         latent=None if test.latent is None or anchors.latent is None else np.concatenate([test.latent, anchors.latent]),
+        labels=joined(test.labels, train.labels),
     )

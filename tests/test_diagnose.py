@@ -34,8 +34,25 @@ def test_paper_protocol_averages_captions_and_keeps_anchors_in_the_gallery():
     assert averaged.text_item.tolist() == [0, 1, 2]
     anchors = Anchors(items=np.array([7]), texts=np.array([7]), x=np.ones((1, 2), np.float32),
                       y=np.ones((1, 2), np.float32))
-    gallery = gallery_with_anchors(averaged, anchors)
+    train = PairedData(x=np.zeros((8, 2), np.float32), y=np.zeros((8, 2), np.float32), text_item=np.arange(8),
+                       item_ids=tuple(f"t{i}" for i in range(8)), labels=np.arange(8) % 3)
+    gallery = gallery_with_anchors(averaged, anchors, train)
     assert gallery.n_items == 4 and gallery.text_item.tolist() == [0, 1, 2, 3]
+    assert gallery.labels is None and gallery.item_ids is None  # the test split has neither
+    labelled = PairedData(x=x, y=y, text_item=split.text_item, item_ids=("a", "b", "c"), labels=np.array([2, 0, 2]))
+    gallery = gallery_with_anchors(average_captions(labelled), anchors, train)
+    assert gallery.labels.tolist() == [2, 0, 2, 1] and gallery.item_ids == ("a", "b", "c", "t7")
+
+
+def test_the_paper_protocol_keeps_class_level_retrieval(registry, store):
+    # Its gallery lost the labels, and class-retrieval gave nothing without a word.
+    from alignbench.runner import Runner, Sweep
+
+    sweep = Sweep(aligners=[("procrustes", {})], datasets=[("synthetic-correlated", {"n_items": 400})],
+                  levels=[50], seeds=[0], metrics=[("class-retrieval", {})], protocol="paper")
+    Runner(registry, store).run(sweep)
+    [record] = store.records(status="ok")
+    assert 0 < record.metrics["class_mean_R@1"] <= 1
 
 
 def test_paper_image_recall_reads_the_top_ceil_k_over_5(registry, store):
