@@ -120,6 +120,12 @@ class Runner:
                             if on_cell:
                                 on_cell(cell, "skipped")
                             continue
+                        if claim == "failed":  # failed in another process meanwhile: this sweep's failure too
+                            summary.failed.append((cell, f"{self.store.message(cell.key)} (in another process "
+                                                         f"running this sweep)"))
+                            if on_cell:
+                                on_cell(cell, "failed")
+                            continue
                         splits = self.data.splits_for(cell.config)
                         if anchors is None:
                             levels = sorted({c.anchors for c in group if c.anchors <= splits.train.n_items})

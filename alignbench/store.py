@@ -71,7 +71,7 @@ LEASE_COLUMNS = ["key", "owner", "host", "pid", "expires_at", "released_at"]
 FINISHED_QUERY = "SELECT status, json_extract(environment, '$.code') FROM results WHERE key = ?"
 LEASE_SECONDS = 60.0  # a lease of a process elsewhere is trusted this long after its last heartbeat
 BUSY_SECONDS = 30.0  # how long a write waits for another process's write lock
-Claim = Literal["claimed", "held", "done"]
+Claim = Literal["claimed", "held", "done", "failed"]
 
 log = logging.getLogger(__name__)
 
@@ -248,8 +248,9 @@ class ResultStore:
         """Claim a cell before computing it. ``"claimed"``: it is this store's to compute until
         :meth:`put` stores it (or :meth:`release`). ``"held"``: another live process is computing it;
         ask again later. ``"done"``: stored as ok or n/a (by ``code``, when given: a cell other code
-        computed is claimed again), or stored as failed by another process at or after ``since``
-        (unix time: when this run started; a run retries failures of earlier runs only).
+        computed is claimed again). ``"failed"``: stored as failed by another process at or after
+        ``since`` (unix time: when this run started; a run retries failures of earlier runs only, and
+        reports these as its own: :meth:`message` says why).
 
         A lease is taken over when its expiry passed, or at once when it names a process of this host
         that no longer exists (killed). One small write transaction: cheap next to any cell.
@@ -280,7 +281,7 @@ class ResultStore:
             owner, host, pid, expires_at, released_at = lease
             if released_at is not None:
                 if stored is not None and released_at >= since and owner != self._owner:
-                    return "done"
+                    return "failed" if stored[0] == "failed" else "done"
             elif owner != self._owner and expires_at > now and not (host == self.leases_host and process_gone(pid)):
                 return "held"
             else:
@@ -289,6 +290,11 @@ class ResultStore:
         self._db.execute("INSERT OR REPLACE INTO leases VALUES (?, ?, ?, ?, ?, NULL)",
                          (key, self._owner, self.leases_host, os.getpid(), now + self.lease_seconds))
         return "claimed"
+
+    def message(self, key: str) -> str:
+        """The stored message of a cell ("" for none, or no such cell)."""
+        row = self._db.execute("SELECT message FROM results WHERE key = ?", (key,)).fetchone()
+        return row[0] or "" if row else ""
 
     def release(self, key: str | None = None) -> None:
         """Give back a claimed cell that will not be stored (``None``: every cell this store holds)."""

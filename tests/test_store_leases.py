@@ -5,6 +5,7 @@ that they really run side by side, and count fits through the counting test plug
 aligner variant, one line (the anchor count) per fit.
 """
 
+import dataclasses
 import os
 import signal
 import socket
@@ -183,9 +184,32 @@ def test_a_cell_another_process_stored_as_failed_during_this_run_is_not_run_agai
     with ResultStore(db) as first, ResultStore(db) as second:
         assert first.claim("cell-a", since=0) == "claimed"
         run_started = time.time()
-        first.put(record("cell-a", status="failed"))
-        assert second.claim("cell-a", since=run_started) == "done"  # failed within this run: not retried
+        first.put(dataclasses.replace(record("cell-a", status="failed"), message="boom"))
+        assert second.claim("cell-a", since=run_started) == "failed"  # failed within this run: not retried
+        assert second.message("cell-a") == "boom"
         assert second.claim("cell-a", since=time.time() + 1) == "claimed"  # a later run retries it
+
+
+def test_a_cell_that_failed_in_another_process_during_the_run_is_this_runs_failure_too(registry, tmp_path):
+    # Another process sharing the sweep stores the cell as failed just before this one claims it: the
+    # run must not retry it, and must not count it as done (the command then exited 0 with a failed cell).
+    db = tmp_path / "results.sqlite"
+    sweep = Sweep(aligners=[("broken", {}), ("procrustes", {})], datasets=[GMM], levels=[5], seeds=[0])
+    with ResultStore(db) as mine, ResultStore(db) as other:
+        runner = Runner(registry, mine)
+        [broken] = [c for c in runner.plan(sweep) if c.aligner == "broken"]
+        claim = mine.claim
+
+        def claim_after_the_other(key, **options):
+            if key == broken.key and other.claim(key, since=0) == "claimed":
+                other.put(dataclasses.replace(record(key, status="failed"), message="RuntimeError: elsewhere"))
+            return claim(key, **options)
+
+        mine.claim = claim_after_the_other
+        summary = runner.run(sweep)
+    assert summary.ran == 1 and summary.skipped == 0
+    [(cell, message)] = summary.failed
+    assert cell.key == broken.key and message == "RuntimeError: elsewhere (in another process running this sweep)"
 
 
 def test_an_interrupted_run_releases_its_leases(registry, store, tmp_path):
