@@ -276,19 +276,30 @@ def render_markdown(board_list: list[Board], metric: str = HEADLINE) -> str:
     return "\n".join(lines)
 
 
-def splits_line(records: Iterable[CellRecord]) -> list[str]:
-    """``- splits: ...``, the sizes the records' runs saw (none recorded: no line): what a retrieval
-    ranks among, the R@1 a random ranking would get there, and the train pool."""
+def split_sizes(records: Iterable[CellRecord]) -> list[dict]:
+    """The distinct split sizes the records' runs saw (``{"test": [items, texts], "train": [...]}``;
+    one for records of one setting), none where no record has them (stored before they were kept)."""
     sizes = {json.dumps(r.config["split_sizes"], sort_keys=True) for r in records if "split_sizes" in r.config}
+    return [json.loads(recorded) for recorded in sorted(sizes)]
+
+
+def splits_text(sizes: list[dict]) -> str:
+    """What a retrieval ranked among, the R@1 a random ranking gets there, and the train pool ("" for
+    no sizes)."""
     parts = []
-    for recorded in sorted(sizes):
-        split = json.loads(recorded)
+    for split in sizes:
         (test_items, test_texts), (train_items, train_texts) = split["test"], split["train"]
         # Image->text: an image's own texts among all texts, 1/items on average; text->image: 1/items.
         chance = f"{100 / test_items:.2g}%" if test_items else "n/a"
         parts.append(f"test {test_items:,} items and {test_texts:,} texts (a random ranking's mean R@1: {chance}); "
                      f"train {train_items:,} items and {train_texts:,} texts, the pool the anchors are drawn from")
-    return [f"- splits: {' | '.join(parts)}"] if parts else []
+    return " | ".join(parts)
+
+
+def splits_line(records: Iterable[CellRecord]) -> list[str]:
+    """``- splits: ...`` (:func:`splits_text`), or no line where no record has its sizes."""
+    text = splits_text(split_sizes(records))
+    return [f"- splits: {text}"] if text else []
 
 
 def aligner_parameter_lines(board: Board) -> list[str]:
@@ -325,6 +336,7 @@ def write_leaderboards(store: ResultStore, out_dir: str | Path, datasets: list[s
         frame = pd.concat(frames, ignore_index=True)
         payload = {"dataset": dataset, "headline": metric,
                    "settings": {b.setting_id: b.setting for b in board_list},
+                   "split_sizes": {b.setting_id: split_sizes(b.records) for b in board_list},
                    "cells": json.loads(frame.to_json(orient="records", double_precision=6)),
                    "fitted": fitted}
         written += write_files(out_dir / dataset, render_markdown(board_list, metric), frame, payload)

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from html import escape
 from typing import Any, Callable
 
-from ..leaderboard import choices_over_seeds
+from ..leaderboard import choices_over_seeds, splits_text
 from .chart import recall_chart
 from .claims import Verdict
 from .sources import Cell, Table
@@ -200,6 +200,7 @@ def setting_list(table: Table) -> str:
             f"<dt>encoders</dt><dd>{escape(encoders)}</dd>"
             f"<dt>anchors</dt><dd>{escape(str(s.get('anchor_strategy')))} selection, nested across levels; seeds "
             f"{', '.join(map(str, table.seeds()))}</dd>"
+            + (f"<dt>splits</dt><dd>{escape(splits_text(table.split_sizes))}</dd>" if table.split_sizes else "") +
             f"<dt>metrics</dt><dd>{escape(metrics)}</dd></dl>\n")
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import AlignbenchError
-from ..leaderboard import aligner_config, aligner_labels, boards
+from ..leaderboard import aligner_config, aligner_labels, boards, split_sizes
 from ..store import CellRecord
 from ..submissions import Submission
 
@@ -50,6 +50,7 @@ class Table:
     setting_id: str
     setting: dict
     cells: list[Cell]
+    split_sizes: list[dict] = field(default_factory=list)  # as leaderboard.split_sizes: none when unknown
 
     def rows(self) -> list[str]:
         return sorted({c.row for c in self.cells})
@@ -88,7 +89,8 @@ def _tables_of(payload: Any) -> list[Table]:
                       status=c["status"], metrics={k: v for k, v in c.items() if k not in CELL_FIELDS},
                       fitted=fitted.get((setting_id, c["aligner"], int(c["anchors"]), int(c["seed"])), {}))
                  for c in payload["cells"] if c["setting"] == setting_id]
-        tables.append(Table(payload["dataset"], setting_id, setting, cells))
+        tables.append(Table(payload["dataset"], setting_id, setting, cells,
+                            payload.get("split_sizes", {}).get(setting_id, [])))
     return tables
 
 
@@ -126,7 +128,8 @@ def add_submission(tables: list[Table], submission: Submission) -> None:
         labels = aligner_labels(board)
         table = by_id.get((board.dataset, board.setting_id))
         if table is None:
-            table = by_id[(board.dataset, board.setting_id)] = Table(board.dataset, board.setting_id, board.setting, [])
+            table = by_id[(board.dataset, board.setting_id)] = Table(board.dataset, board.setting_id, board.setting, [],
+                                                                     split_sizes(board.records))
             tables.append(table)
         for record in board.records:
             label = labels[aligner_config(record)]

@@ -184,3 +184,15 @@ def test_each_page_shows_what_the_fits_chose_from_the_json(committed_site, tiny_
     # A submitted row brings the choices its file recorded.
     submitted = (tiny_site.site / "synthetic-correlated.html").read_text().split('data-table="fitted">', 1)[1]
     assert "lstsq [Ada Example]" in submitted.split("</table>", 1)[0]
+
+
+def test_each_page_says_how_large_the_splits_were_as_the_markdown_does(tiny_site):
+    # TINY: 200 items with 5 texts each, halved into train and test.
+    payload = json.loads((tiny_site.leaderboards / "synthetic-correlated.json").read_text())
+    [(setting_id, sizes)] = payload["split_sizes"].items()
+    assert sizes == [{"test": [100, 500], "train": [100, 500]}]
+    said = ("test 100 items and 500 texts (a random ranking&#x27;s mean R@1: 1%); train 100 items and 500 texts, "
+            "the pool the anchors are drawn from")
+    html = (tiny_site.site / "synthetic-correlated.html").read_text()
+    assert f"<dt>splits</dt><dd>{said}</dd>" in html
+    assert "- splits: " + said.replace("&#x27;", "'") in (tiny_site.leaderboards / "synthetic-correlated.md").read_text()
