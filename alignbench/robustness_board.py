@@ -126,22 +126,43 @@ def _standard_error(values: pd.Series) -> float:
     return float(values.std(ddof=1) / np.sqrt(n)) if n >= 2 else float("nan")
 
 
-def wide_table(drops: pd.DataFrame, anchors: int) -> pd.DataFrame:
-    """Aligner x perturbation rows, one column per fraction: 'value (-drop%)', values in percent. The
-    clean column is the clean mean over the row's most seeds; a fraction with fewer seeds (a cell n/a
-    or failed, damaged or clean) says how many, its value and drop being over those seeds."""
+def clean_table(frame: pd.DataFrame, metric: str) -> pd.DataFrame:
+    """Per aligner and anchors: the clean run's mean of ``metric`` over its finished seeds, and how many."""
+    ok = frame[(frame["status"] == "ok") & (frame["perturbation"] == CLEAN)]
+    if metric not in ok:
+        return pd.DataFrame(columns=["aligner", "anchors", "seeds", "clean"])
+    ok = ok[ok[metric].notna()]
+    return ok.groupby(["aligner", "anchors"], sort=True).agg(seeds=(metric, "size"), clean=(metric, "mean")) \
+        .reset_index()
+
+
+def wide_table(drops: pd.DataFrame, anchors: int, clean: pd.DataFrame, seeds: int) -> pd.DataFrame:
+    """Aligner x perturbation rows, one column per fraction: 'value (-drop%)', values in percent; the
+    clean column from :func:`clean_table`. A mean over fewer than the board's ``seeds`` (a cell n/a or
+    failed, damaged or clean) says over how many; a drop is always against the clean run of its own
+    seeds (:func:`drop_table`)."""
     at = drops[drops["anchors"] == anchors]
     fractions = sorted(at["fraction"].unique())
+    baseline = clean[clean["anchors"] == anchors].set_index("aligner")
+
+    def fewer(count) -> str:
+        return f"{int(count)} of {seeds} seeds" if count < seeds else ""
+
     rows = {}
     for (aligner, perturbation), group in at.groupby(["aligner", "perturbation"], sort=True):
-        most = int(group["seeds"].max())
-        row = {CLEAN: _percent(group.loc[group["seeds"].idxmax(), "clean"])}
+        if aligner in baseline.index:
+            base = baseline.loc[aligner]
+            note = fewer(base["seeds"])
+            row = {CLEAN: _percent(base["clean"]) + (f" ({note})" if note else "")}
+        else:
+            row = {CLEAN: "n/a"}
         by_fraction = group.set_index("fraction")
         for fraction in fractions:
             if fraction in by_fraction.index:
                 item = by_fraction.loc[fraction]
-                fewer = f"; {int(item['seeds'])} of {most} seeds" if item["seeds"] < most else ""
-                row[f"{fraction}%"] = f"{_percent(item['value'])} ({_signed(item['relative_drop'])}{fewer})"
+                note = fewer(item["seeds"])
+                row[f"{fraction}%"] = f"{_percent(item['value'])} ({_signed(item['relative_drop'])}" \
+                                      f"{'; ' + note if note else ''})"
             else:
                 row[f"{fraction}%"] = "n/a"
         rows[(aligner, perturbation)] = row
@@ -315,10 +336,10 @@ def render_markdown(rboards: list[RobustnessBoard]) -> str:
             "",
         ]
         for metric in headlines(frame):
-            drops = drop_table(frame, metric)
+            drops, clean = drop_table(frame, metric), clean_table(frame, metric)
             for anchors in sorted(drops["anchors"].unique()):
                 lines += [f"### {metric} (%), {anchors} anchor pairs", "",
-                          tabulate(wide_table(drops, anchors), headers="keys", tablefmt="github",
+                          tabulate(wide_table(drops, anchors, clean, len(seeds)), headers="keys", tablefmt="github",
                                    disable_numparse=True, showindex=False), ""]
             checks = check_claim(drops, metric)
             if checks:

@@ -12,7 +12,8 @@ from click.testing import CliRunner
 from alignbench.cache import EmbeddingCache
 from alignbench.cli import cli
 from alignbench.errors import InvalidParameterError
-from alignbench.robustness_board import check_claim, drop_table, long_table, robustness_boards, wide_table, write_robustness
+from alignbench.robustness_board import (check_claim, clean_table, drop_table, long_table, robustness_boards, wide_table,
+                                         write_robustness)
 from alignbench.runner import Runner, Sweep
 from alignbench.store import CellRecord, ResultStore
 from counting_plugin import ToyImageEncoder
@@ -316,6 +317,27 @@ def test_a_fraction_over_fewer_seeds_says_so_beside_its_drop():
     cells = [("clean", 0, s, "ok", c) for s, c in ((0, 0.5), (1, 0.9), (2, 0.7))]
     cells += [("drop(image)", 20, s, "ok", c - 0.1) for s, c in ((0, 0.5), (1, 0.9), (2, 0.7))]
     cells += [("drop(image)", 80, 0, "ok", 0.2), ("drop(image)", 80, 1, "n/a", 0), ("drop(image)", 80, 2, "ok", 0.4)]
-    [row] = wide_table(drop_table(_frame(cells), "m"), 100).to_dict("records")
+    [row] = wide(cells)
     assert row["clean"] == "70.0" and row["20%"] == "60.0 (-14%)"
     assert row["80%"] == "30.0 (-50%; 2 of 3 seeds)"  # 0.3 against seeds 0 and 2's clean mean 0.6
+
+
+def wide(cells):
+    frame = _frame(cells)
+    return wide_table(drop_table(frame, "m"), 100, clean_table(frame, "m"), frame["seed"].nunique()).to_dict("records")
+
+
+def test_means_over_fewer_seeds_say_so_whichever_cell_is_missing():
+    # Each fraction misses another seed (same count, other seeds); then a clean cell fails, which
+    # takes its seed out of every fraction: every such mean says over how many seeds it is.
+    clean = [("clean", 0, s, "ok", c) for s, c in ((0, 0.5), (1, 0.9), (2, 0.4))]
+    cells = clean + [("drop(image)", 20, 0, "ok", 0.4), ("drop(image)", 20, 1, "ok", 0.8),
+                     ("drop(image)", 20, 2, "failed", 0), ("drop(image)", 80, 0, "ok", 0.2),
+                     ("drop(image)", 80, 1, "failed", 0), ("drop(image)", 80, 2, "ok", 0.4)]
+    [row] = wide(cells)
+    assert row == {"aligner": "a", "perturbation": "drop(image)", "clean": "60.0",
+                   "20%": "60.0 (-14%; 2 of 3 seeds)", "80%": "30.0 (-33%; 2 of 3 seeds)"}
+    failed_clean = [("clean", 0, 1, "failed", 0) if c[2] == 1 else c for c in clean]
+    [row] = wide(failed_clean + [(p, f, s, "ok", 0.3) for p, f, s, _, _ in cells[3:]])
+    assert row == {"aligner": "a", "perturbation": "drop(image)", "clean": "45.0 (2 of 3 seeds)",
+                   "20%": "30.0 (-33%; 2 of 3 seeds)", "80%": "30.0 (-33%; 2 of 3 seeds)"}
