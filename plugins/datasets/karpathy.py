@@ -13,6 +13,8 @@ import os
 from pathlib import Path
 from typing import Any, Literal
 
+import numpy as np
+
 from alignbench import Dataset, DatasetSplits, Range
 from alignbench.errors import DatasetNotFoundError
 
@@ -45,12 +47,17 @@ def inside(root: Path, relative: str | Path, source: Path) -> Path:
 
 
 def sentence_text(sentence: dict) -> str:
-    """A Karpathy sentence's text: its ``raw`` string, or its ``tokens`` joined."""
-    raw, tokens = sentence.get("raw"), sentence.get("tokens", [])
-    if raw is not None and not isinstance(raw, str) or not isinstance(tokens, list) or \
-            not all(isinstance(t, str) for t in tokens):
-        raise TypeError(f"the sentence {sentence!r} has no string 'raw' nor a list of string 'tokens'")
-    return raw or " ".join(tokens)
+    """A Karpathy sentence's text: its ``raw`` string, else its ``tokens`` joined (a list, tuple or
+    array of strings; a null or missing field is none)."""
+    raw, tokens = sentence.get("raw"), sentence.get("tokens")
+    if isinstance(raw, str) and raw:
+        return raw
+    if tokens is None and raw in (None, ""):
+        return ""
+    if isinstance(tokens, (list, tuple, np.ndarray)) and all(isinstance(t, str) for t in tokens) and \
+            raw in (None, ""):
+        return " ".join(tokens)
+    raise TypeError(f"the sentence {sentence!r} has no string 'raw' nor a list of string 'tokens'")
 
 
 def karpathy_records(path: Path, image_root: Path, splits: set[str], use_filepath: bool):

@@ -116,6 +116,9 @@ def test_only_caption_columns_are_read_as_captions_and_only_strings_as_captions(
     assert caption_list([{"raw": "A dog runs.", "tokens": ["a", "dog", "runs"], "sentid": 3}, " two "]) == [
         "A dog runs.", "two"]
     assert caption_list({"tokens": ["a", "dog", "runs"]}) == ["a dog runs"]  # as the Karpathy loader reads it
+    # A string raw is the caption whatever the tokens hold (null in Arrow and JSON, a tuple, an array).
+    for tokens in (None, ("a", "dog"), np.array(["a", "dog"]), [1]):
+        assert caption_list({"raw": "A dog.", "tokens": tokens}) == ["A dog."]
     for value in (1000, b"bytes", {"tokens": [1]}, {"raw": 5}, {"sentid": 3}):
         with pytest.raises(InvalidInputError, match="captions are strings"):
             caption_list(value)
