@@ -175,6 +175,10 @@ def _check_records(records: list[CellRecord], known_metrics: dict[str, type], se
             raise ValueError(f"{where}: anchors and seed must be >= 0.")
         if record.status not in STATUSES:
             raise ValueError(f"{where}: status {record.status!r} is not one of {', '.join(STATUSES)}.")
+        if "split_sizes" in config and not valid_split_sizes(config["split_sizes"]):
+            raise ValueError(f"{where}: split_sizes {str(config['split_sizes'])[:60]!r} is not "
+                             f'{{"test": [items, texts], "train": [items, texts]}} with counts >= 0; export the '
+                             f"store's records unchanged.")
         try:
             names = (config["dataset"]["name"], config["aligner"]["name"], config["anchors"], config["seed"])
             metric_versions = [(m["name"], str(m["version"])) for m in config["metrics"]]
@@ -214,6 +218,13 @@ def _check_records(records: list[CellRecord], known_metrics: dict[str, type], se
                              f"means over seeds {','.join(map(str, seeds))} (run with --seeds "
                              f"{','.join(map(str, seeds))}).")
     return new
+
+
+def valid_split_sizes(value: Any) -> bool:
+    """Whether a record's ``split_sizes`` is as a run stores it: two splits, two counts each."""
+    return isinstance(value, dict) and set(value) == {"test", "train"} and all(
+        isinstance(sizes, list) and len(sizes) == 2 and all(type(n) is int and n >= 0 for n in sizes)
+        for sizes in value.values())
 
 
 def _metric_problem(metrics: dict[str, Any]) -> str:

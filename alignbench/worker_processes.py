@@ -200,8 +200,9 @@ class ProcessExecutor(Executor):
                 return
             waiting = [w.conn for w in busy] + [w.process.sentinel for w in busy]
             ready = set(wait(waiting, timeout=self._wait_seconds(busy) if block else 0))
+            # A result sent after the wait returned still counts: its pipe is polled before the kill.
             overdue = [w for w in busy if w.conn not in ready and w.deadline is not None
-                       and time.monotonic() >= w.deadline]
+                       and time.monotonic() >= w.deadline and not w.conn.poll()]
             for worker in overdue:
                 yield from self._stop_overdue(worker)
             if not ready:
@@ -232,9 +233,10 @@ class ProcessExecutor(Executor):
             block = False  # one wait at most; then whatever else is ready
 
     def _wait_seconds(self, busy: list[_Worker]) -> float | None:
-        """How long to wait for a result: until the first cell's deadline (None: no deadline)."""
+        """How long to wait for a result: until the first cell's deadline (None: no deadline), an hour
+        at most (the wait's own limit is about 24 days; an early wake-up just waits again)."""
         deadlines = [w.deadline for w in busy if w.deadline is not None]
-        return max(0.0, min(deadlines) - time.monotonic()) if deadlines else None
+        return min(max(0.0, min(deadlines) - time.monotonic()), 3600.0) if deadlines else None
 
     def _stop_overdue(self, worker: _Worker) -> Iterator[tuple[CellTask, Outcome]]:
         """A cell ran past the time limit: its worker is killed and replaced, and the cell recorded as

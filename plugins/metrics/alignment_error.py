@@ -92,7 +92,7 @@ def unexplained_variance(z: np.ndarray, latent: np.ndarray, folds: int = RECONST
     solution on the directions of ``z`` above ``RESOLVABLE`` of the largest. NaN for fewer than two
     rows or a constant latent."""
     n = len(z)
-    target = latent.astype(np.float64)
+    target = latent.astype(np.float64).reshape(n, -1)  # a 1-D latent is one column
     total = ((target - target.mean(axis=0)) ** 2).sum()
     if n < 2 or total == 0:
         return float("nan")

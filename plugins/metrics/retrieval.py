@@ -408,7 +408,7 @@ def label_ranks(zx: np.ndarray, zy: np.ndarray, item_labels: np.ndarray, text_la
     for label in np.unique(text_labels):
         texts, items = np.flatnonzero(text_labels == label), np.flatnonzero(item_labels == label)
         if not len(items):  # its texts would have been counted as some other item's own
-            raise ValueError(f"{len(texts)} texts have label {label.item()!r}, which no item has; text labels must be "
+            raise ValueError(f"{len(texts)} texts have label {np.asarray(label).tolist()!r}, which no item has; text labels must be "
                              f"the labels of the texts' items.")
         text_item[texts] = items[np.arange(len(texts)) % len(items)]
     ranks = similarity_ranks(zx, zy, text_item, item_labels, block_size, tolerance, text_labels)

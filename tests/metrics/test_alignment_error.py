@@ -31,6 +31,7 @@ def test_reconstruction_error_is_zero_for_an_affine_image_of_the_latent():
     rng = np.random.default_rng(1)
     latent = rng.standard_normal((200, 2))
     assert unexplained_variance(latent @ rng.standard_normal((2, 5)) + 1.0, latent) < 1e-12
+    assert unexplained_variance(latent[:, :1] * 3.0 - 1.0, latent[:, 0]) < 1e-12  # a 1-D latent is one column
     assert unexplained_variance(rng.standard_normal((200, 5)), latent) > 0.9
 
 

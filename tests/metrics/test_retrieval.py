@@ -167,6 +167,8 @@ def test_class_ranks_refuse_texts_of_a_class_no_item_has():
     zx, zy = np.array([[1, 0], [0, 1]], np.float32), np.array([[1, 0], [0, 1], [1, 0]], np.float32)
     with pytest.raises(ValueError, match="label 2, which no item has"):
         label_ranks(zx, zy, np.array([0, 1]), np.array([0, 1, 2]), tolerance=0.0)
+    with pytest.raises(ValueError, match="label 'c', which no item has"):
+        label_ranks(zx, zy, np.array(["a", "b"], object), np.array(["a", "b", "c"], object), tolerance=0.0)
 
 
 @pytest.mark.parametrize("similarity", ["cosine", "dot"])

@@ -94,6 +94,9 @@ def good_payload(tiny_site) -> dict:
      "t2i_R@5 = 0.2 is below t2i_R@1 = 0.9, but recall cannot fall as K grows"),
     (lambda p: p["records"][0].update(fitted=[1]), "wrong types for ['fitted']"),
     (lambda p: p["records"][0]["fitted"].update(k=[1], ok=2), "fitted ['k'] are not finite numbers"),
+    (lambda p: p["records"][0]["config"].update(split_sizes={"test": "lots", "train": None}),
+     "split_sizes \"{'test': 'lots', 'train': None}\" is not"),
+    (lambda p: p["records"][0]["config"]["split_sizes"].update(test=[100, -1]), "with counts >= 0"),
 ])
 def test_validation_names_the_file_and_the_problem_in_one_line(tiny_site, tmp_path, known, edit, problem):
     payload = good_payload(tiny_site)
