@@ -97,6 +97,12 @@ def run_task(registry: Registry, task: CellTask, shared: dict[str, Any]) -> tupl
     return outcome, time.perf_counter() - started
 
 
+def timed_out(cell_timeout: float) -> Outcome:
+    """The outcome of a cell stopped at ``--cell-timeout``."""
+    return Outcome("failed", f"ran past --cell-timeout {cell_timeout:g} s and was stopped; raise --cell-timeout if "
+                             f"the cell needs longer, or look for a plugin that hangs.", environment=environment())
+
+
 def died(task: CellTask, what: str) -> Outcome:
     return Outcome("failed", f"{what} while evaluating this cell, {MAX_ATTEMPTS} times; it is recorded as "
                              f"failed (a re-run retries it). Look for memory exhaustion or a plugin that exits.",
@@ -246,8 +252,8 @@ def make_executor(kind: str | None, workers: int | None, ray_address: str | None
                   cell_timeout: float | None = None) -> Executor:
     """The executor the command-line options name: ``kind`` serial, processes or ray (None: processes
     when ``workers`` or ``cell_timeout`` is given, else serial). A cell that hangs can only be stopped
-    by ending its process, so ``cell_timeout`` needs worker processes: one, where ``workers`` is not
-    given."""
+    by ending its process, so ``cell_timeout`` needs worker processes (one, where ``workers`` is not
+    given) or Ray's."""
     if cell_timeout is not None and not 0 < cell_timeout < float("inf"):
         raise InvalidParameterError(f"--cell-timeout must be a number of seconds above 0, got {cell_timeout:g}; "
                                     f"pass e.g. --cell-timeout 600, or leave it out for no limit.")
@@ -257,10 +263,10 @@ def make_executor(kind: str | None, workers: int | None, ray_address: str | None
             "ray" if ray_address else "serial"
     if kind not in EXECUTORS:
         raise InvalidParameterError(f"unknown executor {kind!r}; choose one of {', '.join(EXECUTORS)}.")
-    if cell_timeout is not None and kind != "processes":
-        raise InvalidParameterError(f"--cell-timeout stops a cell by killing the worker process that runs it, which "
-                                    f"--executor {kind} does not have; use --executor processes (the default with "
-                                    f"--cell-timeout), or drop --cell-timeout.")
+    if cell_timeout is not None and kind == "serial":
+        raise InvalidParameterError("--cell-timeout stops a cell by ending the worker process that runs it, which "
+                                    "--executor serial does not have; use --executor processes (the default with "
+                                    "--cell-timeout) or ray, or drop --cell-timeout.")
     if ray_address and kind != "ray":
         raise InvalidParameterError(f"--ray-address is for --executor ray, not {kind}; add --executor ray or "
                                     f"drop --ray-address.")
@@ -276,7 +282,7 @@ def make_executor(kind: str | None, workers: int | None, ray_address: str | None
         import_ray()  # a missing Ray is reported before any work
         from .ray_cluster import RayExecutor
 
-        return RayExecutor(ray_address)
+        return RayExecutor(ray_address, cell_timeout)
     from .worker_processes import ProcessExecutor
 
     if workers is not None and workers > (most := MAX_WORKERS_PER_CORE * available_cores()):

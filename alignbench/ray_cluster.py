@@ -1,7 +1,9 @@
 """Cells and encoding on a Ray cluster: ``alignbench run --executor ray [--ray-address auto]``.
 
 Cells are one-CPU tasks; a dataset's splits are put in the object store once and read there by
-every task. A task whose worker dies is retried once by Ray, then recorded as failed. Raw items are
+every task. A task whose worker dies is retried once by Ray, then recorded as failed. With a
+``cell_timeout``, a task gives up on a cell that runs longer (recorded as failed, not retried) and
+its worker process exits after it, taking the stuck cell with it. Raw items are
 encoded by a pool of encoder actors (one per GPU, else one per CPU), shard by shard, for the cache.
 Ray is imported only here, and this module only when Ray is chosen.
 """
@@ -12,13 +14,15 @@ import contextlib
 import logging
 import os
 import sys
+import threading
 import time
 from typing import Any, Callable, Iterator
 
 from .data import CorruptedInputs
 from .errors import AlignbenchError
 from .evaluate import Outcome, environment
-from .executors import MAX_ATTEMPTS, CellTask, Executor, died, import_ray, limit_threads, pickled_size, run_task
+from .executors import (MAX_ATTEMPTS, CellTask, Executor, died, import_ray, limit_threads, pickled_size, run_task,
+                        timed_out)
 from .interfaces import DatasetSplits
 from .registry import Registry
 
@@ -33,9 +37,10 @@ class RayExecutor(Executor):
 
     name = "ray"
 
-    def __init__(self, address: str | None = None) -> None:
+    def __init__(self, address: str | None = None, cell_timeout: float | None = None) -> None:
         super().__init__()
         self.address = address
+        self.cell_timeout = cell_timeout
         self._refs: dict[str, Any] = {}
         self._futures: dict[Any, CellTask] = {}
         self._owned = False
@@ -62,7 +67,10 @@ class RayExecutor(Executor):
             self.stats.startup_s += time.perf_counter() - started
         self.stats.workers = int(ray.cluster_resources().get("CPU", 1))
         self._registry = ray.put(registry)
-        self._remote = ray.remote(ray_task).options(num_cpus=1, max_retries=MAX_ATTEMPTS - 1)
+        # One cell per worker process under a time limit: the process that gave up on a cell exits,
+        # and the cell's thread with it.
+        once = {"max_calls": 1} if self.cell_timeout is not None else {}
+        self._remote = ray.remote(num_cpus=1, max_retries=MAX_ATTEMPTS - 1, **once)(ray_task)
 
     def close(self) -> None:
         ray = sys.modules.get("ray")
@@ -123,7 +131,7 @@ class RayExecutor(Executor):
 
     def _submit(self, task: CellTask) -> None:
         corrupted = self._refs[task.corrupted_key] if task.corrupted_key else None
-        ref = self._remote.remote(self._registry, task, self._refs[task.splits_key], corrupted)
+        ref = self._remote.remote(self._registry, task, self._refs[task.splits_key], corrupted, self.cell_timeout)
         self.stats.bytes_tasks += pickled_size(task)
         self._futures[ref] = task
 
@@ -183,11 +191,29 @@ def check_reachable(address: str | None) -> None:
         raise ConnectionError(f"nothing answers at {host}:{port}: {exc.strerror or exc}") from None
 
 
-def ray_task(registry: Registry, task: CellTask, splits: DatasetSplits,
-             corrupted: CorruptedInputs | None) -> tuple[Outcome, float]:
-    """A Ray task: the object store hands over the shared values; one thread, as the task has one CPU."""
+def ray_task(registry: Registry, task: CellTask, splits: DatasetSplits, corrupted: CorruptedInputs | None,
+             cell_timeout: float | None = None) -> tuple[Outcome, float]:
+    """A Ray task: the object store hands over the shared values; one thread, as the task has one CPU.
+    With ``cell_timeout``, the cell runs in a thread of its own that the task stops waiting for."""
     limit_threads(1)
     shared = {task.splits_key: splits}
     if task.corrupted_key:
         shared[task.corrupted_key] = corrupted
-    return run_task(registry, task, shared)
+    if cell_timeout is None:
+        return run_task(registry, task, shared)
+    result: list = []
+
+    def evaluate() -> None:
+        try:
+            result.append(run_task(registry, task, shared))
+        except BaseException as exc:  # noqa: BLE001 - raised again in the task's own thread, below
+            result.append(exc)
+
+    cell = threading.Thread(target=evaluate, daemon=True, name="alignbench-cell")
+    cell.start()
+    cell.join(cell_timeout)
+    if not result:
+        return timed_out(cell_timeout), float(cell_timeout)
+    if isinstance(result[0], BaseException):
+        raise result[0]
+    return result[0]

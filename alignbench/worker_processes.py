@@ -25,8 +25,9 @@ from dataclasses import dataclass, field
 from typing import Any, Iterator
 
 from .errors import AlignbenchError, InvalidParameterError
-from .evaluate import Outcome, environment
-from .executors import MAX_ATTEMPTS, THREAD_VARIABLES, CellTask, Executor, available_cores, died, limit_threads, run_task
+from .evaluate import Outcome
+from .executors import (MAX_ATTEMPTS, THREAD_VARIABLES, CellTask, Executor, available_cores, died, limit_threads,
+                        run_task, timed_out)
 from .registry import Registry
 
 log = logging.getLogger(__name__)
@@ -247,9 +248,7 @@ class ProcessExecutor(Executor):
         log.warning("cell %s ran past --cell-timeout %g s; its worker process was killed", task.cell.key,
                     self.cell_timeout)
         self._done(task, float(self.cell_timeout))
-        yield task, Outcome("failed", f"ran past --cell-timeout {self.cell_timeout:g} s and was stopped; raise "
-                                      f"--cell-timeout if the cell needs longer, or look for a plugin that hangs.",
-                            environment=environment())
+        yield task, timed_out(self.cell_timeout)
 
     def _swap_out(self, worker: _Worker) -> tuple[int, CellTask]:
         """A fresh worker takes the place of one that died or was killed; the cell it held."""

@@ -77,6 +77,28 @@ def test_a_ray_worker_killed_mid_cell_is_retried(cluster, registry, store, tmp_p
     assert len(store) == 2 and fits_logged(str(counter)) == 2
 
 
+def test_a_cell_past_the_time_limit_is_given_up_and_its_ray_worker_ends(cluster, registry, store, tmp_path):
+    import time
+
+    from alignbench.processes import process_gone
+
+    log = tmp_path / "fits.log"
+    sweep = Sweep(aligners=[("hanging", {"counter_path": str(log), "hang_at": [10]}), ("procrustes", {})],
+                  datasets=[SMALL], levels=[5, 10], seeds=[0])
+    summary = Runner(registry, store, executor=RayExecutor(cell_timeout=5.0)).run(sweep)
+    [failed] = store.records(status="failed")
+    assert (failed.aligner, failed.anchors) == ("hanging", 10) and len(summary.failed) == 1
+    assert "ran past --cell-timeout 5 s" in failed.message
+    assert summary.ran == 3 and not store.leases()
+    fits = [line.split() for line in log.read_text().splitlines()]
+    assert len(fits) == 2  # the hung cell was not tried again
+    [hung] = [int(pid) for anchors, pid in fits if anchors == "10"]
+    deadline = time.monotonic() + 30
+    while not process_gone(hung) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert process_gone(hung), "the worker process that gave up on the cell is still running it"
+
+
 def test_encoding_on_the_cluster_is_sharded_resumable_and_gives_the_serial_entry(cluster, registry, store,
                                                                                   tmp_path, monkeypatch):
     """raw-toy's 60 train and 60 test images in shards of 16 (the cache's chunk, patched down from 512),

@@ -246,8 +246,7 @@ def test_a_killed_driver_leaves_no_worker_behind_and_resumes(registry, tmp_path)
     (("processes", 0, None), "--workers must be at least 1, got 0"),
     (("serial", 2, None), "drop --workers 2"),
     (("processes", 2, "auto"), "--ray-address is for --executor ray"),
-    (("serial", None, None, 10), "--cell-timeout stops a cell by killing the worker process"),
-    (("ray", None, None, 10), "use --executor processes"),
+    (("serial", None, None, 10), "--cell-timeout stops a cell by ending the worker process"),
     ((None, None, None, 0), "--cell-timeout must be a number of seconds above 0, got 0"),
     ((None, None, None, float("inf")), "--cell-timeout must be a number of seconds above 0, got inf"),
 ])
