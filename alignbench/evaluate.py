@@ -159,11 +159,8 @@ def evaluate_cell(registry: Registry, cell: Cell, splits: DatasetSplits, rows: A
     except BaseException as exc:  # noqa: BLE001 - a broken plugin (even one calling sys.exit) fails its cell
         log.debug("cell %s failed", cell.key, exc_info=True)
         outcome = Outcome("failed", f"{type(exc).__name__}: {message_of(exc)}")
-    sizes = split_sizes(splits)
-    if cell.protocol == "paper" and anchors is not None:  # the anchor pairs join the gallery ranked
-        sizes["test"] = [sizes["test"][0] + len(anchors.items), sizes["test"][1] + len(anchors.items)]
     return Outcome(outcome.status, outcome.message, outcome.metrics, outcome.timings, anchor_set(anchors),
-                   environment(), outcome.fitted, sizes)
+                   environment(), outcome.fitted, split_sizes(splits))
 
 
 def anchor_set(anchors: Anchors | None) -> str | None:

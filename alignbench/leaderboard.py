@@ -229,7 +229,7 @@ def render_markdown(board_list: list[Board], metric: str = HEADLINE) -> str:
             f"- encoders: {_encoders(setting)}",
             f"- anchors: {setting['anchor_strategy']} selection from the train split, nested across levels; "
             f"seeds {', '.join(map(str, seeds))}",
-            *splits_line(board.records),
+            *splits_line(board.records, setting.get("protocol")),
             "- spread: each seed draws its own anchors, unpaired order and aligner randomness (an aligner's `seed` "
             "follows the cell's); the data are the same in every seed (the dataset's parameters, its own `seed` "
             "included, are fixed), so ± is the spread over those draws, not over datasets",
@@ -283,9 +283,9 @@ def split_sizes(records: Iterable[CellRecord]) -> list[dict]:
     return [json.loads(recorded) for recorded in sorted(sizes)]
 
 
-def splits_text(sizes: list[dict]) -> str:
+def splits_text(sizes: list[dict], protocol: str | None = None) -> str:
     """What a retrieval ranked among, the R@1 a random ranking gets there, and the train pool ("" for
-    no sizes)."""
+    no sizes). Under the paper protocol each level's anchor pairs join the gallery (see protocols)."""
     parts = []
     for split in sizes:
         (test_items, test_texts), (train_items, train_texts) = split["test"], split["train"]
@@ -293,12 +293,14 @@ def splits_text(sizes: list[dict]) -> str:
         chance = f"{100 / test_items:.2g}%" if test_items else "n/a"
         parts.append(f"test {test_items:,} items and {test_texts:,} texts (a random ranking's mean R@1: {chance}); "
                      f"train {train_items:,} items and {train_texts:,} texts, the pool the anchors are drawn from")
-    return " | ".join(parts)
+    paper = "; paper protocol: each level's anchor pairs join the test gallery, and chance falls with them" \
+        if parts and protocol == "paper" else ""
+    return " | ".join(parts) + paper
 
 
-def splits_line(records: Iterable[CellRecord]) -> list[str]:
+def splits_line(records: Iterable[CellRecord], protocol: str | None = None) -> list[str]:
     """``- splits: ...`` (:func:`splits_text`), or no line where no record has its sizes."""
-    text = splits_text(split_sizes(records))
+    text = splits_text(split_sizes(records), protocol)
     return [f"- splits: {text}"] if text else []
 
 

@@ -3,7 +3,9 @@
 Cells are one-CPU tasks; a dataset's splits are put in the object store once and read there by
 every task. A task whose worker dies is retried once by Ray, then recorded as failed. With a
 ``cell_timeout``, a task gives up on a cell that runs longer (recorded as failed, not retried) and
-its worker process exits after it, taking the stuck cell with it. Raw items are
+its worker process exits after it, taking the stuck cell with it; a cell stuck in C code that holds
+Python's global lock keeps the task from giving up (the processes executor kills such a worker from
+outside). Raw items are
 encoded by a pool of encoder actors (one per GPU, else one per CPU), shard by shard, for the cache.
 Ray is imported only here, and this module only when Ray is chosen.
 """
@@ -29,6 +31,7 @@ from .registry import Registry
 log = logging.getLogger(__name__)
 
 CONNECT_SECONDS = 5.0  # a Ray head that does not accept a connection in this time is unreachable
+EXIT_AFTER_GIVING_UP_SECONDS = 5.0  # a worker that gave up on a cell ends this long after returning
 
 
 class RayExecutor(Executor):
@@ -204,6 +207,7 @@ def ray_task(registry: Registry, task: CellTask, splits: DatasetSplits, corrupte
     result: list = []
 
     def evaluate() -> None:
+        limit_threads(1)  # OpenMP's limit is per thread
         try:
             result.append(run_task(registry, task, shared))
         except BaseException as exc:  # noqa: BLE001 - raised again in the task's own thread, below
@@ -211,8 +215,15 @@ def ray_task(registry: Registry, task: CellTask, splits: DatasetSplits, corrupte
 
     cell = threading.Thread(target=evaluate, daemon=True, name="alignbench-cell")
     cell.start()
-    cell.join(cell_timeout)
+    deadline = time.monotonic() + cell_timeout
+    while not result and cell.is_alive() and (left := deadline - time.monotonic()) > 0:
+        cell.join(min(left, 3600.0))  # join's own limit is far below a finite float's
     if not result:
+        # max_calls=1 ends this process after the task, but an exit waits for the cell's non-daemon
+        # threads (a thread pool's): end it regardless, once the result has had time to be stored.
+        ending = threading.Timer(EXIT_AFTER_GIVING_UP_SECONDS, os._exit, args=(0,))
+        ending.daemon = True
+        ending.start()
         return timed_out(cell_timeout), float(cell_timeout)
     if isinstance(result[0], BaseException):
         raise result[0]

@@ -328,7 +328,7 @@ def render_markdown(rboards: list[RobustnessBoard]) -> str:
             f"- dataset: `{setting['dataset']['name']}` {json.dumps(setting['dataset']['params'], sort_keys=True)}",
             f"- encoders: {_encoders(encoders)}",
             f"- anchors: {setting['anchor_strategy']} selection; seeds {', '.join(map(str, seeds))}",
-            *splits_line(rboard.board.records),
+            *splits_line(rboard.board.records, setting.get("protocol")),
             "- spread: each seed draws its own anchors, damaged rows (nested across fractions) and embedding "
             "noise; an input corruption (of images or captions) changes each item the same way in every seed "
             "(its own `seed` parameter: the corrupted copy of the split is encoded once), so its ± leaves out "

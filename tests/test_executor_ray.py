@@ -83,8 +83,9 @@ def test_a_cell_past_the_time_limit_is_given_up_and_its_ray_worker_ends(cluster,
     from alignbench.processes import process_gone
 
     log = tmp_path / "fits.log"
-    sweep = Sweep(aligners=[("hanging", {"counter_path": str(log), "hang_at": [10]}), ("procrustes", {})],
-                  datasets=[SMALL], levels=[5, 10], seeds=[0])
+    # Stuck in a thread pool's thread: a plain exit of the worker would wait for it forever.
+    sweep = Sweep(aligners=[("hanging", {"counter_path": str(log), "hang_at": [10], "in_pool": True}),
+                            ("procrustes", {})], datasets=[SMALL], levels=[5, 10], seeds=[0])
     summary = Runner(registry, store, executor=RayExecutor(cell_timeout=5.0)).run(sweep)
     [failed] = store.records(status="failed")
     assert (failed.aligner, failed.anchors) == ("hanging", 10) and len(summary.failed) == 1

@@ -200,7 +200,7 @@ def setting_list(table: Table) -> str:
             f"<dt>encoders</dt><dd>{escape(encoders)}</dd>"
             f"<dt>anchors</dt><dd>{escape(str(s.get('anchor_strategy')))} selection, nested across levels; seeds "
             f"{', '.join(map(str, table.seeds()))}</dd>"
-            + (f"<dt>splits</dt><dd>{escape(splits_text(table.split_sizes))}</dd>" if table.split_sizes else "") +
+            + (f"<dt>splits</dt><dd>{escape(splits_text(table.split_sizes, s.get('protocol')))}</dd>" if table.split_sizes else "") +
             f"<dt>metrics</dt><dd>{escape(metrics)}</dd></dl>\n")
 
 

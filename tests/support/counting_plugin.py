@@ -105,20 +105,29 @@ class ExitingAligner(CountingAligner):
 
 class HangingAligner(CountingAligner):
     """Logs ``<anchors> <process id>`` to ``counter_path``, then never returns from ``fit`` at the
-    levels in ``hang_at`` (every level when empty); fits like ``counting`` at the others."""
+    levels in ``hang_at`` (every level when empty); fits like ``counting`` at the others. ``in_pool``:
+    it hangs in a thread pool's thread, which a normal interpreter exit waits for."""
 
     name = "hanging"
 
-    def __init__(self, counter_path: str = "", hang_at: tuple[int, ...] = ()):
+    def __init__(self, counter_path: str = "", hang_at: tuple[int, ...] = (), in_pool: bool = False):
         super().__init__(counter_path)
         self.hang_at = tuple(hang_at)
+        self.in_pool = in_pool
 
     def _fit(self, xa, ya, xu, yu):
         with open(self.counter_path, "a") as log:
             log.write(f"{len(xa)} {os.getpid()}\n")
-        while not self.hang_at or len(xa) in self.hang_at:
-            time.sleep(1.0)
+        if self.in_pool:
+            from concurrent.futures import ThreadPoolExecutor
+
+            ThreadPoolExecutor(1).submit(self._hang, len(xa)).result()
+        self._hang(len(xa))
         self.mx_, self.my_ = xa.mean(0), ya.mean(0)
+
+    def _hang(self, anchors: int) -> None:
+        while not self.hang_at or anchors in self.hang_at:
+            time.sleep(1.0)
 
 
 class WhereAligner(CountingAligner):
