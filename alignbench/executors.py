@@ -32,6 +32,10 @@ from .registry import Registry
 log = logging.getLogger(__name__)
 
 MAX_ATTEMPTS = 2  # a cell whose worker died this many times is recorded as failed
+# The longest single wait for a cell under a time limit: the waits' own limits (about 24 days for a
+# pipe, less for a thread's join on some platforms) are far below a finite float; a wait that ends
+# early just waits again.
+LONGEST_WAIT_SECONDS = 3600.0
 EXECUTORS = ("serial", "processes", "ray")
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "BLIS_NUM_THREADS",
                     "VECLIB_MAXIMUM_THREADS", "NUMEXPR_NUM_THREADS")

@@ -23,8 +23,8 @@ from typing import Any, Callable, Iterator
 from .data import CorruptedInputs
 from .errors import AlignbenchError
 from .evaluate import Outcome, environment
-from .executors import (MAX_ATTEMPTS, CellTask, Executor, died, import_ray, limit_threads, pickled_size, run_task,
-                        timed_out)
+from .executors import (LONGEST_WAIT_SECONDS, MAX_ATTEMPTS, CellTask, Executor, died, import_ray, limit_threads,
+                        pickled_size, run_task, timed_out)
 from .interfaces import DatasetSplits
 from .registry import Registry
 
@@ -217,7 +217,7 @@ def ray_task(registry: Registry, task: CellTask, splits: DatasetSplits, corrupte
     cell.start()
     deadline = time.monotonic() + cell_timeout
     while not result and cell.is_alive() and (left := deadline - time.monotonic()) > 0:
-        cell.join(min(left, 3600.0))  # join's own limit is far below a finite float's
+        cell.join(min(left, LONGEST_WAIT_SECONDS))
     if not result:
         # max_calls=1 ends this process after the task, but an exit waits for the cell's non-daemon
         # threads (a thread pool's): end it regardless, once the result has had time to be stored.

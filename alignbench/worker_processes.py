@@ -26,8 +26,8 @@ from typing import Any, Iterator
 
 from .errors import AlignbenchError, InvalidParameterError
 from .evaluate import Outcome
-from .executors import (MAX_ATTEMPTS, THREAD_VARIABLES, CellTask, Executor, available_cores, died, limit_threads,
-                        run_task, timed_out)
+from .executors import (LONGEST_WAIT_SECONDS, MAX_ATTEMPTS, THREAD_VARIABLES, CellTask, Executor, available_cores,
+                        died, limit_threads, run_task, timed_out)
 from .registry import Registry
 
 log = logging.getLogger(__name__)
@@ -234,10 +234,10 @@ class ProcessExecutor(Executor):
             block = False  # one wait at most; then whatever else is ready
 
     def _wait_seconds(self, busy: list[_Worker]) -> float | None:
-        """How long to wait for a result: until the first cell's deadline (None: no deadline), an hour
-        at most (the wait's own limit is about 24 days; an early wake-up just waits again)."""
+        """How long to wait for a result: until the first cell's deadline (None: no deadline), at most
+        LONGEST_WAIT_SECONDS."""
         deadlines = [w.deadline for w in busy if w.deadline is not None]
-        return min(max(0.0, min(deadlines) - time.monotonic()), 3600.0) if deadlines else None
+        return min(max(0.0, min(deadlines) - time.monotonic()), LONGEST_WAIT_SECONDS) if deadlines else None
 
     def _stop_overdue(self, worker: _Worker) -> Iterator[tuple[CellTask, Outcome]]:
         """A cell ran past the time limit: its worker is killed and replaced, and the cell recorded as
@@ -266,10 +266,9 @@ class ProcessExecutor(Executor):
     def _replace(self, worker: _Worker) -> Iterator[tuple[CellTask, Outcome]]:
         """A worker died: its cell goes back to the front of its batch (or fails after MAX_ATTEMPTS
         deaths), and a fresh worker takes its place."""
-        worker.process.join()
-        code = worker.process.exitcode
         self.stats.deaths += 1
         task_id, task = self._swap_out(worker)
+        code = worker.process.exitcode  # joined by _swap_out
         self._attempts[task_id] = self._attempts.get(task_id, 0) + 1
         log.warning("a worker process died (exit code %s) while evaluating cell %s", code, task.cell.key)
         if self._attempts[task_id] >= MAX_ATTEMPTS:
