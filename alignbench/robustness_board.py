@@ -99,10 +99,9 @@ def drop_table(frame: pd.DataFrame, metric: str) -> pd.DataFrame:
     their finished seeds and get no drop."""
     columns = ["aligner", "anchors", "perturbation", "fraction", "seeds", "value", "clean", "relative_drop",
                "drop_error"]
-    ok = frame[(frame["status"] == "ok")]
-    if metric not in ok:
+    ok = _with_number(frame, metric)
+    if ok is None:
         return pd.DataFrame(columns=columns)
-    ok = ok[ok[metric].notna()]
     clean = ok[ok["perturbation"] == CLEAN][["aligner", "anchors", "seed", metric]]
     damaged = ok[ok["perturbation"] != CLEAN].merge(clean.rename(columns={metric: "clean"}),
                                                     on=["aligner", "anchors", "seed"], how="left")
@@ -128,12 +127,17 @@ def _standard_error(values: pd.Series) -> float:
 
 def clean_table(frame: pd.DataFrame, metric: str) -> pd.DataFrame:
     """Per aligner and anchors: the clean run's mean of ``metric`` over its finished seeds, and how many."""
-    ok = frame[(frame["status"] == "ok") & (frame["perturbation"] == CLEAN)]
-    if metric not in ok:
+    ok = _with_number(frame, metric)
+    if ok is None:
         return pd.DataFrame(columns=["aligner", "anchors", "seeds", "clean"])
-    ok = ok[ok[metric].notna()]
-    return ok.groupby(["aligner", "anchors"], sort=True).agg(seeds=(metric, "size"), clean=(metric, "mean")) \
-        .reset_index()
+    return ok[ok["perturbation"] == CLEAN].groupby(["aligner", "anchors"], sort=True) \
+        .agg(seeds=(metric, "size"), clean=(metric, "mean")).reset_index()
+
+
+def _with_number(frame: pd.DataFrame, metric: str) -> pd.DataFrame | None:
+    """The finished cells that report ``metric`` (None where no cell of the table has it)."""
+    ok = frame[frame["status"] == "ok"]
+    return ok[ok[metric].notna()] if metric in ok else None
 
 
 def wide_table(drops: pd.DataFrame, anchors: int, clean: pd.DataFrame, seeds: int) -> pd.DataFrame:
