@@ -7,7 +7,8 @@ shared through the in-memory memo (fmap-spectral reusing fmap's eigenbases) is f
 worker that dies mid-cell is replaced and the cell sent again (MAX_ATTEMPTS in all). A cell that
 runs past ``cell_timeout`` seconds has its worker killed and replaced, and is recorded as failed
 (not retried: it would most likely hang again). Workers exit when the driver closes their pipe or
-dies, even in the middle of a cell.
+dies, even in the middle of a cell. On POSIX each worker leads a process group of its own, so the
+processes a plugin started in it end with it, whichever way it ends.
 """
 
 from __future__ import annotations
@@ -125,6 +126,7 @@ class ProcessExecutor(Executor):
             if worker.process.is_alive():
                 worker.process.terminate()
                 worker.process.join()
+            end_group(worker.process.pid)
         self._pool = []
         super().close()
 
@@ -242,6 +244,7 @@ class ProcessExecutor(Executor):
     def _stop_overdue(self, worker: _Worker) -> Iterator[tuple[CellTask, Outcome]]:
         """A cell ran past the time limit: its worker is killed and replaced, and the cell recorded as
         failed."""
+        end_group(worker.process.pid)
         worker.process.kill()
         task_id, task = self._swap_out(worker)
         self._attempts.pop(task_id, None)
@@ -253,6 +256,7 @@ class ProcessExecutor(Executor):
     def _swap_out(self, worker: _Worker) -> tuple[int, CellTask]:
         """A fresh worker takes the place of one that died or was killed; the cell it held."""
         worker.process.join()
+        end_group(worker.process.pid)  # what the dead worker's cell started
         held = worker.task
         worker.task = worker.deadline = None
         self._pool.remove(worker)
@@ -283,6 +287,8 @@ def worker_main(conn: Any, threads: int) -> None:
     """A worker process: keeps the shared values it is sent, evaluates cells, sends back outcomes.
     Exits when the driver closes its end (or dies)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the driver's to handle: it stops the workers
+    if hasattr(os, "setpgid"):
+        os.setpgid(0, 0)
     # A cell that never returns never reads the closed pipe: the driver's death is watched for apart.
     threading.Thread(target=exit_with_parent, args=(os.getppid(),), daemon=True, name="parent-watch").start()
     limit_threads(threads)
@@ -315,7 +321,16 @@ def exit_with_parent(parent: int) -> None:
     """Ends this process once its parent is gone (on POSIX, an orphan's parent becomes another)."""
     while os.getppid() == parent:
         time.sleep(PARENT_CHECK_SECONDS)
+    if hasattr(os, "killpg") and os.getpgrp() == os.getpid():  # never the driver's group
+        os.killpg(0, signal.SIGKILL)  # the processes its cell started, and this one
     os._exit(0)
+
+
+def end_group(pid: int) -> None:
+    """Kills what is left of the process group a worker led: the processes its cells started."""
+    if hasattr(os, "killpg"):
+        with contextlib.suppress(ProcessLookupError, PermissionError):  # none left / never formed
+            os.killpg(pid, signal.SIGKILL)
 
 
 @contextlib.contextmanager

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
 import time
 
@@ -106,18 +107,24 @@ class ExitingAligner(CountingAligner):
 class HangingAligner(CountingAligner):
     """Logs ``<anchors> <process id>`` to ``counter_path``, then never returns from ``fit`` at the
     levels in ``hang_at`` (every level when empty); fits like ``counting`` at the others. ``in_pool``:
-    it hangs in a thread pool's thread, which a normal interpreter exit waits for."""
+    it hangs in a thread pool's thread, which a normal interpreter exit waits for. ``child``: each fit
+    first starts a process of its own that sleeps for 10 minutes, and logs its id third."""
 
     name = "hanging"
 
-    def __init__(self, counter_path: str = "", hang_at: tuple[int, ...] = (), in_pool: bool = False):
+    def __init__(self, counter_path: str = "", hang_at: tuple[int, ...] = (), in_pool: bool = False,
+                 child: bool = False):
         super().__init__(counter_path)
         self.hang_at = tuple(hang_at)
         self.in_pool = in_pool
+        self.child = child
 
     def _fit(self, xa, ya, xu, yu):
+        started = ""
+        if self.child:
+            started = f" {subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(600)']).pid}"
         with open(self.counter_path, "a") as log:
-            log.write(f"{len(xa)} {os.getpid()}\n")
+            log.write(f"{len(xa)} {os.getpid()}{started}\n")
         if self.in_pool:
             from concurrent.futures import ThreadPoolExecutor
 
