@@ -19,7 +19,7 @@ import numpy as np
 from .errors import InvalidParameterError, PluginLoadError, from_plugin
 from .protocols import PROTOCOLS
 from .registry import Registry
-from .robustness import check_fraction, check_perturbation
+from .robustness import ITEM_STREAMS, check_fraction, check_perturbation
 from .supervision import STRATEGIES
 
 Params = dict[str, Any]
@@ -220,6 +220,8 @@ def plan_damage(registry: Registry, sweep: Sweep) -> list[dict[str, Any]]:
         described = describe(registry, "perturbation", name, params)
         check_perturbation(registry.create("perturbation", name, params))
         described["stage"] = registry.load("perturbation", name).stage
+        if described["stage"] == "input":
+            described["item_streams"] = ITEM_STREAMS
         damages += [{**described, "fraction": int(p)} for p in sorted(set(sweep.fractions))]
     return damages
 
@@ -227,7 +229,7 @@ def plan_damage(registry: Registry, sweep: Sweep) -> list[dict[str, Any]]:
 def perturbation_identity(damage: dict[str, Any]) -> dict[str, Any]:
     """What makes a described perturbation's damage what it is, whatever the fraction: the key of its
     corrupted copies (in memory and in the embedding cache)."""
-    return {k: damage[k] for k in ("name", "params", "source", "version") if k in damage}
+    return {k: damage[k] for k in ("name", "params", "source", "version", "item_streams") if k in damage}
 
 
 def encoders_for(registry: Registry, dataset: str, chosen: dict[str, tuple[str, Params]]) -> dict[str, Any]:

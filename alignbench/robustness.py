@@ -22,6 +22,11 @@ from .interfaces import Anchors, PairedData, Perturbation
 STAGES = ("drop", "input", "embedding")
 _ROWS_STREAM = 0x0B5  # keeps the damaged rows independent of the anchor draw of the same seed
 _NOISE_STREAM = 0xE3B
+_ITEMS_STREAM = 0x17E  # with the item's index third, no item's stream is another purpose's
+# How raw items' streams are derived, recorded in input-stage cells' keys and their corrupted copies'
+# cache keys. 1 (unrecorded): [seed, index], which for items 1, 181 and 3643 was the unpaired
+# shuffle's, the damaged rows' and the embedding noise's stream of the same seed.
+ITEM_STREAMS = 2
 
 
 def side_of(perturbation: Perturbation, modalities: tuple[str, str]) -> str:
@@ -74,7 +79,7 @@ def damaged_rows(changeable: np.ndarray, percent: int, seed: int, label: str = "
 
 def item_rng(seed: int, index: int) -> np.random.Generator:
     """The generator that corrupts raw item ``index``: the same damage whatever else is damaged."""
-    return np.random.default_rng(np.random.SeedSequence([seed, index]))
+    return np.random.default_rng(np.random.SeedSequence([seed, _ITEMS_STREAM, index]))
 
 
 class CorruptedItems(Sequence):

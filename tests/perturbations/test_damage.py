@@ -112,3 +112,23 @@ def test_a_modality_the_dataset_lacks_is_named_with_the_ones_it_has(builtins):
     drop = builtins.create("perturbation", "drop", {"modality": "audio"})
     with pytest.raises(InvalidParameterError, match="'audio'.*image and text"):
         side_of(drop, ("image", "text"))
+
+
+def test_no_raw_items_random_stream_is_another_purposes_stream_of_the_same_seed():
+    """An item's corruption, the damaged rows, the embedding noise and the unpaired shuffle draw from
+    different streams, for every item index: a stream shared by two purposes couples what should be
+    independent draws (item 181's noise was the damaged-row permutation's bits)."""
+    from alignbench.robustness import _NOISE_STREAM, _ROWS_STREAM, item_rng
+
+    def state(generator):
+        return tuple(generator.bit_generator.state["state"].values())
+
+    for seed in (0, 1, 2):
+        others = {state(np.random.default_rng(np.random.SeedSequence(entropy)))
+                  for entropy in ([seed, _ROWS_STREAM], [seed, _NOISE_STREAM], [seed, 1], [seed])}
+        items = [state(item_rng(seed, index)) for index in range(5000)]
+        assert len(set(items)) == len(items) and not others & set(items)
+    # The damaged rows come from their stream: the check above looks at the streams that are used.
+    rows = damaged_rows(np.ones(400, dtype=bool), 50, 3)
+    expected = np.sort(np.random.default_rng(np.random.SeedSequence([3, _ROWS_STREAM])).permutation(400)[:200])
+    assert np.array_equal(rows, expected)

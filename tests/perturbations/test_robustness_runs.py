@@ -76,9 +76,14 @@ def test_raw_corruption_is_encoded_once_cached_apart_and_damages_exactly_the_fra
         splits = runner.splits_for(cells[0].config)
         for cell in cells:
             damage = runner.damage(cell, splits)
-            changed = np.flatnonzero((damage.train.x != splits.train.x).any(axis=1))
-            np.testing.assert_array_equal(changed, damage.rows)
-            assert len(changed) == round(cell.config["perturbation"]["fraction"] / 100 * 60)
+            corrupted = runner.data.corrupted_inputs(cell).embedded
+            assert len(damage.rows) == round(cell.config["perturbation"]["fraction"] / 100 * 60)
+            # The damaged rows hold the corrupted copy, the others stay clean. (A toy image whose
+            # pixel sits at 0 may come back unchanged: the noise is clipped to the pixel range.)
+            np.testing.assert_array_equal(damage.train.x[damage.rows], corrupted[damage.rows])
+            clean = np.setdiff1d(np.arange(60), damage.rows)
+            np.testing.assert_array_equal(damage.train.x[clean], splits.train.x[clean])
+            assert (corrupted[damage.rows] != splits.train.x[damage.rows]).any(axis=1).mean() > 0.9
             np.testing.assert_array_equal(damage.train.y, splits.train.y)
     entries = [e.meta["dataset"] for e in cache.entries()]
     assert sum("perturbation" in d for d in entries) == 1  # one corrupted copy of the train images
@@ -341,3 +346,17 @@ def test_means_over_fewer_seeds_say_so_whichever_cell_is_missing():
     [row] = wide(failed_clean + [(p, f, s, "ok", 0.3) for p, f, s, _, _ in cells[3:]])
     assert row == {"aligner": "a", "perturbation": "drop(image)", "clean": "45.0 (2 of 3 seeds)",
                    "20%": "30.0 (-33%; 2 of 3 seeds)", "80%": "30.0 (-33%; 2 of 3 seeds)"}
+
+
+def test_input_corruptions_record_how_their_items_streams_are_drawn(registry, store):
+    """The streams that corrupt raw items changed once: cells and corrupted copies from before keep
+    keys of their own, and drop and embedding-stage cells keep theirs."""
+    from alignbench.plan import perturbation_identity
+    from alignbench.robustness import ITEM_STREAMS
+
+    cells = Runner(registry, store).plan(sweep([("word-dropout", {}), ("drop", {"modality": "text"})],
+                                               dataset=RAW_TOY, encoders=TOY_ENCODERS))
+    damaged = {c.config["perturbation"]["stage"]: c.config["perturbation"] for c in cells if c.perturbation}
+    assert damaged["input"]["item_streams"] == ITEM_STREAMS == 2
+    assert perturbation_identity(damaged["input"])["item_streams"] == 2
+    assert "item_streams" not in damaged["drop"]
