@@ -65,18 +65,20 @@ def spectra(curves: dict[str, np.ndarray], title: str):
     return fig
 
 
-def recall_vs_anchors(frame: pd.DataFrame, metric: str, title: str):
-    """One line per aligner: mean of ``metric`` over seeds against anchors, band = min..max over seeds."""
+def recall_vs_anchors(frame: pd.DataFrame, metrics: list[str], title: str):
+    """One panel per metric, one line per aligner: mean over seeds against anchors, band = min..max
+    over seeds."""
     plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(6, 4))
+    fig, axes = plt.subplots(1, len(metrics), figsize=(6 * len(metrics), 4), squeeze=False)
     ok = frame[(frame["status"] == "ok") & (frame["anchors"] > 0)]
-    for aligner, rows in ok.groupby("aligner", sort=True):
-        stats = rows.groupby("anchors")[metric].agg(["mean", "min", "max"]) * 100
-        ax.plot(stats.index, stats["mean"], marker="o", label=aligner)
-        ax.fill_between(stats.index, stats["min"], stats["max"], alpha=0.2)
-    ax.set_xscale("log")
-    ax.set_xlabel("anchor pairs")
-    ax.set_ylabel(f"{metric} (%)")
-    ax.set_title(title)
-    ax.legend()
+    for ax, metric in zip(axes[0], metrics):
+        for aligner, rows in ok.groupby("aligner", sort=True):
+            stats = rows.groupby("anchors")[metric].agg(["mean", "min", "max"]) * 100
+            ax.plot(stats.index, stats["mean"], marker="o", label=aligner)
+            ax.fill_between(stats.index, stats["min"], stats["max"], alpha=0.2)
+        ax.set_xscale("log")
+        ax.set_xlabel("anchor pairs")
+        ax.set_ylabel(f"{metric} (%)")
+        ax.legend()
+    fig.suptitle(title)
     return fig

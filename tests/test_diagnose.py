@@ -1,4 +1,7 @@
+from pathlib import Path
+
 import numpy as np
+import pandas as pd
 from click.testing import CliRunner
 
 from alignbench import Anchors, PairedData
@@ -16,13 +19,51 @@ def test_diagnose_prints_both_tables_and_writes_figures(tmp_path):
     assert result.exit_code == 0, result.output
     assert "standard protocol" in result.output and "paper protocol" in result.output
     assert "| fmap, 100 anchors" in result.output and "| ground truth (held-out pairs)" in result.output
+    assert "| fmap-spectral, 100 anchors" in result.output  # the seed paper's own map, beside fmap's
     for stem in ("functional-maps", "spectra", "recall-vs-anchors"):
         for suffix in ("png", "svg"):
             assert (tmp_path / f"synthetic-correlated-{stem}.{suffix}").stat().st_size > 1000
+    # The printed tables are the written ones: the README quotes them from this file.
+    written = (tmp_path / "synthetic-correlated-diagnosis.md").read_text()
+    assert written.strip() in result.output and "paper protocol" in written and "rank of C" in written
+    csv = pd.read_csv(tmp_path / "synthetic-correlated-diagnosis.csv", index_col="map")
+    assert {"fmap, 10 anchors", "fmap-spectral, 100 anchors", "ground truth (held-out pairs)"} <= set(csv.index)
+    assert (csv["rank of C"] >= 1).all()
     svg = (tmp_path / "synthetic-correlated-spectra.svg").read_bytes()
-    CliRunner().invoke(cli, ["diagnose", "--dataset", "synthetic-correlated", *SMALL, "--anchors", "0,10,100",
-                             "--store", str(tmp_path / "s.sqlite"), "--out", str(tmp_path)])
+    (tmp_path / "synthetic-correlated-spectra.svg").unlink()
+    again = CliRunner().invoke(cli, ["diagnose", "--dataset", "synthetic-correlated", *SMALL, "--anchors", "0,10,100",
+                                     "--store", str(tmp_path / "s.sqlite"), "--out", str(tmp_path)])
+    assert again.exit_code == 0, again.output
     assert (tmp_path / "synthetic-correlated-spectra.svg").read_bytes() == svg, "figures must be deterministic"
+
+
+def test_only_the_canonical_diagnosis_writes_into_leaderboards(tmp_path, monkeypatch):
+    """A user's own diagnosis (one seed, or one protocol) must not overwrite the committed tables."""
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(cli, ["diagnose", "--dataset", "synthetic-correlated", *SMALL[:2], "--anchors",
+                                      "0,10,100", "--store", str(tmp_path / "own" / "s.sqlite")])
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "own" / "leaderboards" / "synthetic-correlated-diagnosis.md").exists()
+    assert not (tmp_path / "leaderboards").exists()
+    from alignbench.cli import tables_dir
+
+    assert tables_dir(None, None, canonical=True) == Path("leaderboards")
+
+
+def test_the_recall_figure_plots_class_level_recall_beside_instance_level_where_items_have_labels(tmp_path,
+                                                                                                   monkeypatch):
+    from alignbench import diagnose as diagnosis
+
+    plotted = []
+    draw = diagnosis.figures.recall_vs_anchors
+    monkeypatch.setattr(diagnosis.figures, "recall_vs_anchors",
+                        lambda frame, metrics, title: plotted.append(metrics) or draw(frame, metrics, title))
+    result = CliRunner().invoke(cli, ["diagnose", "--dataset", "synthetic-correlated", *SMALL, "--anchors", "0,10",
+                                      "--store", str(tmp_path / "s.sqlite"), "--out", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    assert plotted == [["mean_R@1", "class_mean_R@1"]]
+    unlabelled = pd.DataFrame({"mean_R@1": [0.5], "class_mean_R@1": [np.nan]})
+    assert diagnosis.recall_metrics(unlabelled) == diagnosis.recall_metrics(unlabelled[["mean_R@1"]]) == ["mean_R@1"]
 
 
 def test_paper_protocol_averages_captions_and_keeps_anchors_in_the_gallery():

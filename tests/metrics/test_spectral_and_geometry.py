@@ -21,6 +21,7 @@ def test_ground_truth_map_of_an_isometry_is_diagonal():
     scores = Spectral().compute(AlignmentResult(test, x, y, base.anchors, base.aligner))
     assert scores["spectral_distance"] < 1e-6
     assert scores["gt_diagonal_dominance"] > 0.99 and scores["gt_orthogonality_error"] < 1e-3
+    assert scores["gt_rank"] == 50  # an isometry maps the whole basis
     assert "fmap_diagonal_dominance" not in scores  # the identity aligner has no functional map
 
 
@@ -32,9 +33,34 @@ def test_fmap_diagnostics_are_reported_for_the_fitted_map():
     test, base = paired(x[300:], y[300:])
     scores = Spectral().compute(AlignmentResult(test, aligner.transform_x(test.x), aligner.transform_y(test.y),
                                                 base.anchors, aligner))
-    assert scores["gt_diagonal_dominance"] < 0.3  # unrelated spaces: the truth itself is unstructured
-    assert scores["fmap_diagonal_dominance"] < 0.3
+    # Unrelated spaces: the truth itself is unstructured, each row's energy spread over its k = 50
+    # entries (1/k = 0.02 on the diagonal), not on the diagonal (1.0).
+    assert scores["gt_diagonal_dominance"] < 0.1
+    assert 0 <= scores["fmap_diagonal_dominance"] < 0.3  # its commutativity term favours the diagonal
+    assert scores["fmap_rank"] == np.linalg.matrix_rank(aligner.C_) and scores["fmap_rank"] >= 1
     assert set(Spectral.higher_is_better) >= set(scores)
+
+
+def test_captions_that_name_only_a_class_give_a_ground_truth_map_of_rank_at_most_the_classes():
+    """Fashion-MNIST's setting: every item of a class has the same captions (its class's templates),
+    so a caption node spreads evenly over its class and Pi has one distinct row per class. C_gt then
+    has rank <= classes, and its orthogonality error is at least sqrt(k - classes) / k (the
+    directions it sends to nothing), near the zero map's 1/sqrt(k): it says nothing of the spaces."""
+    rng = np.random.default_rng(0)
+    classes, per_class, templates = 3, 40, 6
+    labels = np.repeat(np.arange(classes), per_class)
+    x = (rng.standard_normal((classes, 16))[labels] + 0.5 * rng.standard_normal((len(labels), 16))).astype(np.float32)
+    sentences = rng.standard_normal((classes * templates, 12)).astype(np.float32)
+    text_sentence = (labels[:, None] * templates + np.arange(templates)[None, :]).ravel()
+    test = PairedData(x=x, y=sentences[text_sentence], text_item=np.repeat(np.arange(len(labels)), templates),
+                      labels=labels)
+    c_gt, _, _ = Spectral(n_neighbors=5).ground_truth(test)
+    k = c_gt.shape[1]
+    scores = Spectral(n_neighbors=5).compute(AlignmentResult(test, test.x, test.y, toy_result().anchors,
+                                                             toy_result().aligner))
+    assert 3 * classes < k < classes * templates  # eigenpairs of the caption graph's 18 distinct nodes
+    assert scores["gt_rank"] <= classes
+    assert scores["gt_orthogonality_error"] >= np.sqrt(k - classes) / k - 1e-12
 
 
 def test_geometry_of_a_perfect_alignment():
