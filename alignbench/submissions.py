@@ -179,6 +179,8 @@ def _check_records(records: list[CellRecord], known_metrics: dict[str, type], se
             raise ValueError(f"{where}: split_sizes {str(config['split_sizes'])[:60]!r} is not "
                              f'{{"test": [items, texts], "train": [items, texts]}} with counts >= 0; export the '
                              f"store's records unchanged.")
+        if problem := _config_problem(config):
+            raise ValueError(f"{where}: config's {problem}; export the store's records unchanged.")
         try:
             names = (config["dataset"]["name"], config["aligner"]["name"], config["anchors"], config["seed"])
             metric_versions = [(m["name"], str(m["version"])) for m in config["metrics"]]
@@ -218,6 +220,48 @@ def _check_records(records: list[CellRecord], known_metrics: dict[str, type], se
                              f"means over seeds {','.join(map(str, seeds))} (run with --seeds "
                              f"{','.join(map(str, seeds))}).")
     return new
+
+
+def _config_problem(config: dict[str, Any]) -> str:
+    """What is wrong with the shape of a record's config (the parts the site shows), or ''."""
+    for what in ("dataset", "aligner"):
+        if problem := _component_problem(what, config.get(what)):
+            return problem
+    metrics = config.get("metrics")
+    if not isinstance(metrics, list):
+        return f"metrics {repr(metrics)[:60]} is not a list"
+    for metric in metrics:
+        name = metric.get("name") if isinstance(metric, dict) else None
+        label = f"metric {name!r}" if isinstance(name, str) else "metrics entry"
+        if problem := _component_problem(label, metric, ("version",)):
+            return problem
+    encoders = config.get("encoders", {})
+    if not isinstance(encoders, dict):
+        return f"encoders {repr(encoders)[:60]} is not an object"
+    for modality, encoder in sorted(encoders.items()):
+        if problem := _component_problem(f"{modality} encoder", encoder):
+            return problem
+    for what in ("anchor_strategy", "protocol"):
+        if what in config and not isinstance(config[what], str):
+            return f"{what} {repr(config[what])[:60]} is not a string"
+    return ""
+
+
+def _component_problem(label: str, described: Any, required: tuple[str, ...] = ()) -> str:
+    """What is wrong with a described component (``{"name", "params", "source", ...}``), or ''."""
+    if not isinstance(described, dict):
+        return f"{label} {repr(described)[:60]} is not an object"
+    missing = [f for f in ("name", "params", "source", *required) if f not in described]
+    if missing:
+        return f"{label} lacks {', '.join(missing)}"
+    if not isinstance(described["params"], dict):
+        return f"{label} has params that is not an object"
+    wrong = [f for f in ("name", "source") if not isinstance(described[f], str)]
+    if "version" in described and not _is(described["version"], int) and not isinstance(described["version"], str):
+        wrong.append("version")
+    if wrong:
+        return f"{label} has {', '.join(wrong)} that is not a string"
+    return ""
 
 
 def valid_split_sizes(value: Any) -> bool:

@@ -224,3 +224,57 @@ def test_what_the_fits_chose_travels_with_a_submission_and_older_files_without_i
     older = tmp_path / "older.json"
     older.write_text(json.dumps(payload))
     assert all(r.fitted == {} for r in load_submission(older, known, DEFAULT_SEEDS).records)
+
+
+def _every_record(change):
+    def edit(payload):
+        for record in payload["records"]:
+            change(record["config"])
+    return edit
+
+
+@pytest.mark.parametrize("edit, problem", [
+    (_every_record(lambda c: [m.pop("params") for m in c["metrics"]]), "metric 'retrieval' lacks params"),
+    (_every_record(lambda c: c["dataset"].pop("source")), "dataset lacks source"),
+    (_every_record(lambda c: c["dataset"].pop("params")), "dataset lacks params"),
+    (_every_record(lambda c: c["aligner"].pop("params")), "aligner lacks params"),
+    (_every_record(lambda c: c["aligner"].pop("source")), "aligner lacks source"),
+    (_every_record(lambda c: c["aligner"].update(params=[1])), "aligner has params that is not an object"),
+    (_every_record(lambda c: c.update(encoders={"image": {"name": "x"}})), "image encoder lacks params"),
+    (_every_record(lambda c: c.update(encoders=["x"])), "encoders ['x'] is not an object"),
+    (_every_record(lambda c: c.update(anchor_strategy={"a": 1})), "anchor_strategy {'a': 1} is not a string"),
+    (_every_record(lambda c: c["metrics"].append("retrieval")), "metrics entry 'retrieval' is not an object"),
+])
+def test_a_config_the_site_cannot_show_is_rejected_in_one_line(tiny_site, tmp_path, known, edit, problem):
+    """Keys rehashed, so only the shape of the config is wrong: every field the site shows is checked."""
+    from alignbench.runner import config_key
+    from alignbench.store import RUN_ENTRIES
+
+    payload = good_payload(tiny_site)
+    edit(payload)
+    for record in payload["records"]:
+        record["key"] = config_key({k: v for k, v in record["config"].items() if k not in RUN_ENTRIES})
+    path = _written(tmp_path / "shape.json", payload)
+    with pytest.raises(SubmissionError) as caught:
+        load_submission(path, known, DEFAULT_SEEDS)
+    message = str(caught.value)
+    assert message.startswith(f"{path}: ") and problem in message and "\n" not in message, message
+
+
+def test_a_file_with_a_malformed_config_is_rejected_and_the_others_publish(tiny_site, tmp_path):
+    from alignbench.runner import config_key
+    from alignbench.store import RUN_ENTRIES
+
+    results = tmp_path / "results"
+    results.mkdir()
+    (results / "good.json").write_bytes((tiny_site.results / "good.json").read_bytes())
+    payload = good_payload(tiny_site)
+    for record in payload["records"]:
+        record["config"]["aligner"].pop("params")
+        record["key"] = config_key({k: v for k, v in record["config"].items() if k not in RUN_ENTRIES})
+    _written(results / "bare.json", payload)
+    result = CliRunner().invoke(cli, ["publish", "--leaderboards", str(tiny_site.leaderboards), "--results",
+                                      str(results), "--out", str(tmp_path / "site")])
+    assert result.exit_code == 0 and "Traceback" not in result.output, result.output
+    assert sorted(rejected_lines(result.output)) == ["bare.json"]
+    assert "lstsq [Ada Example]" in (tmp_path / "site" / "index.html").read_text()
