@@ -85,7 +85,7 @@ def _from_json(path: Path) -> dict[CellKey, CellValues]:
                 for name, value in cell.items():
                     if name not in CELL_FIELDS and value is not None:
                         values.metrics.setdefault(name, []).append(float(value))
-    except (ValueError, KeyError, TypeError, AttributeError):
+    except (ValueError, KeyError, TypeError, AttributeError, OverflowError, RecursionError):
         raise AlignbenchError(f"{path} is not a leaderboard JSON (leaderboards/<dataset>.json: dataset, settings, "
                               f"cells, each cell with setting, aligner, anchors, status and numbers); pass one of "
                               f"those or a results store.") from None

@@ -104,6 +104,8 @@ def load_submission(path: Path, known_metrics: dict[str, type], seeds: list[int]
         raise SubmissionError(f"{path}: cannot be read ({exc}); submit a UTF-8 JSON file.") from None
     except (json.JSONDecodeError, ValueError) as exc:
         raise SubmissionError(f"{path}: not valid JSON ({exc}); write it with `alignbench export`.") from None
+    except RecursionError:
+        raise SubmissionError(f"{path}: nested too deeply to read; write it with `alignbench export`.") from None
     try:
         producer, records = _check_schema(payload)
         records = _check_records(records, known_metrics, seeds, dict(seen or {}))
@@ -276,7 +278,13 @@ def _metric_problem(metrics: dict[str, Any]) -> str:
     for name, value in sorted(metrics.items()):
         if value is None:
             continue  # a metric that does not apply to the cell (e.g. an error on zero anchors)
-        if not _is(value, int) and not isinstance(value, float) or not math.isfinite(value):
+        if not _is(value, int) and not isinstance(value, float):
+            return f"metric {name} is {str(value)[:60]!r}, not a finite number or null."
+        try:
+            value = float(value)  # an int past 1e308 would raise in every comparison below
+        except OverflowError:
+            return f"metric {name} is an integer too large for a float; write the number the run stored."
+        if not math.isfinite(value):
             return f"metric {name} is {value!r}, not a finite number or null."
         if UNIT_INTERVAL.search(name) and not 0.0 <= value <= 1.0:
             return f"metric {name} = {value} is outside [0, 1] (rates are fractions, not percent)."

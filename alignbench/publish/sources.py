@@ -71,7 +71,7 @@ def local_tables(directory: Path) -> list[Table]:
     for path in sorted(directory.glob("*.json")):
         try:
             tables += _tables_of(json.loads(path.read_text(encoding="utf-8")))
-        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        except (ValueError, KeyError, TypeError, AttributeError, RecursionError) as exc:
             raise AlignbenchError(f"{path} is not a leaderboard JSON ({type(exc).__name__}: {exc}); write it again "
                                   f"with `alignbench leaderboard`, or move it out of the folder.") from None
     return tables

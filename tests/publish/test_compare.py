@@ -70,6 +70,11 @@ def test_a_change_within_the_seeds_spread_is_not_a_move(before):
     (lambda t: (t / "x.json", (t / "x.json").write_text("[1, 2]"))[0], "is not a leaderboard JSON"),
     (lambda t: COMMITTED / "synthetic-gmm.json", "share no cell"),
     (lambda t: t, "is a folder"),
+    (lambda t: (t / "deep.json", (t / "deep.json").write_text("[" * 100_000 + "]" * 100_000))[0],
+     "is not a leaderboard JSON"),
+    (lambda t: (t / "huge.json", (t / "huge.json").write_text(json.dumps(
+        {"dataset": "d", "cells": [{"setting": "s", "aligner": "a", "anchors": 5, "seed": 0, "status": "ok",
+                                    "mean_R@1": 10**400}]})))[0], "is not a leaderboard JSON"),
 ])
 def test_bad_inputs_are_one_line(before, tmp_path, make, message):
     result = invoke(before, make(tmp_path))

@@ -97,6 +97,7 @@ def good_payload(tiny_site) -> dict:
     (lambda p: p["records"][0]["config"].update(split_sizes={"test": "lots", "train": None}),
      "split_sizes \"{'test': 'lots', 'train': None}\" is not"),
     (lambda p: p["records"][0]["config"]["split_sizes"].update(test=[100, -1]), "with counts >= 0"),
+    (lambda p: p["records"][0]["metrics"].update({"alignment_error_anchors": 10**400}), "too large for a float"),
 ])
 def test_validation_names_the_file_and_the_problem_in_one_line(tiny_site, tmp_path, known, edit, problem):
     payload = good_payload(tiny_site)
@@ -278,3 +279,11 @@ def test_a_file_with_a_malformed_config_is_rejected_and_the_others_publish(tiny_
     assert result.exit_code == 0 and "Traceback" not in result.output, result.output
     assert sorted(rejected_lines(result.output)) == ["bare.json"]
     assert "lstsq [Ada Example]" in (tmp_path / "site" / "index.html").read_text()
+
+
+def test_a_file_nested_too_deeply_is_rejected_in_one_line(tmp_path, known):
+    deep = tmp_path / "deep.json"
+    deep.write_text("[" * 100_000 + "]" * 100_000)
+    with pytest.raises(SubmissionError) as caught:
+        load_submission(deep, known, DEFAULT_SEEDS)
+    assert str(caught.value).startswith(f"{deep}: nested too deeply") and "\n" not in str(caught.value)
