@@ -197,6 +197,10 @@ def _check_records(records: list[CellRecord], known_metrics: dict[str, type], se
                 raise ValueError(f"{where}: metric {name} version {version} is not known here "
                                  f"({'no such metric' if known is None else f'version {known}'}); "
                                  f"re-run with this alignbench's metrics.")
+        if unclaimed := _unclaimed_keys(record.metrics, [name for name, _ in metric_versions], known_metrics):
+            raise ValueError(f"{where}: metrics {', '.join(unclaimed[:3])}{' ...' if len(unclaimed) > 3 else ''} "
+                             f"are produced by none of its metrics ({', '.join(n for n, _ in metric_versions)}); "
+                             f"export the store's records unchanged.")
         if record.key != config_key({k: v for k, v in config.items() if k not in RUN_ENTRIES}):
             raise ValueError(f"{where}: key is not the hash of its config (edited after the run?); export the "
                              f"store's records unchanged.")
@@ -264,6 +268,21 @@ def _component_problem(label: str, described: Any, required: tuple[str, ...] = (
     if wrong:
         return f"{label} has {', '.join(wrong)} that is not a string"
     return ""
+
+
+def _unclaimed_keys(metrics: dict[str, Any], listed: list[str], known_metrics: dict[str, type]) -> list[str]:
+    """The keys of a record's metrics that none of its config's metrics declares (``Metric.direction``):
+    scores of an unlisted metric would skip that metric's consistency checks. A listed metric that
+    declares no keys may have made any key that no installed metric declares."""
+    own = [known_metrics[name] for name in listed]
+    undeclared = any(not metric.higher_is_better for metric in own)
+
+    def claimed(key: str) -> bool:
+        if any(metric.direction(key) is not None for metric in own):
+            return True
+        return undeclared and all(metric.direction(key) is None for metric in known_metrics.values())
+
+    return sorted(key for key in metrics if not claimed(key))
 
 
 def valid_split_sizes(value: Any) -> bool:

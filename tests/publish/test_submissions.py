@@ -287,3 +287,25 @@ def test_a_file_nested_too_deeply_is_rejected_in_one_line(tmp_path, known):
     with pytest.raises(SubmissionError) as caught:
         load_submission(deep, known, DEFAULT_SEEDS)
     assert str(caught.value).startswith(f"{deep}: nested too deeply") and "\n" not in str(caught.value)
+
+
+def test_scores_of_a_metric_the_config_does_not_list_are_rejected(tiny_site, tmp_path, known):
+    """Listing only alignment-error skipped retrieval's checks: an R@1 above R@5 would have been published."""
+    from alignbench.runner import config_key
+    from alignbench.store import RUN_ENTRIES
+
+    payload = good_payload(tiny_site)
+    for record in payload["records"]:
+        record["config"]["metrics"] = [m for m in record["config"]["metrics"] if m["name"] == "alignment-error"]
+        record["key"] = config_key({k: v for k, v in record["config"].items() if k not in RUN_ENTRIES})
+        record["metrics"] = {k: v for k, v in record["metrics"].items() if "alignment_error" in k}
+    assert load_submission(_written(tmp_path / "fewer.json", payload), known, DEFAULT_SEEDS).records
+    for record in payload["records"]:
+        if record["status"] == "ok":
+            record["metrics"].update({"i2t_R@1": 0.9, "i2t_R@5": 0.1})
+    path = _written(tmp_path / "hidden.json", payload)
+    with pytest.raises(SubmissionError) as caught:
+        load_submission(path, known, DEFAULT_SEEDS)
+    message = str(caught.value)
+    assert "metrics i2t_R@1, i2t_R@5 are produced by none of its metrics (alignment-error)" in message
+    assert message.startswith(f"{path}: ") and "\n" not in message
