@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .errors import AlignbenchError
+from .errors import AlignbenchError, PluginLoadError, from_plugin
 from .store import RUN_ENTRIES, STATUSES, CellRecord
 
 SCHEMA = "alignbench-results/1"
@@ -204,8 +204,12 @@ def _check_records(records: list[CellRecord], known_metrics: dict[str, type], se
         if record.key != config_key({k: v for k, v in config.items() if k not in RUN_ENTRIES}):
             raise ValueError(f"{where}: key is not the hash of its config (edited after the run?); export the "
                              f"store's records unchanged.")
-        problem = _metric_problem(record.metrics) or next(
-            (found for name, _ in metric_versions for found in known_metrics[name].inconsistencies(record.metrics)), "")
+        try:
+            problem = _metric_problem(record.metrics) or next(
+                (str(found) for name, _ in metric_versions for found in _inconsistencies(known_metrics[name], name,
+                                                                                     record.metrics)), "")
+        except PluginLoadError as exc:
+            raise ValueError(f"{where}: {exc} Its scores cannot be checked; fix or uninstall that metric.") from None
         if problem:
             raise ValueError(f"{where}: {problem}")
         if record.status == "ok" and not any(v is not None for v in record.metrics.values()):
@@ -268,6 +272,12 @@ def _component_problem(label: str, described: Any, required: tuple[str, ...] = (
     if wrong:
         return f"{label} has {', '.join(wrong)} that is not a string"
     return ""
+
+
+def _inconsistencies(metric: type, name: str, metrics: dict[str, Any]) -> list:
+    """``metric.inconsistencies`` of a record's scores: a third party's code, which may raise."""
+    return from_plugin(f"metric {name!r}", "failed in inconsistencies()",
+                       lambda: list(metric.inconsistencies(dict(metrics))))
 
 
 def _unclaimed_keys(metrics: dict[str, Any], listed: list[str], known_metrics: dict[str, type]) -> list[str]:

@@ -309,3 +309,17 @@ def test_scores_of_a_metric_the_config_does_not_list_are_rejected(tiny_site, tmp
     message = str(caught.value)
     assert "metrics i2t_R@1, i2t_R@5 are produced by none of its metrics (alignment-error)" in message
     assert message.startswith(f"{path}: ") and "\n" not in message
+
+
+def test_a_metric_whose_own_check_raises_rejects_the_file_in_one_line(tiny_site, known):
+    class Raising(known["retrieval"]):
+        @classmethod
+        def inconsistencies(cls, values):
+            raise RuntimeError("boom")
+
+    path = tiny_site.results / "good.json"
+    with pytest.raises(SubmissionError) as caught:
+        load_submission(path, {**known, "retrieval": Raising}, DEFAULT_SEEDS)
+    message = str(caught.value)
+    assert message.startswith(f"{path}: ") and "\n" not in message
+    assert "metric 'retrieval' failed in inconsistencies(): RuntimeError: boom" in message
