@@ -18,6 +18,7 @@ make a mean mean something else (other seeds, one cell with two values) is rejec
 from __future__ import annotations
 
 import json
+import logging
 import math
 import re
 from dataclasses import dataclass
@@ -38,6 +39,8 @@ UNIT_INTERVAL = re.compile(r"(R@\d+|MRR|mAP|accuracy|chance|ceiling|jaccard|mutu
 NON_NEGATIVE = re.compile(r"(error|median_rank|matches_kept)")
 RANK = re.compile(r"median_rank$")
 
+log = logging.getLogger(__name__)
+
 
 class SubmissionError(AlignbenchError):
     """A results file that cannot be merged; the message is one line naming the file and the problem."""
@@ -54,8 +57,16 @@ class Submission:
 
 def known_metrics_of(registry) -> dict[str, type]:
     """Metric name -> its class in this installation: the version it computes, and the relations
-    between its scores that a submitted cell must keep (``Metric.inconsistencies``)."""
-    return {spec.name: registry.load("metric", spec.name) for spec in registry.specs("metric")}
+    between its scores that a submitted cell must keep (``Metric.inconsistencies``). A metric that
+    fails to load is left out with a warning: files that use it are rejected as using an unknown
+    metric, and the others still publish."""
+    known = {}
+    for spec in registry.specs("metric"):
+        try:
+            known[spec.name] = registry.load("metric", spec.name)
+        except PluginLoadError as exc:
+            log.warning("%s", exc)
+    return known
 
 
 def export_payload(records: list[CellRecord], producer: dict[str, str]) -> dict[str, Any]:

@@ -323,3 +323,34 @@ def test_a_metric_whose_own_check_raises_rejects_the_file_in_one_line(tiny_site,
     message = str(caught.value)
     assert message.startswith(f"{path}: ") and "\n" not in message
     assert "metric 'retrieval' failed in inconsistencies(): RuntimeError: boom" in message
+
+
+class _GhostMetricPlugin:
+    """A metric whose module is not installed: it registers, and fails when loaded."""
+
+    @staticmethod
+    @__import__("alignbench").hookimpl
+    def alignbench_register_metrics(register):
+        register("ghost-metric", "no_such_module_for_alignbench_tests:Ghost")
+
+
+def test_a_metric_that_fails_to_load_is_left_out_with_a_warning(caplog):
+    known = known_metrics_of(load_registry(extra=[_GhostMetricPlugin()]))
+    assert "ghost-metric" not in known and "retrieval" in known
+    [warning] = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert "metric 'ghost-metric'" in warning and "could not be loaded" in warning and "\n" not in warning
+
+
+def test_a_broken_metric_plugin_leaves_publish_and_export_working(tiny_site, tmp_path, monkeypatch):
+    import alignbench.plugins
+
+    real = alignbench.plugins.load_registry
+    monkeypatch.setattr(alignbench.plugins, "load_registry",
+                        lambda *a, **k: real(*a, **{**k, "extra": [*k.get("extra", ()), _GhostMetricPlugin()]}))
+    result = CliRunner().invoke(cli, ["publish", "--leaderboards", str(tiny_site.leaderboards), "--results",
+                                      str(tiny_site.results), "--out", str(tmp_path / "site")])
+    assert result.exit_code == 0 and "Traceback" not in result.output, result.output
+    assert "1 submissions merged, 3 rejected" in result.output
+    result = CliRunner().invoke(cli, ["export", "--store", str(tiny_site.store), "--out", str(tmp_path / "r.json"),
+                                      "--name", "me"])
+    assert result.exit_code == 0 and "Traceback" not in result.output, result.output
