@@ -8,6 +8,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import logging
+import math
 import platform
 import time
 from dataclasses import dataclass, field
@@ -249,10 +250,16 @@ def fit_and_score(registry: Registry, cell: Cell, splits: DatasetSplits, anchors
             if key in metrics:
                 raise AlignbenchError(f"metric {described.name!r} reports {key!r}, which another metric reports too.")
             try:
-                metrics[key] = float(value)
+                number = float(value)
             except (TypeError, ValueError):
                 raise AlignbenchError(f"metric {described.name!r} reports {key!r} = {type(value).__name__}; "
                                       f"report numbers (NaN where undefined).") from None
+            except OverflowError:
+                number, value = math.inf, "an integer too large for a float"
+            if math.isinf(number):  # JSON (exports, leaderboards) has no infinity
+                raise AlignbenchError(f"metric {described.name!r} reports {key!r} = {value}; report finite numbers "
+                                      f"(NaN where undefined).")
+            metrics[key] = number
         timings[f"metric:{described.name}_s"] = time.perf_counter() - started
     timings["metrics_s"] = sum(v for k, v in timings.items() if k.startswith("metric:"))
     fitted = fitted_choices(aligner, zx.shape[1])

@@ -110,6 +110,8 @@ def test_an_aligner_calling_sys_exit_fails_its_cells_only(registry, store, how, 
     ("reserved", "reports the key 'status', which is not a name or is one of the tables' own columns"),
     ("text", "reports 'odd_a' = str; report numbers"),
     ("list", "returned list; return a dict"),
+    ("inf", "reports 'odd_b' = -inf; report finite numbers (NaN where undefined)"),
+    ("huge", "reports 'odd_a' = an integer too large for a float; report finite numbers"),
 ])
 def test_a_metric_reporting_what_no_metric_may_fails_its_cells_and_the_tables_stay_whole(registry, store,
                                                                                          tmp_path, mode, said):

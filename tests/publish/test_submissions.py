@@ -354,3 +354,19 @@ def test_a_broken_metric_plugin_leaves_publish_and_export_working(tiny_site, tmp
     result = CliRunner().invoke(cli, ["export", "--store", str(tiny_site.store), "--out", str(tmp_path / "r.json"),
                                       "--name", "me"])
     assert result.exit_code == 0 and "Traceback" not in result.output, result.output
+
+
+def test_an_export_writes_infinite_scores_of_older_stores_as_null(tiny_site, tmp_path):
+    """Runs before metrics were checked for infinity stored some; JSON has no infinity."""
+    import dataclasses
+
+    from alignbench.store import ResultStore
+    from alignbench.submissions import write_export
+
+    with ResultStore(tiny_site.store) as store:
+        record = next(r for r in store.records() if r.status == "ok")
+    infinite = dataclasses.replace(record, metrics={**record.metrics, "mean_R@1": float("inf"),
+                                                    "i2t_MRR": -float("inf")})
+    payload = json.loads(write_export([infinite], {"name": "me"}, tmp_path / "r.json").read_text())
+    assert payload["records"][0]["metrics"]["mean_R@1"] is None
+    assert payload["records"][0]["metrics"]["i2t_MRR"] is None

@@ -198,7 +198,7 @@ class QuittingAligner(CountingAligner):
 
 class OddMetric(alignbench.Metric):
     """Reports what a broken metric might: ``int-key``, ``reserved`` (a table column's name),
-    ``text`` (a value that is no number) or ``list`` (no dict)."""
+    ``text`` (a value that is no number), ``list`` (no dict), ``inf`` or ``huge`` (no finite float)."""
 
     name = "odd"
 
@@ -207,7 +207,7 @@ class OddMetric(alignbench.Metric):
 
     def compute(self, result):
         return {"int-key": {1: 0.5, "odd_a": 0.25}, "reserved": {"status": 1.0}, "text": {"odd_a": "high"},
-                "list": [0.5]}[self.mode]
+                "list": [0.5], "inf": {"odd_a": 0.5, "odd_b": -float("inf")}, "huge": {"odd_a": 10**400}}[self.mode]
 
 
 class FaultyAtPlanning(CountingAligner):
