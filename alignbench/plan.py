@@ -111,8 +111,10 @@ def _json_default(value: Any) -> Any:
         return value.item()
     if isinstance(value, np.ndarray):
         return value.tolist()
-    if isinstance(value, (tuple, set)):
+    if isinstance(value, tuple):
         return list(value)
+    if isinstance(value, (set, frozenset)):
+        return sorted(value)  # in a fixed order: a set's own order of strings changes from process to process
     raise TypeError(f"cannot record {type(value).__name__} in a result config")
 
 
@@ -253,10 +255,13 @@ def describe(registry: Registry, kind: str, name: str, params: Params) -> dict[s
     if kind == "encoder" and (pin := from_plugin(label, "failed in weights_pin()", instance.weights_pin)) is not None:
         described["weights"] = pin
     try:
+        # As the results store and an export will read them back (numpy scalars as numbers, sets as
+        # lists), so that every later stage sees what was recorded; the key is that of the same JSON.
+        described["params"] = json.loads(json.dumps(described["params"], default=_json_default, allow_nan=False))
         config_key(described)
-    except TypeError as exc:
+    except (TypeError, ValueError) as exc:
         raise PluginLoadError(f"{label}: its parameters cannot be recorded in a result's key ({exc}); give "
-                              f"them as numbers, strings, booleans, lists or dicts.") from None
+                              f"them as finite numbers, strings, booleans, lists or dicts.") from None
     return described
 
 

@@ -146,6 +146,27 @@ def test_a_plugin_failing_while_the_sweep_is_planned_is_one_line_naming_it(regis
     assert len(store) == 0
 
 
+def test_numpy_and_set_parameters_are_recorded_as_json_and_every_cell_is_stored(registry, store):
+    """A numpy-scalar default was accepted in the cell's key but could not be stored: the sweep ended
+    after its first cell."""
+    summary = Runner(registry, store).run(Sweep(aligners=[("odd-defaults", {})], datasets=[SMALL], levels=[5, 10],
+                                                seeds=[0, 1]))
+    assert summary.ran == 4 and not summary.failed
+    records = store.records()
+    assert len(records) == 4 and all(r.status == "ok" for r in records)
+    assert records[0].config["aligner"]["params"] == {"kind": "odd", "scale": 0.5, "tags": ["a", "b"]}
+
+
+def test_a_nan_parameter_is_refused_while_the_sweep_is_planned(registry, store):
+    from alignbench.errors import PluginLoadError
+
+    with pytest.raises(PluginLoadError) as error:
+        Runner(registry, store).run(Sweep(aligners=[("odd-defaults", {"kind": "nan"})], datasets=[SMALL],
+                                          levels=[10], seeds=[0]))
+    assert "aligner 'odd-defaults': its parameters cannot be recorded in a result's key" in str(error.value)
+    assert "\n" not in str(error.value) and len(store) == 0
+
+
 def test_levels_beyond_the_train_split_are_not_applicable(registry, store):
     summary = Runner(registry, store).run(Sweep(aligners=[("procrustes", {})], datasets=[SMALL],
                                                 levels=[10, 500], seeds=[0]))

@@ -230,6 +230,28 @@ class FaultyAtPlanning(CountingAligner):
         return {"fault": self.fault, **({"where": __import__("pathlib").Path("/tmp")} if self.fault == "path" else {})}
 
 
+class OddDefaults(alignbench.Aligner):
+    """Centred identity map whose parameters default to what a plugin may well write: a numpy scalar and
+    a set (``odd``), or a NaN (``nan``)."""
+
+    name = "odd-defaults"
+    min_anchors = 1
+
+    def __init__(self, kind: str = "odd", scale=np.float32(0.5), tags={"b", "a"}):  # noqa: B006
+        self.kind = kind
+        self.scale = float("nan") if kind == "nan" else scale
+        self.tags = tags
+
+    def _fit(self, xa, ya, xu, yu):
+        self.mx_, self.my_ = xa.mean(0), ya.mean(0)
+
+    def _transform_x(self, x):
+        return x - self.mx_
+
+    def _transform_y(self, y):
+        return y - self.my_
+
+
 def fits_logged(path: str) -> int:
     try:
         with open(path) as log:
@@ -249,6 +271,7 @@ def alignbench_register_aligners(register):
     register("unsupervised-centring", Unsupervised, description="test: zero-anchor aligner")
     register("quitting", QuittingAligner, description="test: sys.exit or an unprintable exception in fit")
     register("faulty-at-planning", FaultyAtPlanning, description="test: fails while a sweep is planned")
+    register("odd-defaults", OddDefaults, description="test: numpy, set or NaN parameter values")
 
 
 @alignbench.hookimpl
