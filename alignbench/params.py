@@ -45,9 +45,16 @@ def build(cls: type, params: dict[str, Any], *, label: str) -> Any:
     missing = [k for k, v in defaults.items() if v is inspect.Parameter.empty and k not in params]
     if missing:
         raise InvalidParameterError(f"{label} needs parameter(s) {', '.join(missing)}.")
-    hints = typing.get_type_hints(cls.__init__)
+    hints = type_hints(cls, label)
     checked = {key: check_type(value, hints.get(key), f"{label} parameter {key!r}") for key, value in params.items()}
     return from_plugin(label, "could not be made", lambda: cls(**checked))
+
+
+def type_hints(cls: type, label: str) -> dict[str, Any]:
+    """The constructor's annotations, resolved; one that names nothing (a typo, a type imported only
+    while type checking) is a one-line PluginLoadError naming the component."""
+    return from_plugin(label, "has parameter annotations that cannot be resolved (fix them in its __init__)",
+                       lambda: typing.get_type_hints(cls.__init__))
 
 
 def check_type(value: Any, annotation: Any, where: str) -> Any:
@@ -153,7 +160,7 @@ def number_types(annotation: Any) -> list[type]:
 def numeric_parameters(cls: type) -> list[str]:
     """The constructor parameters annotated as numbers (int, float, optional, or lists of them): the
     ones a component's ``parameter_ranges`` has to bound."""
-    hints = typing.get_type_hints(cls.__init__)
+    hints = type_hints(cls, getattr(cls, "name", None) or cls.__name__)
     return [name for name in parameter_defaults(cls) if number_types(hints.get(name))]
 
 

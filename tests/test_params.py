@@ -43,3 +43,22 @@ def test_assignments_are_parsed_as_json():
     assert parse_assignment("x.mode=pca") == ("x", "mode", "pca")  # not JSON: a plain string
     with pytest.raises(InvalidParameterError, match="NAME.KEY=VALUE"):
         parse_assignment("dim=64")
+
+
+class Unresolvable:
+    def __init__(self, alpha: "NoSuchType" = 1.0):  # noqa: F821 - a plugin's annotation that names nothing
+        self.alpha = alpha
+
+
+def test_an_annotation_that_names_nothing_is_one_line_naming_the_component():
+    from alignbench.errors import PluginLoadError
+    from alignbench.params import numeric_parameters
+
+    for call in (lambda: build(Unresolvable, {}, label="aligner 'x'"), lambda: numeric_parameters(Unresolvable)):
+        with pytest.raises(PluginLoadError) as caught:
+            call()
+        message = str(caught.value)
+        assert "NameError: name 'NoSuchType' is not defined" in message and "\n" not in message
+        assert "parameter annotations that cannot be resolved" in message
+    with pytest.raises(PluginLoadError, match="^aligner 'x' "):
+        build(Unresolvable, {}, label="aligner 'x'")
