@@ -230,6 +230,9 @@ def fit_and_score(registry: Registry, cell: Cell, splits: DatasetSplits, anchors
     if cell.protocol == "paper":
         test = gallery_with_anchors(test, anchors, splits.train)
     zx, zy = aligner.transform_x(test.x), aligner.transform_y(test.y)
+    if zx.shape[1] != zy.shape[1]:  # every metric compares rows of one with rows of the other
+        raise AlignbenchError(f"aligner {cell.aligner!r} maps x to {zx.shape[1]} columns and y to {zy.shape[1]}; "
+                              f"both sides must land in one space of the same width.")
     timings["transform_s"] = time.perf_counter() - started
     result = AlignmentResult(test=test, zx=zx, zy=zy, anchors=anchors, aligner=aligner, train=train,
                              unpaired_rows=rows)

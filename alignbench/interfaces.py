@@ -249,16 +249,30 @@ class Aligner(Component, ABC):
     def transform_x(self, x: np.ndarray) -> np.ndarray:
         """Items of the x side in the comparison space, ``(n, k)`` float32."""
         self._check_fitted()
-        return self._checked_output(self._transform_x(as_embeddings(x, "x", dim=self.dim_x_)), "transform_x")
+        x = as_embeddings(x, "x", dim=self.dim_x_)
+        return self._checked_output(self._transform_x(x), "transform_x", len(x))
 
     def transform_y(self, y: np.ndarray) -> np.ndarray:
         """Items of the y side in the comparison space, ``(n, k)`` float32."""
         self._check_fitted()
-        return self._checked_output(self._transform_y(as_embeddings(y, "y", dim=self.dim_y_)), "transform_y")
+        y = as_embeddings(y, "y", dim=self.dim_y_)
+        return self._checked_output(self._transform_y(y), "transform_y", len(y))
 
-    def _checked_output(self, z: np.ndarray, method: str) -> np.ndarray:
+    def _checked_output(self, z: np.ndarray, method: str, rows: int) -> np.ndarray:
+        label = f"aligner {self.name or type(self).__name__!r} {method}"
+        if z is None:
+            raise AlignbenchError(f"{label} returned None; return an (n, k) array of numbers, one row per input.")
+        try:
+            z = np.asarray(z, dtype=np.float32)
+        except (TypeError, ValueError):
+            raise AlignbenchError(f"{label} returned {type(z).__name__}, not an array of numbers; return an (n, k) "
+                                  f"array, one row per input.") from None
+        if z.ndim != 2:
+            raise AlignbenchError(f"{label} returned a {z.ndim}-D array of shape {z.shape}; return an (n, k) array, "
+                                  f"one row per input.")
+        if len(z) != rows:
+            raise AlignbenchError(f"{label} returned {len(z)} rows for {rows} inputs; return one row per input.")
         # NaN never compares greater, so it would pass for a perfect score in retrieval: stop it here.
-        z = np.asarray(z, dtype=np.float32)
         if not np.isfinite(z).all():
             raise AlignbenchError(f"{self.name or type(self).__name__}.{method} produced NaN or inf; "
                                   f"the fit diverged (check its parameters, e.g. a smaller learning rate).")

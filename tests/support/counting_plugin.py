@@ -252,6 +252,33 @@ class OddDefaults(alignbench.Aligner):
         return y - self.my_
 
 
+class Shaped(alignbench.Aligner):
+    """Keeps the first four columns, then returns what each side's ``x_out`` / ``y_out`` names: ``ok``,
+    ``list`` (a nested list, which is fine), ``none``, ``rows`` (a row short), ``3d``, ``text`` or
+    ``wide`` (five columns)."""
+
+    name = "shaped"
+    min_anchors = 1
+
+    def __init__(self, x_out: str = "ok", y_out: str = "ok"):
+        self.x_out = x_out
+        self.y_out = y_out
+
+    def _fit(self, xa, ya, xu, yu):
+        pass
+
+    def _transform_x(self, x):
+        return self._bent(x, self.x_out)
+
+    def _transform_y(self, y):
+        return self._bent(y, self.y_out)
+
+    @staticmethod
+    def _bent(z, how):
+        return {"ok": z[:, :4], "list": z[:, :4].tolist(), "none": None, "rows": z[:-1, :4], "3d": z[:, :4, None],
+                "text": "abc", "wide": z[:, :5]}[how]
+
+
 def fits_logged(path: str) -> int:
     try:
         with open(path) as log:
@@ -272,6 +299,7 @@ def alignbench_register_aligners(register):
     register("quitting", QuittingAligner, description="test: sys.exit or an unprintable exception in fit")
     register("faulty-at-planning", FaultyAtPlanning, description="test: fails while a sweep is planned")
     register("odd-defaults", OddDefaults, description="test: numpy, set or NaN parameter values")
+    register("shaped", Shaped, description="test: returns arrays of the wrong shape")
 
 
 @alignbench.hookimpl

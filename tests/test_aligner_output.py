@@ -1,0 +1,39 @@
+"""What an aligner's transform_x / transform_y returns: one row of numbers per input, both sides as wide."""
+
+import numpy as np
+import pytest
+
+from alignbench.errors import AlignbenchError
+from alignbench.runner import Runner, Sweep
+from counting_plugin import Shaped
+
+X = np.random.default_rng(0).standard_normal((100, 8)).astype(np.float32)
+
+
+@pytest.mark.parametrize("side, how, said", [
+    ("x", "none", "aligner 'shaped' transform_x returned None; return an (n, k) array of numbers"),
+    ("y", "rows", "aligner 'shaped' transform_y returned 99 rows for 100 inputs; return one row per input"),
+    ("x", "3d", "aligner 'shaped' transform_x returned a 3-D array of shape (100, 4, 1); return an (n, k) array"),
+    ("y", "text", "aligner 'shaped' transform_y returned str, not an array of numbers"),
+])
+def test_an_output_of_the_wrong_shape_is_one_line_naming_the_aligner(side, how, said):
+    aligner = Shaped(**{f"{side}_out": how}).fit(X[:10], X[:10])
+    with pytest.raises(AlignbenchError) as caught:
+        getattr(aligner, f"transform_{side}")(X)
+    message = str(caught.value)
+    assert said in message and "\n" not in message and "diverged" not in message
+
+
+def test_a_nested_list_of_the_right_shape_is_an_output():
+    z = Shaped(x_out="list").fit(X[:10], X[:10]).transform_x(X)
+    assert z.shape == (100, 4) and z.dtype == np.float32
+
+
+def test_sides_of_different_widths_fail_the_cell_in_one_line(registry, store):
+    small = ("synthetic-correlated", {"n_items": 200, "dim_x": 16, "dim_y": 16, "latent_dim": 4, "specific_dim": 4})
+    summary = Runner(registry, store).run(Sweep(aligners=[("shaped", {"y_out": "wide"}), ("shaped", {})],
+                                                datasets=[small], levels=[10], seeds=[0]))
+    [(cell, message)] = summary.failed
+    assert cell.aligner == "shaped" and "\n" not in message
+    assert "aligner 'shaped' maps x to 4 columns and y to 5; both sides must land in one space" in message
+    assert summary.ran == 1  # the other shaped cell, whose sides agree
