@@ -12,7 +12,7 @@ from typing import Any, Callable
 import numpy as np
 
 from .cache import CacheWriteError, EmbeddingCache, raw_items_digest, texts_digest
-from .errors import InvalidParameterError
+from .errors import AlignbenchError, InvalidParameterError
 from .interfaces import Dataset, DatasetSplits, Encoder, PairedData
 from .plan import Cell, config_key, perturbation_identity
 from .protocols import paper_splits
@@ -129,10 +129,14 @@ class DataStage:
         if damage is not None:
             label += f", {damage['name']}"
         progress = (lambda done, total: self.on_encode(label, done, total)) if self.on_encode else None
+
+        def encode(chunk):
+            return checked_embeddings(encoder.encode(chunk), described["name"], len(chunk), encoder.dim)
+
         if self.cache is None or ids_hash is None:
             if ids_hash is None and self.cache is not None:
                 log.warning("%s has no item ids; its embeddings are not cached", label)
-            return encoder.encode(items)
+            return encode(items)
         identity = {"name": described["name"], "source": described["source"], **encoder.identity()}
         dataset_identity = {"dataset": dataset["name"], "split": split, "side": modality}
         if "version" in dataset:
@@ -142,14 +146,40 @@ class DataStage:
         try:
             encode_shards = self.shard_encoder and self.shard_encoder(described["name"], described["params"], items)
             if encode_shards is not None:
+                def checked_shards(ranges):  # encoded elsewhere: the width is not asked here (it may load a model)
+                    for start, stop, embedded in encode_shards(ranges):
+                        yield start, stop, checked_embeddings(embedded, described["name"], stop - start)
+
                 return self.cache.get_or_encode_in_shards(
-                    encode_shards, items,
+                    checked_shards, items,
                     encoder_identity=identity, dataset_identity=dataset_identity, ids_hash=ids_hash,
                     progress=progress)
             return self.cache.get_or_encode(
-                encoder.encode, items, encoder_identity=identity, dataset_identity=dataset_identity,
+                encode, items, encoder_identity=identity, dataset_identity=dataset_identity,
                 ids_hash=ids_hash, progress=progress,
             )
         except CacheWriteError as exc:  # encoded, not cached: warn once (the cache tries no more writes) and go on
             log.warning("%s", exc)
             return exc.embeddings
+
+
+def checked_embeddings(embedded: Any, encoder: str, rows: int, dim: int | None = None) -> np.ndarray:
+    """An encoder's output as ``(rows, dim)`` float32, or a one-line error naming the encoder (before
+    it is cached, and before a wrong row count reads as the dataset's fault). ``dim``: the encoder's
+    declared width, None where it is not checked."""
+    label = f"encoder {encoder!r}"
+    if embedded is None:
+        raise AlignbenchError(f"{label} returned None; return a (len(items), dim) array of numbers.")
+    try:
+        array = np.asarray(embedded, dtype=np.float32)
+    except (TypeError, ValueError):
+        raise AlignbenchError(f"{label} returned {type(embedded).__name__}, not an array of numbers; return a "
+                              f"(len(items), dim) array.") from None
+    if array.ndim != 2:
+        raise AlignbenchError(f"{label} returned an array of shape {array.shape}; return a (len(items), dim) array.")
+    if len(array) != rows:
+        raise AlignbenchError(f"{label} returned {len(array)} rows for {rows} items; return one row per item.")
+    if dim is not None and array.shape[1] != dim:
+        raise AlignbenchError(f"{label} returned {array.shape[1]} columns, but its dim is {dim}; return "
+                              f"(len(items), dim) arrays, or correct dim.")
+    return array

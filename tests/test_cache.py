@@ -289,3 +289,22 @@ def test_raw_items_are_keyed_by_their_ids_and_content_signatures(tmp_path):
     assert raw_items_digest(pinned, pixels) == raw_items_digest(pinned, pixels[::-1])
     at = ("img@2x.png", "user@host/b.png")  # an @ in a name is no content digest
     assert raw_items_digest(at, pixels) != raw_items_digest(at, pixels[::-1])
+
+
+@pytest.mark.parametrize("out, said", [
+    ("none", "encoder 'toy-image-bent' returned None; return a (len(items), dim) array of numbers"),
+    ("text", "encoder 'toy-image-bent' returned str, not an array of numbers"),
+    ("rows", "encoder 'toy-image-bent' returned 59 rows for 60 items; return one row per item"),
+    ("wide", "encoder 'toy-image-bent' returned 5 columns, but its dim is 4"),
+])
+@pytest.mark.parametrize("cached", [True, False])
+def test_an_encoder_output_of_the_wrong_shape_is_one_line_naming_the_encoder(registry, tmp_path, out, said, cached):
+    from alignbench.errors import AlignbenchError
+    from alignbench.store import ResultStore
+
+    sweep = Sweep(aligners=[("lstsq", {})], datasets=[("raw-toy", {})], levels=[10], seeds=[0],
+                  encoders={"image": ("toy-image-bent", {"out": out}), "text": ("toy-text", {})})
+    with ResultStore(tmp_path / "a.sqlite") as store, pytest.raises(AlignbenchError) as caught:
+        Runner(registry, store, cache=EmbeddingCache(tmp_path / "c") if cached else None).run(sweep)
+    assert said in str(caught.value) and "\n" not in str(caught.value)
+    assert not list((tmp_path / "c").glob("*.npy"))  # nothing of it is cached

@@ -346,6 +346,20 @@ class ToyImageEncoder(alignbench.Encoder):
         return circle_features(np.array([item[0] for item in items], dtype=np.float64))
 
 
+class BentImageEncoder(ToyImageEncoder):
+    """toy-image whose output is bent as ``out`` says: ``none``, ``text``, ``rows`` (a row short) or
+    ``wide`` (a column more than its ``dim``)."""
+
+    name = "toy-image-bent"
+
+    def __init__(self, out: str = "none"):
+        self.out = out
+
+    def encode(self, items):
+        z = super().encode(items)
+        return {"none": None, "text": "abc", "rows": z[:-1], "wide": np.hstack([z, z[:, :1]])}[self.out]
+
+
 class LoggedImageEncoder(ToyImageEncoder):
     """toy-image that appends each batch's first item number to ``log_path``, and raises once (while
     ``fail_marker`` exists, which it then removes) on the batch holding item ``fail_at``."""
@@ -402,5 +416,6 @@ def alignbench_register_datasets(register):
 @alignbench.hookimpl
 def alignbench_register_encoders(register):
     register("toy-image", ToyImageEncoder, description="test: identity on arrays")
+    register("toy-image-bent", BentImageEncoder, description="test: returns arrays of the wrong shape")
     register("toy-image-logged", LoggedImageEncoder, description="test: logs its batches, fails once")
     register("toy-text", ToyTextEncoder, description="test: parses captions")
