@@ -272,12 +272,13 @@ class EmbeddingCache:
             meta = json.loads(meta_path.read_text(encoding="utf-8"))
             if not isinstance(meta, dict):
                 raise ValueError("the sidecar is not a JSON object")
-            legacy = "format" not in meta  # written before checksums: checked below, then given one
-            if not legacy and meta.get("key") != key:
+            if "format" not in meta:  # written before checksums, or edited: its bytes cannot be checked
+                raise ValueError("its sidecar records no checksum")
+            if meta.get("key") != key:
                 raise ValueError(f"the sidecar is for entry {meta.get('key')!r}")
             with open(array_path, "rb") as f:
                 checksum = _sha256_of(f)
-                if not legacy and checksum != meta.get("sha256"):
+                if checksum != meta.get("sha256"):
                     raise ValueError(f"sha256 {checksum[:12]}... does not match the sidecar's "
                                      f"{str(meta.get('sha256'))[:12]}...")
                 f.seek(0)
@@ -298,12 +299,6 @@ class EmbeddingCache:
         except Exception as exc:  # noqa: BLE001 - any unreadable entry is re-encoded
             log.warning("embedding cache entry %s is unusable (%s); encoding again", array_path, exc)
             return None
-        if legacy:
-            try:
-                self._write_sidecar(key, meta, checksum)
-                log.info("embedding cache entry %s was written before checksums; recorded its sha256", array_path)
-            except OSError as exc:  # a read-only cache still serves it
-                log.info("could not record the sha256 of %s (%s)", array_path, exc)
         return array
 
     def _write(self, key: str, array: np.ndarray, meta: dict[str, Any]) -> None:

@@ -187,7 +187,9 @@ def test_rm_all_removes_stale_temporary_files_too(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
-def test_an_entry_from_before_checksums_is_served_and_given_one(tmp_path, caplog):
+def test_an_entry_without_a_checksum_is_encoded_again_not_trusted(tmp_path, caplog):
+    """Taking "format" out of a sidecar made a damaged .npy be served, and blessed with a checksum of
+    its damaged bytes: an entry whose bytes cannot be checked is encoded again."""
     cache = EmbeddingCache(tmp_path)
     expected = get(cache, [1, 2, 3])
     [entry] = cache.entries()
@@ -195,17 +197,17 @@ def test_an_entry_from_before_checksums_is_served_and_given_one(tmp_path, caplog
     meta = json.loads(sidecar.read_text())
     legacy = {k: v for k, v in meta.items() if k not in ("format", "key", "sha256")}
     sidecar.write_text(json.dumps(legacy))
+    np.save(entry.path, expected + 1)  # damaged: still finite, of the right shape and dtype
     again = EmbeddingCache(tmp_path)
     with caplog.at_level(logging.WARNING):
         np.testing.assert_array_equal(get(again, [1, 2, 3]), expected)
-    assert again.encoded_items == 0 and "unusable" not in caplog.text
-    assert json.loads(sidecar.read_text()) == meta  # key and checksum recorded
-    data = bytearray(entry.path.read_bytes())
-    data[-1] ^= 1  # from now on a flipped bit is caught
-    entry.path.write_bytes(bytes(data))
-    with caplog.at_level(logging.WARNING):
-        np.testing.assert_array_equal(get(again, [1, 2, 3]), expected)
-    assert again.encoded_items == 3 and "unusable" in caplog.text
+    assert again.encoded_items == 3
+    [line] = [r.getMessage() for r in caplog.records if "unusable" in r.getMessage()]
+    assert "records no checksum" in line and "encoding again" in line
+    assert json.loads(sidecar.read_text())["sha256"] == meta["sha256"]  # rewritten from the new encoding
+    third = EmbeddingCache(tmp_path)
+    np.testing.assert_array_equal(get(third, [1, 2, 3]), expected)
+    assert third.encoded_items == 0
 
 
 def test_an_entry_without_its_sidecar_is_listed_and_removable(tmp_path):
