@@ -552,11 +552,13 @@ def cache_ls(cache_dir):
     rows = []
     for entry in store.entries():
         meta = entry.meta
-        dataset = meta.get("dataset", {})
-        rows.append((entry.key[:12], meta.get("encoder", {}).get("name", "?"),
-                     f"{dataset.get('dataset', '?')} {dataset.get('split', '?')} {dataset.get('side', '?')}",
-                     "x".join(map(str, meta.get("shape", []))), f"{entry.size_bytes / 2**20:.1f} MiB",
-                     meta.get("created", "?")))
+        dataset = meta.get("dataset") if isinstance(meta.get("dataset"), dict) else {}
+        encoder = meta.get("encoder") if isinstance(meta.get("encoder"), dict) else {}
+        shape = meta.get("shape")
+        rows.append((entry.key[:12], _shown(encoder.get("name")),
+                     " ".join(_shown(dataset.get(field)) for field in ("dataset", "split", "side")),
+                     "x".join(map(str, shape)) if isinstance(shape, list) and all(type(n) is int for n in shape)
+                     else "?", f"{entry.size_bytes / 2**20:.1f} MiB", _shown(meta.get("created"))))
     click.echo(f"{store.directory}: {len(rows)} entries")
     if rows:
         click.echo(tabulate(rows, headers=["key", "encoder", "data", "shape", "size", "created"]))
@@ -567,6 +569,11 @@ def cache_ls(cache_dir):
         click.echo(tabulate([(t.path.name, f"{t.size_bytes / 2**20:.1f} MiB", f"{t.age_s / 60:.0f} min",
                               "stale" if t.stale else "being written") for t in temporaries],
                             headers=["file", "size", "age", "state"]))
+
+
+def _shown(value) -> str:
+    """A sidecar's field as listed: '?' where it is missing or not a plain value (a damaged sidecar)."""
+    return str(value) if isinstance(value, (str, int, float)) and not isinstance(value, bool) else "?"
 
 
 @cache.command("rm")

@@ -310,3 +310,16 @@ def test_an_encoder_output_of_the_wrong_shape_is_one_line_naming_the_encoder(reg
         Runner(registry, store, cache=EmbeddingCache(tmp_path / "c") if cached else None).run(sweep)
     assert said in str(caught.value) and "\n" not in str(caught.value)
     assert not list((tmp_path / "c").glob("*.npy"))  # nothing of it is cached
+
+
+@pytest.mark.parametrize("sidecar", [{"dataset": [1]}, {"encoder": "x", "dataset": {"split": {}}, "shape": 5,
+                                                        "created": [2026]}])
+def test_ls_shows_a_question_mark_for_sidecar_fields_of_the_wrong_type(tmp_path, sidecar):
+    cache = EmbeddingCache(tmp_path)
+    get(cache, [1, 2, 3])
+    [entry] = cache.entries()
+    entry.path.with_suffix(".json").write_text(json.dumps(sidecar))
+    listing = CliRunner().invoke(cli, ["cache", "ls", "--cache-dir", str(tmp_path)])
+    assert listing.exit_code == 0 and "Traceback" not in listing.output, listing.output
+    [row] = [line for line in listing.output.splitlines() if line.startswith(entry.key[:12])]
+    assert row.split()[1:6] == ["?", "?", "?", "?", "?"] and row.split()[-1] == "?"
