@@ -172,3 +172,32 @@ def check_robustness_samples(out, real):
         assert (committed.sort_values(ROW)["status"].values == fresh.sort_values(ROW)["status"].values).all()
         problems = spread_problems(fresh[cell + numeric], committed[cell + numeric], spread, cell)
         assert not problems, STALE.format(name) + ":\n" + "\n".join(problems[:20])
+
+
+def markdown_table(text: str, heading: str) -> dict[str, dict[str, str]]:
+    """The GitHub table under the first heading that starts with ``heading``: row label -> column -> cell."""
+    after = text.split("\n" + heading, 1)[1]
+    lines = [line for line in after.split("\n\n")[1:3] if line.startswith("|")][0].splitlines()
+    header = [cell.strip() for cell in lines[0].strip("|").split("|")]
+    rows = [[cell.strip() for cell in line.strip("|").split("|")] for line in lines[2:]]
+    return {row[0]: dict(zip(header[1:], row[1:])) for row in rows}
+
+
+def test_the_committed_diagnoses_agree_with_the_committed_leaderboards():
+    """The seed-000 experiment's retrieval tables (what the README quotes of it) and the leaderboards
+    hold the same cells where their aligners and levels meet: the diagnosis cannot drift from the
+    tables CI regenerates. Its spectral diagnostics are what the README quotes of it otherwise."""
+    diagnoses = sorted(COMMITTED.glob("*-diagnosis.md"))
+    assert {path.name for path in diagnoses} >= {"fashion-mnist-diagnosis.md", "synthetic-correlated-diagnosis.md"}
+    for path in diagnoses:
+        dataset = path.name.removesuffix("-diagnosis.md")
+        diagnosis, board = path.read_text(), (COMMITTED / f"{dataset}.md").read_text()
+        assert "paper protocol" in diagnosis and "rank of C" in diagnosis, path.name
+        for ours, theirs in (("## Mean Recall@1 (%), standard protocol", "### mean_R@1 (%)"),
+                             ("## Class-level mean Recall@1 (%), standard protocol", "### class_mean_R@1 (%)")):
+            mine, committed = markdown_table(diagnosis, ours), markdown_table(board, theirs)
+            shared = [(a, level) for a in mine if a in committed for level in mine[a] if level in committed[a]]
+            assert len(shared) >= 12, (path.name, ours)
+            differ = [(a, level, mine[a][level], committed[a][level]) for a, level in shared
+                      if mine[a][level] != committed[a][level]]
+            assert not differ, f"{path.name} and {dataset}.md differ: {differ[:5]}"
