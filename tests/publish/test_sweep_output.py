@@ -68,11 +68,16 @@ def test_the_readmes_second_example_leaves_leaderboards_alone(tmp_path, monkeypa
 
 
 def test_diagnose_writes_leaderboards_only_with_its_default_options(chosen_out):
-    assert chosen_out("diagnose", "--dataset", "synthetic-correlated") == Path("leaderboards")
-    assert chosen_out("diagnose", "--dataset", "fashion-mnist", "--protocol", "both", "--seeds", "0,1,2") == \
-        Path("leaderboards")  # the README's command for the committed figures
-    for args in (["--anchors", "0,10"], ["--seeds", "0,1"], ["--param", "synthetic-correlated.n_items=200"]):
-        assert chosen_out("diagnose", "--dataset", "synthetic-correlated", *args) == Path(".alignbench") / "leaderboards"
+    canonical = ["--protocol", "both", "--seeds", "0,1,2"]  # the README's command for the committed tables
+    assert chosen_out("diagnose", "--dataset", "fashion-mnist", *canonical) == Path("leaderboards")
+    # One seed or one protocol would overwrite the committed three-seed, two-protocol tables.
+    assert chosen_out("diagnose", "--dataset", "synthetic-correlated") == Path(".alignbench") / "leaderboards"
+    for args in (["--anchors", "0,10"], ["--seeds", "0"], ["--protocol", "standard"],
+                 ["--param", "synthetic-correlated.n_items=200"]):
+        replaced = dict(zip(canonical[::2], canonical[1::2])) | dict(zip(args[::2], args[1::2]))
+        options = [x for pair in replaced.items() for x in pair]
+        assert chosen_out("diagnose", "--dataset", "synthetic-correlated", *options) == \
+            Path(".alignbench") / "leaderboards", args
     assert chosen_out("diagnose", "--dataset", "synthetic-correlated", "--seeds", "0,1", "--out", "figs") == Path("figs")
 
 
