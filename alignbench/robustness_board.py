@@ -9,13 +9,16 @@ relative drop ``(clean - damaged) / clean`` of those means.
 from __future__ import annotations
 
 import json
+from collections import Counter
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 from tabulate import tabulate
 
+from .plan import perturbation_identity
 from .leaderboard import (EXTRA_HEADLINES, HEADLINE, SPLIT_KEYS, Board, aligner_config, aligner_labels, splits_line,
                           aligner_parameter_lines, boards, by_dataset, over_seeds, six_digits, write_files)
 from .store import CellRecord, ResultStore
@@ -49,9 +52,45 @@ class RobustnessBoard:
         """The damaged and the clean cells as one board (aligner labels are given over both)."""
         return Board(self.dataset, self.board.setting, self.board.records + self.clean)
 
+    @cached_property
+    def labels(self) -> dict[str, str]:
+        return perturbation_labels(self.board.records)
+
+    def label(self, damage: dict) -> str:
+        """A damaged cell's perturbation row label (see :func:`perturbation_labels`)."""
+        return self.labels[damage_identity(damage)]
+
 
 def perturbation_label(damage: dict) -> str:
     return f"{damage['name']}({damage['params'].get('modality', '?')})"
+
+
+def damage_identity(damage: dict) -> str:
+    """What a damage is, whatever its fraction (JSON): its perturbation's identity and stage."""
+    return json.dumps({**perturbation_identity(damage), "stage": damage.get("stage")}, sort_keys=True)
+
+
+def perturbation_labels(records) -> dict[str, str]:
+    """Damage identity -> row label: ``name(modality)``, plus its parameters where one name and
+    modality ran with several, plus source, version and item streams where even those agree (a
+    perturbation's code changed between runs): two rows, never one averaging both."""
+    identities: dict[str, set[str]] = {}
+    for record in records:
+        if (damage := record.config.get("perturbation")) is not None:
+            identities.setdefault(perturbation_label(damage), set()).add(damage_identity(damage))
+    labels = {}
+    for label, found in identities.items():
+        for identity in found:
+            params = {k: v for k, v in json.loads(identity)["params"].items() if k != "modality"}
+            labels[identity] = label if len(found) == 1 else \
+                f"{label[:-1]}; {', '.join(f'{k}={v}' for k, v in sorted(params.items()))})"
+    counts = Counter(labels.values())
+    for identity, label in labels.items():
+        if counts[label] > 1:
+            described = json.loads(identity)
+            labels[identity] = (f"{label} [{described.get('source', '?')}, version {described.get('version', 'none')}, "
+                                f"item streams {described.get('item_streams', 1)}]")
+    return labels
 
 
 def robustness_boards(records: list[CellRecord]) -> list[RobustnessBoard]:
@@ -81,7 +120,7 @@ def long_table(rboard: RobustnessBoard) -> pd.DataFrame:
     for r in everything.records:
         damage = r.config.get("perturbation")
         rows.append({"aligner": labels[aligner_config(r)],
-                     "perturbation": perturbation_label(damage) if damage else CLEAN,
+                     "perturbation": rboard.label(damage) if damage else CLEAN,
                      "fraction": damage["fraction"] if damage else 0,
                      "anchors": r.anchors, "seed": r.seed, "status": r.status, **r.metrics})
     frame = pd.DataFrame(rows)
@@ -195,7 +234,7 @@ def fitted_table(rboard: RobustnessBoard, anchors: int) -> pd.DataFrame:
                 clean.setdefault((label, key), []).append(value)
             continue
         for key, value in r.fitted.items():
-            row = damaged.setdefault((label, perturbation_label(damage), key), {})
+            row = damaged.setdefault((label, rboard.label(damage), key), {})
             row.setdefault(f"{damage['fraction']}%", []).append(value)
     fractions = sorted({column for row in damaged.values() for column in row}, key=lambda c: int(c[:-1]))
     rows = []
@@ -213,7 +252,7 @@ def fitted_cells(rboard: RobustnessBoard) -> list[dict]:
     """What each finished damaged cell's fit chose, with its aligner, perturbation, fraction, anchors
     and seed (floats to 6 digits, as the tables' numbers), in table order."""
     labels = aligner_labels(rboard.with_clean)
-    cells = [{"aligner": labels[aligner_config(r)], "perturbation": perturbation_label(r.config["perturbation"]),
+    cells = [{"aligner": labels[aligner_config(r)], "perturbation": rboard.label(r.config["perturbation"]),
               "fraction": r.config["perturbation"]["fraction"], "anchors": r.anchors, "seed": r.seed,
               "fitted": six_digits(r.fitted)} for r in rboard.board.records if r.status == "ok" and r.fitted]
     return sorted(cells, key=lambda c: (c["aligner"], c["anchors"], c["perturbation"], c["fraction"], c["seed"]))
@@ -359,11 +398,11 @@ def render_markdown(rboards: list[RobustnessBoard]) -> str:
                           tabulate(fitted, headers="keys", tablefmt="github", disable_numparse=True,
                                    showindex=False), ""]
         lines += ["### Perturbation parameters", ""]
-        damages = {json.dumps({k: r.config["perturbation"][k] for k in ("name", "params", "source", "stage")},
-                              sort_keys=True) for r in rboard.board.records}
-        for text in sorted(damages):
+        damages = {damage_identity(r.config["perturbation"]) for r in rboard.board.records}
+        for text in sorted(damages, key=lambda t: json.dumps({k: json.loads(t)[k] for k in ("name", "params", "source")},
+                                                             sort_keys=True)):
             damage = json.loads(text)
-            lines.append(f"- `{perturbation_label(damage)}` ({damage['stage']} stage): "
+            lines.append(f"- `{rboard.label(damage)}` ({damage['stage']} stage): "
                          f"{json.dumps(damage['params'], sort_keys=True)} ({damage['source']})")
         lines += ["", "### Aligner parameters", ""] + aligner_parameter_lines(rboard.board) + [""]
     return "\n".join(lines)

@@ -360,3 +360,34 @@ def test_input_corruptions_record_how_their_items_streams_are_drawn(registry, st
     assert damaged["input"]["item_streams"] == ITEM_STREAMS == 2
     assert perturbation_identity(damaged["input"])["item_streams"] == 2
     assert "item_streams" not in damaged["drop"]
+
+
+def test_one_perturbation_with_other_parameters_or_item_streams_is_another_row(tmp_path):
+    """Cells of one perturbation and modality under two parameter sets, or from before and after its
+    item streams changed, were one row averaging both."""
+    from alignbench.robustness_board import robustness_boards
+
+    def damaged(seed, value, **change):
+        cell = record("lstsq", seed, value, fraction=50, perturbation="image-noise", modality="image")
+        damage = cell.config["perturbation"]
+        damage.update(stage="input", item_streams=2)
+        damage["params"] = {**damage["params"], "sigma": 0.2}
+        for key, new in change.items():
+            if key == "sigma":
+                damage["params"]["sigma"] = new
+            elif new is None:
+                damage.pop(key)
+            else:
+                damage[key] = new
+        return dataclasses.replace(cell, key=f"{cell.key}-{sorted(change.items())}")
+
+    records = [record("lstsq", 0, 0.4), damaged(0, 0.3), damaged(0, 0.1, sigma=0.5), damaged(0, 0.2, item_streams=None)]
+    [rboard] = robustness_boards(records)
+    table = long_table(rboard)
+    rows = dict(zip(table["perturbation"], table["mean_R@1"]))
+    assert rows == {"clean": 0.4, "image-noise(image; sigma=0.2) [test, version none, item streams 2]": 0.3,
+                    "image-noise(image; sigma=0.5)": 0.1,
+                    "image-noise(image; sigma=0.2) [test, version none, item streams 1]": 0.2}
+    # One parameter set alone keeps the plain label, which the claim checks and the README read.
+    [alone] = robustness_boards(records[:2])
+    assert set(long_table(alone)["perturbation"]) == {"clean", "image-noise(image)"}
