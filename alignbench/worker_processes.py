@@ -122,11 +122,11 @@ class ProcessExecutor(Executor):
             if worker.task is not None:  # interrupted mid-cell: nobody will read its result
                 worker.process.terminate()
         for worker in self._pool:
-            worker.process.join(timeout=5)
-            if worker.process.is_alive():
+            if not wait_for_exit(worker.process, timeout=5):
                 worker.process.terminate()
-                worker.process.join()
+                wait_for_exit(worker.process)
             end_group(worker.process.pid)
+            worker.process.join()
         self._pool = []
         super().close()
 
@@ -255,8 +255,9 @@ class ProcessExecutor(Executor):
 
     def _swap_out(self, worker: _Worker) -> tuple[int, CellTask]:
         """A fresh worker takes the place of one that died or was killed; the cell it held."""
-        worker.process.join()
+        wait_for_exit(worker.process)
         end_group(worker.process.pid)  # what the dead worker's cell started
+        worker.process.join()
         held = worker.task
         worker.task = worker.deadline = None
         self._pool.remove(worker)
@@ -326,8 +327,17 @@ def exit_with_parent(parent: int) -> None:
     os._exit(0)
 
 
+def wait_for_exit(process: Any, timeout: float | None = None) -> bool:
+    """Whether ``process`` ended within ``timeout`` seconds, without reaping it: until it is joined its
+    process id, and so its group's, cannot be reused, and :func:`end_group` reaches only its own."""
+    from multiprocessing.connection import wait
+
+    return bool(wait([process.sentinel], timeout))
+
+
 def end_group(pid: int) -> None:
-    """Kills what is left of the process group a worker led: the processes its cells started."""
+    """Kills what is left of the process group a worker led: the processes its cells started. Call it
+    before the worker is joined (see :func:`wait_for_exit`)."""
     if hasattr(os, "killpg"):
         with contextlib.suppress(ProcessLookupError, PermissionError):  # none left / never formed
             os.killpg(pid, signal.SIGKILL)
