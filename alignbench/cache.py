@@ -273,7 +273,8 @@ class EmbeddingCache:
             if not isinstance(meta, dict):
                 raise ValueError("the sidecar is not a JSON object")
             if "format" not in meta:  # written before checksums, or edited: its bytes cannot be checked
-                raise ValueError("its sidecar records no checksum")
+                raise ValueError("no checksum recorded: written by an alignbench from before checksums, or its "
+                                 "sidecar was edited, so its bytes cannot be verified")
             if meta.get("key") != key:
                 raise ValueError(f"the sidecar is for entry {meta.get('key')!r}")
             with open(array_path, "rb") as f:

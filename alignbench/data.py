@@ -182,4 +182,8 @@ def checked_embeddings(embedded: Any, encoder: str, rows: int, dim: int | None =
     if dim is not None and array.shape[1] != dim:
         raise AlignbenchError(f"{label} returned {array.shape[1]} columns, but its dim is {dim}; return "
                               f"(len(items), dim) arrays, or correct dim.")
+    if not np.isfinite(array).all():  # the cache would refuse them on every later read, and encode again
+        rows_hit = int((~np.isfinite(array)).any(axis=1).sum())
+        raise AlignbenchError(f"{label} returned NaN or infinite values in {rows_hit} of {rows} rows; check its "
+                              f"weights and its inputs (an empty caption, a blank image).")
     return array

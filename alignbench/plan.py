@@ -257,12 +257,24 @@ def describe(registry: Registry, kind: str, name: str, params: Params) -> dict[s
     try:
         # As the results store and an export will read them back (numpy scalars as numbers, sets as
         # lists), so that every later stage sees what was recorded; the key is that of the same JSON.
-        described["params"] = json.loads(json.dumps(described["params"], default=_json_default, allow_nan=False))
+        described["params"] = json.loads(json.dumps(described["params"], default=_json_default))
         config_key(described)
     except (TypeError, ValueError) as exc:
         raise PluginLoadError(f"{label}: its parameters cannot be recorded in a result's key ({exc}); give "
-                              f"them as finite numbers, strings, booleans, lists or dicts.") from None
+                              f"them as numbers, strings, booleans, lists or dicts.") from None
+    if _holds_nan(described["params"]):  # infinity is a limit ("no cap"); NaN names no setting, nor equals itself
+        raise PluginLoadError(f"{label}: a parameter is NaN, which names no setting; give it a number (or None).")
     return described
+
+
+def _holds_nan(value: Any) -> bool:
+    if isinstance(value, float):
+        return value != value
+    if isinstance(value, dict):
+        return any(_holds_nan(v) for v in value.values())
+    if isinstance(value, list):
+        return any(_holds_nan(v) for v in value)
+    return False
 
 
 def batches(cells: list[Cell]) -> Iterator[tuple[tuple[str, int], list[Cell]]]:

@@ -88,8 +88,14 @@ def write_export(records: list[CellRecord], producer: dict[str, str], out: Path)
     if out.exists() and not _is_results_file(out):
         raise SubmissionError(f"{out} exists and is not a results file (a store, a folder, another file); pass a new "
                               f"path, e.g. results/NAME.json: only an earlier export is overwritten.")
+    try:
+        text = json.dumps(export_payload(records, producer), indent=1, sort_keys=True, allow_nan=False)
+    except ValueError:
+        raise SubmissionError("a cell's configuration holds an infinite parameter, which a results file (strict "
+                              "JSON) cannot hold; export the other aligners (--aligner), or give that parameter a "
+                              "finite value.") from None
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(export_payload(records, producer), indent=1, sort_keys=True, allow_nan=False) + "\n", encoding="utf-8")
+    out.write_text(text + "\n", encoding="utf-8")
     return out
 
 

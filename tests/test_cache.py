@@ -203,7 +203,7 @@ def test_an_entry_without_a_checksum_is_encoded_again_not_trusted(tmp_path, capl
         np.testing.assert_array_equal(get(again, [1, 2, 3]), expected)
     assert again.encoded_items == 3
     [line] = [r.getMessage() for r in caplog.records if "unusable" in r.getMessage()]
-    assert "records no checksum" in line and "encoding again" in line
+    assert "no checksum recorded" in line and "encoding again" in line
     assert json.loads(sidecar.read_text())["sha256"] == meta["sha256"]  # rewritten from the new encoding
     third = EmbeddingCache(tmp_path)
     np.testing.assert_array_equal(get(third, [1, 2, 3]), expected)
@@ -298,6 +298,7 @@ def test_raw_items_are_keyed_by_their_ids_and_content_signatures(tmp_path):
     ("text", "encoder 'toy-image-bent' returned str, not an array of numbers"),
     ("rows", "encoder 'toy-image-bent' returned 59 rows for 60 items; return one row per item"),
     ("wide", "encoder 'toy-image-bent' returned 5 columns, but its dim is 4"),
+    ("nan", "encoder 'toy-image-bent' returned NaN or infinite values in 1 of 60 rows"),
 ])
 @pytest.mark.parametrize("cached", [True, False])
 def test_an_encoder_output_of_the_wrong_shape_is_one_line_naming_the_encoder(registry, tmp_path, out, said, cached):

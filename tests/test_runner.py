@@ -163,8 +163,25 @@ def test_a_nan_parameter_is_refused_while_the_sweep_is_planned(registry, store):
     with pytest.raises(PluginLoadError) as error:
         Runner(registry, store).run(Sweep(aligners=[("odd-defaults", {"kind": "nan"})], datasets=[SMALL],
                                           levels=[10], seeds=[0]))
-    assert "aligner 'odd-defaults': its parameters cannot be recorded in a result's key" in str(error.value)
+    assert "aligner 'odd-defaults': a parameter is NaN" in str(error.value)
     assert "\n" not in str(error.value) and len(store) == 0
+
+
+def test_an_infinite_parameter_runs_as_it_always_did_and_export_refuses_it_in_one_line(registry, store, tmp_path):
+    """Infinity is a common "no limit" default: its cells keep the keys they had, and only a results
+    file, which is strict JSON, cannot hold it."""
+    from alignbench.plan import config_key
+    from alignbench.submissions import SubmissionError, write_export
+
+    runner = Runner(registry, store)
+    sweep = Sweep(aligners=[("odd-defaults", {"kind": "inf"})], datasets=[SMALL], levels=[10], seeds=[0])
+    [cell] = runner.plan(sweep)
+    before = {**cell.config, "aligner": {**cell.config["aligner"],
+                                         "params": {"kind": "inf", "scale": float("inf"), "tags": ["a", "b"]}}}
+    assert cell.key == config_key(before)
+    assert runner.run(sweep).ran == 1
+    with pytest.raises(SubmissionError, match="infinite parameter"):
+        write_export(store.records(), {"name": "me"}, tmp_path / "out.json")
 
 
 def test_levels_beyond_the_train_split_are_not_applicable(registry, store):

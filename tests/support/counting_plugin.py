@@ -232,14 +232,14 @@ class FaultyAtPlanning(CountingAligner):
 
 class OddDefaults(alignbench.Aligner):
     """Centred identity map whose parameters default to what a plugin may well write: a numpy scalar and
-    a set (``odd``), or a NaN (``nan``)."""
+    a set (``odd``), a NaN (``nan``) or an infinity (``inf``, "no limit")."""
 
     name = "odd-defaults"
     min_anchors = 1
 
     def __init__(self, kind: str = "odd", scale=np.float32(0.5), tags={"b", "a"}):  # noqa: B006
         self.kind = kind
-        self.scale = float("nan") if kind == "nan" else scale
+        self.scale = {"nan": float("nan"), "inf": float("inf")}.get(kind, scale)
         self.tags = tags
 
     def _fit(self, xa, ya, xu, yu):
@@ -347,8 +347,8 @@ class ToyImageEncoder(alignbench.Encoder):
 
 
 class BentImageEncoder(ToyImageEncoder):
-    """toy-image whose output is bent as ``out`` says: ``none``, ``text``, ``rows`` (a row short) or
-    ``wide`` (a column more than its ``dim``)."""
+    """toy-image whose output is bent as ``out`` says: ``none``, ``text``, ``rows`` (a row short),
+    ``wide`` (a column more than its ``dim``) or ``nan`` (one row of NaN)."""
 
     name = "toy-image-bent"
 
@@ -357,7 +357,9 @@ class BentImageEncoder(ToyImageEncoder):
 
     def encode(self, items):
         z = super().encode(items)
-        return {"none": None, "text": "abc", "rows": z[:-1], "wide": np.hstack([z, z[:, :1]])}[self.out]
+        nan = z.copy()
+        nan[0] = np.nan
+        return {"none": None, "text": "abc", "rows": z[:-1], "wide": np.hstack([z, z[:, :1]]), "nan": nan}[self.out]
 
 
 class LoggedImageEncoder(ToyImageEncoder):
