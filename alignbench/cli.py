@@ -644,7 +644,7 @@ def diagnose(dataset, levels, seeds, params, protocol, image_encoder, text_encod
                                levels=int_list(levels, "--anchors"), seeds=int_list(seeds, "--seeds"),
                                protocols=protocols, encoders=encoders, out=out,
                                cache=embedding_cache, on_encode=EncodeProgress())
-    click.echo(render_markdown(report, dataset, int_list(seeds, "--seeds")))
+    click.echo(render_markdown(report, dataset, report.command))
     for path in report.tables + report.figures:
         click.echo(f"wrote {path}", err=True)
 

@@ -33,6 +33,15 @@ def orthogonality_error_scale_free(c: np.ndarray) -> float:
     return float(np.linalg.norm(gram / s - np.eye(c.shape[1])) / c.shape[1])
 
 
+def stable_rank(c: np.ndarray) -> float:
+    """``||C||_F^2 / ||C||_2^2``: k for an orthogonal map, at most its rank, 0 for the zero map. Unlike
+    the rank it moves continuously with C: fitted maps' singular values fall smoothly to rounding
+    level, where a rank's cut-off would count them by the last bits."""
+    c = np.asarray(c, dtype=np.float64)
+    top = float(np.linalg.norm(c, 2))
+    return float(np.sum(c ** 2) / top ** 2) if top > 0 else 0.0
+
+
 def commutativity_error(c: np.ndarray, eigvals_x: np.ndarray, eigvals_y: np.ndarray) -> float:
     """``||C Lx - Ly C||_F`` with the first k eigenvalues of each Laplacian on the diagonals."""
     c = np.asarray(c, dtype=np.float64)

@@ -37,7 +37,7 @@ def ground_truth_map(x: np.ndarray, y: np.ndarray, text_item: np.ndarray, n_neig
 
 def map_diagnostics(c: np.ndarray, lx: np.ndarray, ly: np.ndarray, prefix: str) -> dict[str, float]:
     return {
-        f"{prefix}_rank": float(np.linalg.matrix_rank(np.asarray(c, dtype=np.float64))),
+        f"{prefix}_stable_rank": d.stable_rank(c),
         f"{prefix}_diagonal_dominance": d.diagonal_dominance(c),
         f"{prefix}_orthogonality_error": d.orthogonality_error(c),
         f"{prefix}_orthogonality_error_scale_free": d.orthogonality_error_scale_free(c),
@@ -57,19 +57,19 @@ class Spectral(Metric):
     - ``spectral_distance``: normalized distance between the held-out spectra (``fmap_spectral_distance``
       for the aligner's own graphs).
     Diagonal dominance, orthogonality error ``||C^T C - I||_F / k`` (and scale-free), Laplacian
-    commutativity ``||C Lx - Ly C||_F`` (and normalized by ``||C||_F max(lambda)``), and the rank of
-    ``C`` (numpy's numerical rank): a map of low rank sends most of one basis to nothing, and its
-    orthogonality error then says little (the zero map's is ``1/sqrt(k)``). Fashion-MNIST's
-    ``C_gt`` is such a map: its captions name ten classes, so ``Pi`` has ten distinct rows.
+    commutativity ``||C Lx - Ly C||_F`` (and normalized by ``||C||_F max(lambda)``), and the stable
+    rank of ``C``: a map of low rank sends most of one basis to nothing, and its orthogonality error
+    then says little (the zero map's is ``1/sqrt(k)``). Fashion-MNIST's ``C_gt`` is such a map: its
+    captions name ten classes, so ``Pi`` has ten distinct rows and ``C_gt`` rank 10 at most.
     """
 
     name = "spectral"
     description = "Functional-map spectral diagnostics"
     parameter_ranges = {"n_neighbors": Range(low=1), "n_eigen": Range(low=1)}
-    version = "3"  # 2: graphs on distinct rows, no trivial eigenpair, Pi's rows sum to 1; 3: the ranks
+    version = "3"  # 2: graphs on distinct rows, no trivial eigenpair, Pi's rows sum to 1; 3: stable ranks
     higher_is_better = {
         **{f"{p}_diagonal_dominance": True for p in ("gt", "fmap")},
-        **{f"{p}_rank": True for p in ("gt", "fmap")},
+        **{f"{p}_stable_rank": True for p in ("gt", "fmap")},
         **{f"{p}_{e}": False for p in ("gt", "fmap") for e in (
             "orthogonality_error", "orthogonality_error_scale_free", "commutativity_error",
             "commutativity_error_normalized")},
