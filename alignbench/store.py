@@ -360,11 +360,22 @@ class ResultStore:
                 parsed = [json.loads(text) for text in (config, metrics, timings, env)]
                 if not all(isinstance(value, dict) for value in (*parsed, fitted)):
                     raise ValueError("a field is not a JSON object")
+                if problem := _metric_problem(parsed[1]):
+                    raise ValueError(problem)
             except (TypeError, ValueError) as exc:
                 raise StoreError(f"{self.path}: the stored cell {key} is damaged ({exc}); delete it (sqlite3 "
                                  f"{self.path} \"DELETE FROM results WHERE key = '{key}'\") and run again to "
                                  f"compute it anew.") from None
             yield CellRecord(key, dataset, aligner, anchors, seed, status, *parsed, message, finished, fitted)
+
+
+def _metric_problem(metrics: dict[str, Any]) -> str:
+    """A stored metric that is not a number (or null, for one that does not apply), or ''. Every
+    table and comparison does arithmetic on them; NaN is kept (a metric undefined for the cell)."""
+    for name, value in sorted(metrics.items()):
+        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
+            return f"metric {name} is {str(value)[:40]!r}, not a number"
+    return ""
 
 
 def retry_while_locked(step: Callable[[], T], db: sqlite3.Connection, seconds: float = BUSY_SECONDS) -> T:

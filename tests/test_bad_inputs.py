@@ -403,7 +403,8 @@ def test_a_read_only_store_is_read_and_refused_for_a_run_in_one_line(invoke, tmp
     assert path.read_bytes() == stored
 
 
-@pytest.mark.parametrize("field, value", [("metrics", "[1, 2]"), ("config", "{not json")])
+@pytest.mark.parametrize("field, value", [("metrics", "[1, 2]"), ("config", "{not json"),
+                                          ("metrics", '{"mean_R@1": "abc"}')])
 def test_a_damaged_stored_cell_is_named_in_one_line(invoke, tmp_path, field, value):
     path = tmp_path / "store.sqlite"
     assert invoke(["run", *GMM, *SWEEP, "--store", str(path)]).exit_code == 0
@@ -412,7 +413,8 @@ def test_a_damaged_stored_cell_is_named_in_one_line(invoke, tmp_path, field, val
         db.execute(f"UPDATE results SET {field} = ? WHERE key = ?", (value, key))
     db.close()
     for args in (["leaderboard", "--store", str(path), "--out", str(tmp_path / "boards")],
-                 ["export", "--store", str(path), "--out", str(tmp_path / "r.json"), "--name", "me"]):
+                 ["export", "--store", str(path), "--out", str(tmp_path / "r.json"), "--name", "me"],
+                 ["compare", str(path), str(path)]):
         result = invoke(args)
         assert result.exit_code == 1 and "Traceback" not in result.output
         [line] = [line for line in result.stderr.splitlines() if line.startswith("Error")]
