@@ -72,19 +72,38 @@ def load_values(path: Path) -> dict[CellKey, CellValues]:
     return _from_store(path)
 
 
+class _NotFinite(ValueError):
+    """NaN or an infinity in a leaderboard JSON: compared, it would hide any change."""
+
+
+def _reject_constant(name: str) -> float:
+    raise _NotFinite(f"holds {name}, which is not a number JSON allows")
+
+
 def _from_json(path: Path) -> dict[CellKey, CellValues]:
     out: dict[CellKey, CellValues] = {}
     try:
-        payload = json.loads(path.read_text(encoding="utf-8"))
+        payload = json.loads(path.read_text(encoding="utf-8"), parse_constant=_reject_constant)
         cells, dataset = payload["cells"], payload["dataset"]
+        if not isinstance(dataset, str):
+            raise TypeError("dataset is not a string")
         for cell in cells:
+            if not all(isinstance(cell[name], str) for name in ("setting", "aligner", "status")):
+                raise TypeError("setting, aligner or status is not a string")  # cells are sorted by them
             key = (dataset, cell["setting"], cell["aligner"], int(cell["anchors"]))
             values = out.setdefault(key, CellValues())
-            values.statuses.append(str(cell["status"]))
+            values.statuses.append(cell["status"])
             if cell["status"] == "ok":
                 for name, value in cell.items():
                     if name not in CELL_FIELDS and value is not None:
-                        values.metrics.setdefault(name, []).append(float(value))
+                        number = float(value)
+                        if not math.isfinite(number):  # 1e400 is read as inf
+                            raise _NotFinite(f"has {name} = {number} in a cell of {cell['aligner']} at "
+                                             f"{cell['anchors']} anchors, not a finite number")
+                        values.metrics.setdefault(name, []).append(number)
+    except _NotFinite as exc:
+        raise AlignbenchError(f"{path} {exc}; a leaderboard JSON has null where a metric does not apply: pass the "
+                              f"file `alignbench leaderboard` wrote, or a results store.") from None
     except (ValueError, KeyError, TypeError, AttributeError, OverflowError, RecursionError):
         raise AlignbenchError(f"{path} is not a leaderboard JSON (leaderboards/<dataset>.json: dataset, settings, "
                               f"cells, each cell with setting, aligner, anchors, status and numbers); pass one of "

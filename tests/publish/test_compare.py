@@ -83,6 +83,20 @@ def test_bad_inputs_are_one_line(before, tmp_path, make, message):
     assert line.startswith("Error: ") and message in line
 
 
+@pytest.mark.parametrize("text, message", [("NaN", "holds NaN"), ("Infinity", "holds Infinity"),
+                                           ("1e400", "has mean_R@1 = inf")])
+def test_a_metric_that_is_not_finite_is_one_line_not_a_hidden_change(before, tmp_path, text, message):
+    """NaN compares unequal to nothing moved: '0 of 6 cells moved', and --fail-on-change passed."""
+    payload = json.loads(before.read_text())
+    marked = shifted(payload, "procrustes", 100, "mean_R@1", lambda v, s: "MARK")
+    after = tmp_path / "after.json"
+    after.write_text(json.dumps(marked).replace('"MARK"', text))
+    result = invoke(before, after, "--fail-on-change")
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    [line] = result.output.strip().splitlines()
+    assert line.startswith(f"Error: {after} {message}") and "null where a metric does not apply" in line
+
+
 def test_a_metric_no_cell_has_is_an_error_not_an_empty_check(before, tmp_path):
     """A typo in --metric compared nothing, and --fail-on-change passed whatever had moved."""
     payload = json.loads(before.read_text())
@@ -116,7 +130,9 @@ def test_a_cell_that_now_fails_or_is_gone_fails_the_check(before, tmp_path):
 
 
 @pytest.mark.parametrize("cells", [[{"aligner": "a"}], [1, 2], [{"setting": "s", "aligner": "a", "anchors": 5,
-                                                                  "seed": 0, "status": "ok", "mean_R@1": "abc"}]])
+                                                                  "seed": 0, "status": "ok", "mean_R@1": "abc"}],
+                                   [{"setting": "s", "aligner": "a", "anchors": 5, "seed": 0, "status": "ok"},
+                                    {"setting": 1, "aligner": "a", "anchors": 5, "seed": 0, "status": "ok"}]])
 def test_a_malformed_leaderboard_json_is_one_line(tmp_path, before, cells):
     bad = tmp_path / "bad.json"
     bad.write_text(json.dumps({"dataset": "d", "cells": cells}))
