@@ -44,7 +44,7 @@ def layout(title: str, body: str, nav: str) -> str:
 
 def nav(tables: list[Table], links: dict[tuple[str, str], PageLinks]) -> str:
     items = "".join(f'<li><a href="{escape(links[(t.dataset, t.setting_id)].page)}">{escape(t.dataset)}'
-                    f'{"" if _single(tables, t) else " " + t.setting_id}</a></li>' for t in tables)
+                    f'{"" if _single(tables, t) else " " + escape(t.setting_id)}</a></li>' for t in tables)
     return f"<nav><ul>{items}</ul></nav>"
 
 
@@ -194,7 +194,7 @@ def setting_list(table: Table) -> str:
                          for m, e in sorted((s.get("encoders") or {}).items())) or "none (the dataset provides embeddings)"
     metrics = ", ".join(f"{m['name']} v{m['version']}" for m in s.get("metrics", []))
     return ("<dl class=\"setting\">"
-            f"<dt>setting</dt><dd><code>{table.setting_id}</code></dd>"
+            f"<dt>setting</dt><dd><code>{escape(table.setting_id)}</code></dd>"
             f"<dt>dataset</dt><dd><code>{escape(s['dataset']['name'])}</code> "
             f"{escape(json.dumps(s['dataset']['params'], sort_keys=True))} ({escape(s['dataset']['source'])})</dd>"
             f"<dt>encoders</dt><dd>{escape(encoders)}</dd>"
@@ -302,9 +302,9 @@ def index_page(tables: list[Table], links: dict[tuple[str, str], PageLinks], ver
     for table in tables:
         link = links[(table.dataset, table.setting_id)]
         metric = CLASS_HEADLINE if CLASS_HEADLINE in table.metric_names() else HEADLINE
-        boards.append(f'<section class="board" id="{escape(table.dataset)}-{table.setting_id}">'
+        boards.append(f'<section class="board" id="{escape(table.dataset)}-{escape(table.setting_id)}">'
                       f'<h2><a href="{escape(link.page)}">{escape(table.dataset)}</a> '
-                      f'<small>setting {table.setting_id}</small></h2>\n'
+                      f'<small>setting {escape(table.setting_id)}</small></h2>\n'
                       + headline_table(table, HEADLINE)
                       + (headline_table(table, CLASS_HEADLINE) if metric == CLASS_HEADLINE else "")
                       + chart(table, metric) + "</section>\n")

@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from ..errors import AlignbenchError
 from ..leaderboard import aligner_config, aligner_labels, boards, split_sizes
+from ..registry import NAME_PATTERN
 from ..store import CellRecord
 from ..submissions import Submission
 
@@ -24,6 +26,9 @@ CELL_FIELDS = ("aligner", "anchors", "seed", "setting", "status")
 # JSON keeps 6 decimals (leaderboard.write_leaderboards): a store's full-precision number agrees with it
 # when it rounds to the same value.
 AGREE = 1e-6
+# A setting's id: the start of its hex digest (leaderboard.Board.setting_id). Ids and dataset names become
+# file names and page text: anything else in a leaderboard JSON is a hand edit, and is refused.
+SETTING_ID = re.compile(r"[0-9a-f]{1,64}")
 
 
 @dataclass(frozen=True)
@@ -81,15 +86,20 @@ def _tables_of(payload: Any) -> list[Table]:
     """The tables of one parsed leaderboard JSON (none for robustness payloads and anything else)."""
     if not isinstance(payload, dict) or "cells" not in payload or "settings" not in payload:
         return []
+    dataset = payload["dataset"]
+    if not isinstance(dataset, str) or not NAME_PATTERN.fullmatch(dataset):
+        raise ValueError(f"dataset {str(dataset)[:60]!r} is not a dataset name ({NAME_PATTERN.pattern})")
     fitted = {(f["setting"], f["aligner"], int(f["anchors"]), int(f["seed"])): f["fitted"]
               for f in payload.get("fitted", [])}
     tables = []
     for setting_id, setting in sorted(payload["settings"].items()):
+        if not SETTING_ID.fullmatch(setting_id):
+            raise ValueError(f"setting id {setting_id[:60]!r} is not a setting's hex digest")
         cells = [Cell(row=c["aligner"], aligner=c["aligner"], anchors=int(c["anchors"]), seed=int(c["seed"]),
                       status=c["status"], metrics={k: v for k, v in c.items() if k not in CELL_FIELDS},
                       fitted=fitted.get((setting_id, c["aligner"], int(c["anchors"]), int(c["seed"])), {}))
                  for c in payload["cells"] if c["setting"] == setting_id]
-        tables.append(Table(payload["dataset"], setting_id, setting, cells,
+        tables.append(Table(dataset, setting_id, setting, cells,
                             payload.get("split_sizes", {}).get(setting_id, [])))
     return tables
 

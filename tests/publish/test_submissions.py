@@ -198,6 +198,50 @@ def test_a_damaged_leaderboard_json_is_one_line_and_the_site_is_kept(tmp_path, c
     assert not (tmp_path / "site").exists()
 
 
+def _rename_first_setting(payload: dict, new_id: str) -> None:
+    old_id = sorted(payload["settings"])[0]
+    payload["settings"][new_id] = payload["settings"].pop(old_id)
+    for entry in (*payload["cells"], *payload.get("fitted", [])):
+        if entry["setting"] == old_id:
+            entry["setting"] = new_id
+
+
+@pytest.mark.parametrize("edit, problem", [
+    (lambda p: p.update(dataset="../outside/x"), "dataset '../outside/x' is not a dataset name"),
+    (lambda p: p.update(dataset=["synthetic-gmm"]), "dataset \"['synthetic-gmm']\" is not a dataset name"),
+    (lambda p: _rename_first_setting(p, "<script>alert(1)</script>"),
+     "setting id '<script>alert(1)</script>' is not a setting's hex digest"),
+])
+def test_a_leaderboard_json_with_a_name_that_is_not_a_name_is_one_line(tmp_path, edit, problem):
+    """The dataset became a page's file name (../ wrote outside --out) and the setting id went into the
+    pages as markup."""
+    boards = tmp_path / "boards"
+    boards.mkdir()
+    payload = json.loads((COMMITTED / "synthetic-gmm.json").read_text())
+    edit(payload)
+    (boards / "synthetic-gmm.json").write_text(json.dumps(payload))
+    result = CliRunner().invoke(cli, ["publish", "--leaderboards", str(boards), "--out", str(tmp_path / "site")])
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    [line] = [line for line in result.output.splitlines() if line.startswith("Error")]
+    assert "synthetic-gmm.json is not a leaderboard JSON" in line and problem in line
+    assert sorted(p.name for p in tmp_path.rglob("*")) == ["boards", "synthetic-gmm.json"]
+
+
+def test_a_setting_id_is_escaped_wherever_a_page_shows_it():
+    """Loading refuses such an id; the pages escape it anyway, as they do every other value."""
+    from dataclasses import replace
+
+    from alignbench.publish import pages
+    from alignbench.publish.sources import _tables_of
+
+    [table] = _tables_of(json.loads((COMMITTED / "synthetic-gmm.json").read_text()))
+    tables = [table, replace(table, setting_id="<b>x</b>")]
+    links = {(t.dataset, t.setting_id): pages.PageLinks(f"page{i}.html", (), ()) for i, t in enumerate(tables)}
+    shown = pages.nav(tables, links) + pages.index_page(tables, links, [], []) + pages.setting_list(tables[1])
+    # in the nav, the index (section id and heading) and the setting list
+    assert "<b>x</b>" not in shown and shown.count("&lt;b&gt;x&lt;/b&gt;") == 4
+
+
 def test_a_repeated_record_counts_once(tiny_site, tmp_path, known):
     """An exact copy of a cell (same key, same numbers) would have been one more seed in the site's mean."""
     payload = good_payload(tiny_site)
