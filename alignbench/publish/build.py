@@ -65,14 +65,14 @@ def build_site(leaderboards: Path, out: Path, *, store_records: list[CellRecord]
         add_submission(tables, submission)
         accepted.append(submission)
         report.accepted.append(path)
-    prepare(out)
+    robust = {dataset: robustness(leaderboards, dataset) for dataset in sorted({t.dataset for t in tables})}
+    prepare(out)  # after every file is read: a bad one leaves the last site as it was
     links = {(t.dataset, t.setting_id): page_links(t, tables, leaderboards) for t in tables}
     verdicts = []
     for table in tables:
         link = links[(table.dataset, table.setting_id)]
         verdicts.append(claims.seed_000(table, [f for f in link.figures if "recall-vs" not in f], link.page))
-    for dataset in sorted({t.dataset for t in tables}):
-        payload = robustness(leaderboards, dataset)
+    for dataset, payload in robust.items():
         if payload:
             first = next(t for t in tables if t.dataset == dataset)
             verdicts += claims.seed_001(dataset, payload, links[(dataset, first.setting_id)].page)
@@ -84,7 +84,7 @@ def build_site(leaderboards: Path, out: Path, *, store_records: list[CellRecord]
                                            pages.index_page(tables, links, verdicts, site_rejections), navigation))
     for table in tables:
         link = links[(table.dataset, table.setting_id)]
-        body = pages.table_page(table, link, robustness(leaderboards, table.dataset), defaults)
+        body = pages.table_page(table, link, robust[table.dataset], defaults)
         write(out / link.page, pages.layout(f"{table.dataset} — setting {table.setting_id}", body, navigation))
     report.pages = [p for p in report.files if p.suffix == ".html"]
     copied = [leaderboards / f"{t.dataset}{suffix}" for t in tables for suffix in (".json", ".csv", ".md")]

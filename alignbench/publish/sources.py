@@ -105,8 +105,48 @@ def _tables_of(payload: Any) -> list[Table]:
 
 
 def robustness(directory: Path, dataset: str) -> dict | None:
+    """``directory/<dataset>-robustness.json``, None where there is none. A file of another shape is an
+    error, as a malformed ``<dataset>.json`` is (local_tables)."""
     path = directory / f"{dataset}-robustness.json"
-    return json.loads(path.read_text(encoding="utf-8")) if path.exists() else None
+    if not path.exists():
+        return None
+    try:
+        payload = json.loads(path.read_text(encoding="utf-8"))
+        problem = _robustness_problem(payload)
+    except (ValueError, RecursionError) as exc:
+        problem = f"{type(exc).__name__}: {exc}"
+    if problem:
+        raise AlignbenchError(f"{path} is not a robustness JSON ({problem}); write it again with `alignbench "
+                              f"leaderboard`, or move it out of the folder.")
+    return payload
+
+
+def _robustness_problem(payload: Any) -> str:
+    """What the site reads from a robustness payload that is missing or of another type, or ''."""
+    if not isinstance(payload, dict):
+        return f"a JSON {type(payload).__name__}, not an object"
+    for part in ("claim_seed_001", "summary"):
+        entries = payload.get(part, [])
+        if not isinstance(entries, list) or not all(isinstance(entry, dict) for entry in entries):
+            return f"{part} is not a list of objects"
+    for check in payload.get("claim_seed_001", []):
+        fields = {"perturbation": str, "metric": str, "setting": str, "anchors": int, "geometric": dict,
+                  "contrastive": dict}
+        if wrong := [name for name, kind in fields.items() if not _is(check.get(name), kind)]:
+            return f"a claim_seed_001 entry lacks {', '.join(wrong)} or has the wrong type"
+        if not (check.get("holds") is None or isinstance(check["holds"], bool)):
+            return f"a claim_seed_001 entry has holds {str(check['holds'])[:40]!r}, not true, false or null"
+        drops = [*check["geometric"].values(), *check["contrastive"].values()]
+        if not all(_is(drop, float) or _is(drop, int) for drop in drops):
+            return "a claim_seed_001 entry has a drop that is not a number"
+    if any(not isinstance(entry.get("aligner"), str) for entry in payload.get("summary", [])):
+        return "a summary entry lacks aligner"
+    return ""
+
+
+def _is(value: Any, kind: type) -> bool:
+    """isinstance, where a JSON true or false is no number."""
+    return isinstance(value, kind) and not isinstance(value, bool)
 
 
 def add_store_provenance(tables: list[Table], records: list[CellRecord]) -> int:

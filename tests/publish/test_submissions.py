@@ -198,6 +198,38 @@ def test_a_damaged_leaderboard_json_is_one_line_and_the_site_is_kept(tmp_path, c
     assert not (tmp_path / "site").exists()
 
 
+def _first_claim(**changes) -> str:
+    payload = json.loads((COMMITTED / "synthetic-gmm-robustness.json").read_text())
+    payload["claim_seed_001"][0].update(changes)
+    return json.dumps(payload)
+
+
+@pytest.mark.parametrize("content, problem", [
+    ("{", "JSONDecodeError"),
+    ("[]", "a JSON list, not an object"),
+    ('{"summary": [{"x": 1}]}', "a summary entry lacks aligner"),
+    ('{"summary": {"aligner": "a"}}', "summary is not a list of objects"),
+    ('{"claim_seed_001": [{"perturbation": "d"}]}', "lacks metric, setting, anchors, geometric, contrastive"),
+    (_first_claim(anchors="<script>"), "lacks anchors or has the wrong type"),
+    (_first_claim(holds=[1]), "has holds '[1]', not true, false or null"),
+    (_first_claim(geometric={"fmap": "x"}), "has a drop that is not a number"),
+])
+def test_a_robustness_json_of_another_shape_is_one_line_and_the_site_is_kept(tmp_path, content, problem):
+    boards = tmp_path / "boards"
+    boards.mkdir()
+    for name in ("synthetic-gmm.json", "synthetic-gmm.md", "synthetic-gmm-robustness.json"):
+        (boards / name).write_bytes((COMMITTED / name).read_bytes())
+    publish = ["publish", "--leaderboards", str(boards), "--out", str(tmp_path / "site")]
+    assert CliRunner().invoke(cli, publish).exit_code == 0
+    (boards / "synthetic-gmm-robustness.json").write_text(content)
+    result = CliRunner().invoke(cli, publish)
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    [line] = [line for line in result.output.splitlines() if line.startswith("Error")]
+    # (a file that is not JSON at all is already refused where the leaderboard JSON files are read)
+    assert "synthetic-gmm-robustness.json is not a " in line and problem in line
+    assert (tmp_path / "site" / "synthetic-gmm.html").exists()
+
+
 def _rename_first_setting(payload: dict, new_id: str) -> None:
     old_id = sorted(payload["settings"])[0]
     payload["settings"][new_id] = payload["settings"].pop(old_id)
