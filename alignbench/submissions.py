@@ -253,10 +253,15 @@ def _check_records(records: list[CellRecord], known_metrics: dict[str, type], se
 
 def _config_problem(config: dict[str, Any]) -> str:
     """What is wrong with the shape of a record's config (the parts the site shows), or ''."""
-    for what in ("dataset", "aligner"):
-        if problem := _component_problem(what, config.get(what)):
-            return problem
-    metrics = config.get("metrics")
+    return setting_problem(config) or _component_problem("aligner", config.get("aligner"))
+
+
+def setting_problem(setting: dict[str, Any]) -> str:
+    """What is wrong with the shape of a setting (a config's dataset, encoders, metrics, anchor strategy
+    and protocol: what a leaderboard page shows of it), or ''."""
+    if problem := _component_problem("dataset", setting.get("dataset")):
+        return problem
+    metrics = setting.get("metrics")
     if not isinstance(metrics, list):
         return f"metrics {repr(metrics)[:60]} is not a list"
     for metric in metrics:
@@ -264,15 +269,15 @@ def _config_problem(config: dict[str, Any]) -> str:
         label = f"metric {name!r}" if isinstance(name, str) else "metrics entry"
         if problem := _component_problem(label, metric, ("version",)):
             return problem
-    encoders = config.get("encoders", {})
+    encoders = setting.get("encoders", {})
     if not isinstance(encoders, dict):
         return f"encoders {repr(encoders)[:60]} is not an object"
     for modality, encoder in sorted(encoders.items()):
         if problem := _component_problem(f"{modality} encoder", encoder):
             return problem
     for what in ("anchor_strategy", "protocol"):
-        if what in config and not isinstance(config[what], str):
-            return f"{what} {repr(config[what])[:60]} is not a string"
+        if what in setting and not isinstance(setting[what], str):
+            return f"{what} {repr(setting[what])[:60]} is not a string"
     return ""
 
 

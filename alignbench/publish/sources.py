@@ -20,7 +20,7 @@ from ..errors import AlignbenchError
 from ..leaderboard import aligner_config, aligner_labels, boards, split_sizes
 from ..registry import NAME_PATTERN
 from ..store import CellRecord
-from ..submissions import Submission
+from ..submissions import Submission, setting_problem, valid_split_sizes
 
 CELL_FIELDS = ("aligner", "anchors", "seed", "setting", "status")
 # JSON keeps 6 decimals (leaderboard.write_leaderboards): a store's full-precision number agrees with it
@@ -91,16 +91,25 @@ def _tables_of(payload: Any) -> list[Table]:
         raise ValueError(f"dataset {str(dataset)[:60]!r} is not a dataset name ({NAME_PATTERN.pattern})")
     fitted = {(f["setting"], f["aligner"], int(f["anchors"]), int(f["seed"])): f["fitted"]
               for f in payload.get("fitted", [])}
+    sizes = payload.get("split_sizes", {})
+    if not isinstance(sizes, dict):
+        raise ValueError("split_sizes is not an object of setting ids")
     tables = []
     for setting_id, setting in sorted(payload["settings"].items()):
         if not SETTING_ID.fullmatch(setting_id):
             raise ValueError(f"setting id {setting_id[:60]!r} is not a setting's hex digest")
+        problem = setting_problem(setting) if isinstance(setting, dict) else "it is not an object"
+        if problem:
+            raise ValueError(f"setting {setting_id}: {problem}")
+        own_sizes = sizes.get(setting_id, [])
+        if not isinstance(own_sizes, list) or not all(map(valid_split_sizes, own_sizes)):
+            raise ValueError(f"split_sizes of setting {setting_id} is not a list of "
+                             f'{{"test": [items, texts], "train": [items, texts]}}')
         cells = [Cell(row=c["aligner"], aligner=c["aligner"], anchors=int(c["anchors"]), seed=int(c["seed"]),
                       status=c["status"], metrics={k: v for k, v in c.items() if k not in CELL_FIELDS},
                       fitted=fitted.get((setting_id, c["aligner"], int(c["anchors"]), int(c["seed"])), {}))
                  for c in payload["cells"] if c["setting"] == setting_id]
-        tables.append(Table(dataset, setting_id, setting, cells,
-                            payload.get("split_sizes", {}).get(setting_id, [])))
+        tables.append(Table(dataset, setting_id, setting, cells, own_sizes))
     return tables
 
 

@@ -243,10 +243,17 @@ def _rename_first_setting(payload: dict, new_id: str) -> None:
     (lambda p: p.update(dataset=["synthetic-gmm"]), "dataset \"['synthetic-gmm']\" is not a dataset name"),
     (lambda p: _rename_first_setting(p, "<script>alert(1)</script>"),
      "setting id '<script>alert(1)</script>' is not a setting's hex digest"),
+    (lambda p: [s.pop("dataset") for s in p["settings"].values()], ": dataset None is not an object"),
+    (lambda p: [s["dataset"].pop("source") for s in p["settings"].values()], ": dataset lacks source"),
+    (lambda p: [s.update(metrics="retrieval") for s in p["settings"].values()], ": metrics 'retrieval' is not a list"),
+    (lambda p: p["settings"].update({"abc": 5}), "setting abc: it is not an object"),
+    (lambda p: p.update(split_sizes={s: [{"test": 3}] for s in p["settings"]}), "is not a list of {\"test\""),
+    (lambda p: p.update(split_sizes={s: {"test": [1, 2]} for s in p["settings"]}), "is not a list of {\"test\""),
+    (lambda p: p.update(split_sizes=[]), "split_sizes is not an object of setting ids"),
 ])
-def test_a_leaderboard_json_with_a_name_that_is_not_a_name_is_one_line(tmp_path, edit, problem):
-    """The dataset became a page's file name (../ wrote outside --out) and the setting id went into the
-    pages as markup."""
+def test_a_leaderboard_json_the_site_cannot_show_is_one_line(tmp_path, edit, problem):
+    """The dataset became a page's file name (../ wrote outside --out), the setting id went into the
+    pages as markup, and a setting or split sizes of another shape ended in a KeyError."""
     boards = tmp_path / "boards"
     boards.mkdir()
     payload = json.loads((COMMITTED / "synthetic-gmm.json").read_text())
