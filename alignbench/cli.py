@@ -685,12 +685,15 @@ def publish(out, leaderboards, store, results, strict):
                         defaults=default_params(registry))
     for line in report.rejected:
         click.echo(f"rejected {line}", err=True)
+    for line in report.duplicates:
+        click.echo(f"duplicate {line}", err=True)
     if report.store_disagreements:
         click.echo(f"warning: {store} holds {report.store_disagreements} of the published cells with other numbers; "
                    f"their provenance is left out (pass the store that made {leaderboards}).", err=True)
     click.echo(f"wrote {len(report.pages)} pages, {len(report.files)} files ({report.size_bytes / 1024:.0f} KiB) to "
                f"{out} in {time.perf_counter() - started:.1f} s; {len(report.accepted)} submissions merged, "
-               f"{len(report.rejected)} rejected", err=True)
+               f"{len(report.rejected)} rejected"
+               + (f", {len(report.duplicates)} duplicates" if report.duplicates else ""), err=True)
     if strict and report.rejected:
         sys.exit(1)
 

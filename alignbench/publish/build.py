@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import inspect
 import shutil
 from dataclasses import dataclass, field
@@ -28,6 +29,7 @@ class SiteReport:
     files: list[Path] = field(default_factory=list)
     accepted: list[Path] = field(default_factory=list)
     rejected: list[str] = field(default_factory=list)  # one line per rejected file
+    duplicates: list[str] = field(default_factory=list)  # one line per file identical to an earlier one
     store_disagreements: int = 0
 
     @property
@@ -53,7 +55,15 @@ def build_site(leaderboards: Path, out: Path, *, store_records: list[CellRecord]
         report.store_disagreements = add_store_provenance(tables, store_records)
         seen = {r.key: normalized(r.metrics) for r in store_records}
     accepted, site_rejections = [], []
+    digests: dict[str, Path] = {}
     for path in sorted(results.glob("*.json")) if results is not None else []:
+        try:  # a copy under another name merges nothing: it is neither one more submission nor one more file
+            first = digests.setdefault(hashlib.sha256(path.read_bytes()).hexdigest(), path)
+        except OSError:
+            first = path  # load_submission reports it
+        if first != path:
+            report.duplicates.append(f"{path}: the same file as {first.name}, read once; remove one of them.")
+            continue
         try:  # one bad file is reported and skipped; the others still publish
             submission = load_submission(path, known_metrics, seeds, seen)
         except SubmissionError as exc:

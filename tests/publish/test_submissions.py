@@ -281,6 +281,21 @@ def test_a_setting_id_is_escaped_wherever_a_page_shows_it():
     assert "<b>x</b>" not in shown and shown.count("&lt;b&gt;x&lt;/b&gt;") == 4
 
 
+def test_a_file_submitted_twice_under_two_names_is_one_submission(tiny_site, tmp_path):
+    """A copy merged no record, yet counted as one more submission and was published as one more file."""
+    results = tmp_path / "results"
+    results.mkdir()
+    for name in ("a.json", "b.json"):
+        (results / name).write_bytes((tiny_site.results / "good.json").read_bytes())
+    result = CliRunner().invoke(cli, ["publish", "--leaderboards", str(tiny_site.leaderboards), "--results",
+                                      str(results), "--out", str(tmp_path / "site")])
+    assert result.exit_code == 0 and "Traceback" not in result.output, result.output
+    [line] = [line for line in result.output.splitlines() if line.startswith("duplicate ")]
+    assert line == f"duplicate {results / 'b.json'}: the same file as a.json, read once; remove one of them."
+    assert "1 submissions merged, 0 rejected, 1 duplicates" in result.output
+    assert sorted(p.name for p in (tmp_path / "site" / "data" / "submissions").iterdir()) == ["a.json"]
+
+
 def test_a_repeated_record_counts_once(tiny_site, tmp_path, known):
     """An exact copy of a cell (same key, same numbers) would have been one more seed in the site's mean."""
     payload = good_payload(tiny_site)
