@@ -86,8 +86,8 @@ def write_export(records: list[CellRecord], producer: dict[str, str], out: Path)
     if not producer.get("name"):
         raise SubmissionError("name the producer (--name): submitted rows are shown with it.")
     if out.exists() and not _is_results_file(out):
-        raise SubmissionError(f"{out} exists and is not a results file (a store, a folder, another file); pass a new "
-                              f"path, e.g. results/NAME.json: only an earlier export is overwritten.")
+        raise SubmissionError(f"{out} exists and is not a results file (a store, a folder, a pipe or device, another "
+                              f"file); pass a new path, e.g. results/NAME.json: only an earlier export is overwritten.")
     try:
         text = json.dumps(export_payload(records, producer), indent=1, sort_keys=True, allow_nan=False)
     except ValueError:
@@ -101,6 +101,8 @@ def write_export(records: list[CellRecord], producer: dict[str, str], out: Path)
 
 def _is_results_file(path: Path) -> bool:
     """Whether ``path`` is a file an export wrote (so writing over it loses nothing it did not copy)."""
+    if not path.is_file():  # a pipe or a device is never one: reading it could block or never end
+        return False
     try:
         payload = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, ValueError):

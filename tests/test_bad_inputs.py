@@ -421,6 +421,20 @@ def test_a_damaged_stored_cell_is_named_in_one_line(invoke, tmp_path, field, val
         assert f"the stored cell {key} is damaged" in line and "DELETE FROM results" in line
 
 
+def test_export_refuses_a_path_that_is_not_a_regular_file_without_reading_it(invoke, tmp_path):
+    """To tell an earlier export (which it may overwrite) from anything else, export read the path: a
+    pipe blocked it for good, and /dev/full was read without end."""
+    store = store_with_rows(tmp_path)
+    pipe = tmp_path / "pipe.json"
+    os.mkfifo(pipe)
+    for out in (pipe, Path("/dev/full")):
+        done = subprocess.run([sys.executable, "-m", "alignbench", "export", "--store", str(store), "--out", str(out),
+                               "--name", "me"], capture_output=True, text=True, cwd=tmp_path, timeout=60)
+        assert done.returncode == 1 and "Traceback" not in done.stderr
+        [line] = done.stderr.strip().splitlines()
+        assert line.startswith(f"Error: {out} exists and is not a results file") and "pass a new path" in line
+
+
 def read_only_to_alignbench(monkeypatch, *paths: Path) -> None:
     """Tests run as root, whom permissions do not stop: these paths are unwritable to alignbench's check."""
     real_access = os.access
