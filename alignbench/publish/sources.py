@@ -76,7 +76,7 @@ def local_tables(directory: Path) -> list[Table]:
     for path in sorted(directory.glob("*.json")):
         try:
             tables += _tables_of(json.loads(path.read_text(encoding="utf-8")))
-        except (ValueError, KeyError, TypeError, AttributeError, RecursionError) as exc:
+        except (ValueError, KeyError, TypeError, AttributeError, RecursionError, OverflowError) as exc:
             raise AlignbenchError(f"{path} is not a leaderboard JSON ({type(exc).__name__}: {exc}); write it again "
                                   f"with `alignbench leaderboard`, or move it out of the folder.") from None
     return tables
@@ -109,6 +109,12 @@ def _tables_of(payload: Any) -> list[Table]:
                       status=c["status"], metrics={k: v for k, v in c.items() if k not in CELL_FIELDS},
                       fitted=fitted.get((setting_id, c["aligner"], int(c["anchors"]), int(c["seed"])), {}))
                  for c in payload["cells"] if c["setting"] == setting_id]
+        for cell in cells:  # the pages do arithmetic on every number: each must be one a float can hold
+            for name, value in cell.metrics.items():
+                if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))
+                                          or not math.isfinite(float(value))):
+                    raise ValueError(f"cell {cell.aligner} at {cell.anchors} anchors: {name} is {str(value)[:20]}, "
+                                     f"not a finite number or null")
         tables.append(Table(dataset, setting_id, setting, cells, own_sizes))
     return tables
 

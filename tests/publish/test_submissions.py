@@ -184,13 +184,24 @@ def test_bad_options_are_one_line_errors(tmp_path, monkeypatch, args, message):
     assert line.startswith("Error: ") and message in line
 
 
-@pytest.mark.parametrize("content", ['{"cells": [', '{"cells": [5], "settings": {"a": {}}, "dataset": "d"}'])
+def committed_gmm_with(old: str, new: str) -> str:
+    text = (COMMITTED / "synthetic-gmm.json").read_text()
+    assert old in text
+    return text.replace(old, new, 1)
+
+
+@pytest.mark.parametrize("content", [
+    '{"cells": [', '{"cells": [5], "settings": {"a": {}}, "dataset": "d"}',
+    lambda: committed_gmm_with('"anchors": 5,', '"anchors": 1e999,'),  # no int
+    lambda: committed_gmm_with('"mean_R@1": 0.', '"mean_R@1": 1' + "0" * 400 + ', "x": 0.'),  # no float
+    lambda: committed_gmm_with('"mean_R@1": 0.001', '"mean_R@1": "0.001"'),  # text
+])
 def test_a_damaged_leaderboard_json_is_one_line_and_the_site_is_kept(tmp_path, content):
     boards = tmp_path / "boards"
     boards.mkdir()
     for name in ("synthetic-gmm.json", "synthetic-gmm.md"):
         (boards / name).write_bytes((COMMITTED / name).read_bytes())
-    (boards / "broken.json").write_text(content)
+    (boards / "broken.json").write_text(content if isinstance(content, str) else content())
     result = CliRunner().invoke(cli, ["publish", "--leaderboards", str(boards), "--out", str(tmp_path / "site")])
     assert result.exit_code == 1 and "Traceback" not in result.output
     [line] = [line for line in result.output.splitlines() if line.startswith("Error")]
