@@ -128,13 +128,16 @@ def test_a_worker_killed_mid_cell_is_replaced_and_the_cell_retried(registry, sto
 def test_a_cell_that_kills_every_worker_is_recorded_failed_and_the_rest_run(registry, store, tmp_path):
     exits = tmp_path / "exits.log"
     sweep = Sweep(aligners=[("exiting", {"counter_path": str(tmp_path / "fits.log"), "exits_path": str(exits),
-                                         "times": 100}), ("procrustes", {})],
+                                         "times": 100, "child": True}), ("procrustes", {})],
                   datasets=[SMALL], levels=[5], seeds=[0])
     summary = Runner(registry, store, executor=ProcessExecutor(2, threads=1)).run(sweep)
     assert summary.ran == 1 and len(summary.failed) == 1
     [failed] = store.records(status="failed")
     assert failed.aligner == "exiting" and "worker process died" in failed.message and "2 times" in failed.message
     assert fits_logged(str(exits)) == 2  # tried twice, by two processes
+    # What a dead worker's cell started ends with it (its process group), not at the end of the sweep only.
+    children = [int(line.split()[1]) for line in exits.read_text().splitlines()]
+    assert len(children) == 2 and wait_until_gone(children), "a process a dead worker's cell started outlived it"
 
 
 def logged_pids(path) -> list[int]:

@@ -81,14 +81,16 @@ class Unsupervised(alignbench.Aligner):
 
 class ExitingAligner(CountingAligner):
     """Kills its own process in ``fit`` (``os._exit``, like the OOM killer) the first ``times`` fits over
-    all processes, counted in ``exits_path``; then fits like ``counting``. Only for worker processes."""
+    all processes, counted in ``exits_path``; then fits like ``counting``. Only for worker processes.
+    ``child``: before each exit it starts a process that sleeps for 10 minutes, logged as ``exit <pid>``."""
 
     name = "exiting"
 
-    def __init__(self, counter_path: str = "", exits_path: str = "", times: int = 1):
+    def __init__(self, counter_path: str = "", exits_path: str = "", times: int = 1, child: bool = False):
         super().__init__(counter_path)
         self.exits_path = exits_path
         self.times = times
+        self.child = child
 
     def _fit(self, xa, ya, xu, yu):
         # Each exit is claimed by creating its marker file: two workers fitting at once both read
@@ -98,8 +100,11 @@ class ExitingAligner(CountingAligner):
                 os.close(os.open(f"{self.exits_path}.{exit_number}", os.O_CREAT | os.O_EXCL | os.O_WRONLY))
             except FileExistsError:
                 continue
+            started = ""
+            if self.child:
+                started = f" {subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(600)']).pid}"
             with open(self.exits_path, "a") as log:
-                log.write("exit\n")
+                log.write(f"exit{started}\n")
             os._exit(9)
         super()._fit(xa, ya, xu, yu)
 
