@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .errors import InvalidInputError
+from .errors import AlignbenchError, InvalidInputError
 
 
 def as_embeddings(array: object, name: str, *, dim: int | None = None, min_rows: int = 0) -> np.ndarray:
@@ -31,6 +31,35 @@ def as_embeddings(array: object, name: str, *, dim: int | None = None, min_rows:
             f"{name} contains NaN or inf in {rows.size} row(s) (first: {rows[:5].tolist()}); "
             f"drop or re-encode those items before aligning."
         )
+    return out
+
+
+def returned_matrix(value: object, label: str, rows: int, unit: str, *, dim: int | None = None,
+                    nonfinite: str = "") -> np.ndarray:
+    """What a plugin's method returned (``label``: "encoder 'x'", "aligner 'x' transform_y") as a
+    ``(rows, d)`` float32 matrix of finite real numbers, one row per ``unit`` it was given, or a
+    one-line error naming the method and the fix. ``dim``: the width it declared (None: unchecked);
+    ``nonfinite``: the advice where it returned NaN or infinity."""
+    fix = f"return an ({unit}s, d) array of real numbers, one row per {unit}"
+    if value is None:
+        raise AlignbenchError(f"{label} returned None; {fix}.")
+    try:
+        out = np.asarray(value)
+    except Exception:  # noqa: BLE001 - ragged lists and other non-arrays
+        raise AlignbenchError(f"{label} returned {type(value).__name__}, not an array of numbers; {fix}.") from None
+    if not np.issubdtype(out.dtype, np.number) or np.issubdtype(out.dtype, np.complexfloating):
+        raise AlignbenchError(f"{label} returned {type(value).__name__}, not an array of numbers (dtype {out.dtype}); "
+                              f"{fix}.")
+    if out.ndim != 2:
+        raise AlignbenchError(f"{label} returned a {out.ndim}-D array of shape {out.shape}; {fix}.")
+    if len(out) != rows:
+        raise AlignbenchError(f"{label} returned {len(out)} rows for {rows} {unit}s; {fix}.")
+    if dim is not None and out.shape[1] != dim:
+        raise AlignbenchError(f"{label} returned {out.shape[1]} columns, but its dim is {dim}; {fix}, or correct dim.")
+    out = np.ascontiguousarray(out, dtype=np.float32)
+    bad = ~np.isfinite(out).all(axis=1)
+    if bad.any():
+        raise AlignbenchError(f"{label} returned NaN or infinite values in {int(bad.sum())} of {rows} rows; {nonfinite}")
     return out
 
 

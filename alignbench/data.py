@@ -11,8 +11,9 @@ from typing import Any, Callable
 
 import numpy as np
 
+from .arrays import returned_matrix
 from .cache import CacheWriteError, EmbeddingCache, raw_items_digest, texts_digest
-from .errors import AlignbenchError, InvalidParameterError
+from .errors import InvalidParameterError
 from .interfaces import Dataset, DatasetSplits, Encoder, PairedData
 from .plan import Cell, config_key, perturbation_identity
 from .protocols import paper_splits
@@ -167,23 +168,6 @@ def checked_embeddings(embedded: Any, encoder: str, rows: int, dim: int | None =
     """An encoder's output as ``(rows, dim)`` float32, or a one-line error naming the encoder (before
     it is cached, and before a wrong row count reads as the dataset's fault). ``dim``: the encoder's
     declared width, None where it is not checked."""
-    label = f"encoder {encoder!r}"
-    if embedded is None:
-        raise AlignbenchError(f"{label} returned None; return a (len(items), dim) array of numbers.")
-    try:
-        array = np.asarray(embedded, dtype=np.float32)
-    except (TypeError, ValueError):
-        raise AlignbenchError(f"{label} returned {type(embedded).__name__}, not an array of numbers; return a "
-                              f"(len(items), dim) array.") from None
-    if array.ndim != 2:
-        raise AlignbenchError(f"{label} returned an array of shape {array.shape}; return a (len(items), dim) array.")
-    if len(array) != rows:
-        raise AlignbenchError(f"{label} returned {len(array)} rows for {rows} items; return one row per item.")
-    if dim is not None and array.shape[1] != dim:
-        raise AlignbenchError(f"{label} returned {array.shape[1]} columns, but its dim is {dim}; return "
-                              f"(len(items), dim) arrays, or correct dim.")
-    if not np.isfinite(array).all():  # the cache would refuse them on every later read, and encode again
-        rows_hit = int((~np.isfinite(array)).any(axis=1).sum())
-        raise AlignbenchError(f"{label} returned NaN or infinite values in {rows_hit} of {rows} rows; check its "
-                              f"weights and its inputs (an empty caption, a blank image).")
-    return array
+    # Non-finite rows would be cached, refused on every later read, and encoded again.
+    return returned_matrix(embedded, f"encoder {encoder!r}", rows, "item", dim=dim,
+                           nonfinite="check its weights and its inputs (an empty caption, a blank image).")

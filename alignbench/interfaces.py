@@ -13,8 +13,8 @@ from typing import Any, Callable, ClassVar, Hashable, Mapping, Sequence
 
 import numpy as np
 
-from .arrays import as_embeddings, check_paired
-from .errors import AlignbenchError, InvalidInputError, NotFittedError
+from .arrays import as_embeddings, check_paired, returned_matrix
+from .errors import InvalidInputError, NotFittedError
 from .params import Range, check_parameter_ranges, get_params
 
 
@@ -259,24 +259,9 @@ class Aligner(Component, ABC):
         return self._checked_output(self._transform_y(y), "transform_y", len(y))
 
     def _checked_output(self, z: np.ndarray, method: str, rows: int) -> np.ndarray:
-        label = f"aligner {self.name or type(self).__name__!r} {method}"
-        if z is None:
-            raise AlignbenchError(f"{label} returned None; return an (n, k) array of numbers, one row per input.")
-        try:
-            z = np.asarray(z, dtype=np.float32)
-        except (TypeError, ValueError):
-            raise AlignbenchError(f"{label} returned {type(z).__name__}, not an array of numbers; return an (n, k) "
-                                  f"array, one row per input.") from None
-        if z.ndim != 2:
-            raise AlignbenchError(f"{label} returned a {z.ndim}-D array of shape {z.shape}; return an (n, k) array, "
-                                  f"one row per input.")
-        if len(z) != rows:
-            raise AlignbenchError(f"{label} returned {len(z)} rows for {rows} inputs; return one row per input.")
         # NaN never compares greater, so it would pass for a perfect score in retrieval: stop it here.
-        if not np.isfinite(z).all():
-            raise AlignbenchError(f"{self.name or type(self).__name__}.{method} produced NaN or inf; "
-                                  f"the fit diverged (check its parameters, e.g. a smaller learning rate).")
-        return z
+        return returned_matrix(z, f"aligner {self.name or type(self).__name__!r} {method}", rows, "input",
+                               nonfinite="the fit diverged (check its parameters, e.g. a smaller learning rate).")
 
     def _check_fitted(self) -> None:
         if not hasattr(self, "dim_x_"):

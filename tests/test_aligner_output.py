@@ -11,9 +11,9 @@ X = np.random.default_rng(0).standard_normal((100, 8)).astype(np.float32)
 
 
 @pytest.mark.parametrize("side, how, said", [
-    ("x", "none", "aligner 'shaped' transform_x returned None; return an (n, k) array of numbers"),
-    ("y", "rows", "aligner 'shaped' transform_y returned 99 rows for 100 inputs; return one row per input"),
-    ("x", "3d", "aligner 'shaped' transform_x returned a 3-D array of shape (100, 4, 1); return an (n, k) array"),
+    ("x", "none", "aligner 'shaped' transform_x returned None; return an (inputs, d) array of real numbers, one row per input"),
+    ("y", "rows", "aligner 'shaped' transform_y returned 99 rows for 100 inputs; return an (inputs, d) array"),
+    ("x", "3d", "aligner 'shaped' transform_x returned a 3-D array of shape (100, 4, 1); return an (inputs, d) array"),
     ("y", "text", "aligner 'shaped' transform_y returned str, not an array of numbers"),
 ])
 def test_an_output_of_the_wrong_shape_is_one_line_naming_the_aligner(side, how, said):
@@ -27,6 +27,16 @@ def test_an_output_of_the_wrong_shape_is_one_line_naming_the_aligner(side, how, 
 def test_a_nested_list_of_the_right_shape_is_an_output():
     z = Shaped(x_out="list").fit(X[:10], X[:10]).transform_x(X)
     assert z.shape == (100, 4) and z.dtype == np.float32
+
+
+@pytest.mark.parametrize("bad", [np.array([["1.5"] * 4] * 100), np.ones((100, 4), dtype=bool),
+                                 np.ones((100, 4), dtype=complex)])
+def test_text_booleans_and_complex_numbers_are_no_output(bad):
+    """The same rules as any embeddings alignbench reads (arrays.as_embeddings): real numbers only."""
+    from alignbench.arrays import returned_matrix
+
+    with pytest.raises(AlignbenchError, match="not an array of numbers"):
+        returned_matrix(bad, "aligner 'x' transform_x", 100, "input")
 
 
 def test_sides_of_different_widths_fail_the_cell_in_one_line(registry, store):

@@ -294,9 +294,9 @@ def test_raw_items_are_keyed_by_their_ids_and_content_signatures(tmp_path):
 
 
 @pytest.mark.parametrize("out, said", [
-    ("none", "encoder 'toy-image-bent' returned None; return a (len(items), dim) array of numbers"),
+    ("none", "encoder 'toy-image-bent' returned None; return an (items, d) array of real numbers, one row per item"),
     ("text", "encoder 'toy-image-bent' returned str, not an array of numbers"),
-    ("rows", "encoder 'toy-image-bent' returned 59 rows for 60 items; return one row per item"),
+    ("rows", "encoder 'toy-image-bent' returned 59 rows for 60 items; return an (items, d) array"),
     ("wide", "encoder 'toy-image-bent' returned 5 columns, but its dim is 4"),
     ("nan", "encoder 'toy-image-bent' returned NaN or infinite values in 1 of 60 rows"),
 ])
