@@ -235,12 +235,11 @@ class FaultyAtPlanning(CountingAligner):
         return {"fault": self.fault, **({"where": __import__("pathlib").Path("/tmp")} if self.fault == "path" else {})}
 
 
-class OddDefaults(alignbench.Aligner):
-    """Centred identity map whose parameters default to what a plugin may well write: a numpy scalar and
-    a set (``odd``), a NaN (``nan``) or an infinity (``inf``, "no limit")."""
+class OddDefaults(CountingAligner):
+    """``counting`` (without its log) whose parameters default to what a plugin may well write: a numpy
+    scalar and a set (``odd``), a NaN (``nan``) or an infinity (``inf``, "no limit")."""
 
     name = "odd-defaults"
-    min_anchors = 1
 
     def __init__(self, kind: str = "odd", scale=np.float32(0.5), tags={"b", "a"}):  # noqa: B006
         self.kind = kind
@@ -249,12 +248,6 @@ class OddDefaults(alignbench.Aligner):
 
     def _fit(self, xa, ya, xu, yu):
         self.mx_, self.my_ = xa.mean(0), ya.mean(0)
-
-    def _transform_x(self, x):
-        return x - self.mx_
-
-    def _transform_y(self, y):
-        return y - self.my_
 
 
 class Shaped(alignbench.Aligner):
