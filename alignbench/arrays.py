@@ -3,6 +3,8 @@ shares (unit rows, float32 ties)."""
 
 from __future__ import annotations
 
+from numbers import Real
+
 import numpy as np
 
 from .errors import AlignbenchError, InvalidInputError
@@ -45,6 +47,8 @@ def returned_matrix(value: object, label: str, rows: int, unit: str, *, dim: int
         raise AlignbenchError(f"{label} returned None; {fix}.")
     try:
         out = np.asarray(value)
+        if out.dtype == object and all(isinstance(v, Real) and not isinstance(v, bool) for v in out.flat):
+            out = out.astype(np.float64)  # e.g. a list of Python floats mixed with numpy scalars
     except Exception:  # noqa: BLE001 - ragged lists and other non-arrays
         raise AlignbenchError(f"{label} returned {type(value).__name__}, not an array of numbers; {fix}.") from None
     if not np.issubdtype(out.dtype, np.number) or np.issubdtype(out.dtype, np.complexfloating):

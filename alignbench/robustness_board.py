@@ -399,8 +399,8 @@ def render_markdown(rboards: list[RobustnessBoard]) -> str:
                                    showindex=False), ""]
         lines += ["### Perturbation parameters", ""]
         damages = {damage_identity(r.config["perturbation"]) for r in rboard.board.records}
-        for text in sorted(damages, key=lambda t: json.dumps({k: json.loads(t)[k] for k in ("name", "params", "source")},
-                                                             sort_keys=True)):
+        for text in sorted(damages, key=lambda t: (json.dumps({k: json.loads(t)[k] for k in ("name", "params", "source")},
+                                                              sort_keys=True), t)):
             damage = json.loads(text)
             lines.append(f"- `{rboard.label(damage)}` ({damage['stage']} stage): "
                          f"{json.dumps(damage['params'], sort_keys=True)} ({damage['source']})")

@@ -92,8 +92,8 @@ def write_export(records: list[CellRecord], producer: dict[str, str], out: Path)
         text = json.dumps(export_payload(records, producer), indent=1, sort_keys=True, allow_nan=False)
     except ValueError:
         raise SubmissionError("a cell's configuration holds an infinite parameter, which a results file (strict "
-                              "JSON) cannot hold; export the other aligners (--aligner), or give that parameter a "
-                              "finite value.") from None
+                              "JSON) cannot hold; export the other cells (--aligner, --dataset), or give that "
+                              "parameter a finite value.") from None
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(text + "\n", encoding="utf-8")
     return out

@@ -329,10 +329,21 @@ def exit_with_parent(parent: int) -> None:
 
 def wait_for_exit(process: Any, timeout: float | None = None) -> bool:
     """Whether ``process`` ended within ``timeout`` seconds, without reaping it: until it is joined its
-    process id, and so its group's, cannot be reused, and :func:`end_group` reaches only its own."""
-    from multiprocessing.connection import wait
-
-    return bool(wait([process.sentinel], timeout))
+    process id, and so its group's, cannot be reused, and :func:`end_group` reaches only its own. Not
+    through its sentinel: a pipe that a process the cell started in the background may hold open."""
+    if not hasattr(os, "waitid"):  # no way to wait without reaping: the group id is at worst reused late
+        process.join(timeout)
+        return process.exitcode is not None
+    deadline = None if timeout is None else time.monotonic() + timeout
+    while True:
+        try:
+            if os.waitid(os.P_PID, process.pid, os.WEXITED | os.WNOWAIT | os.WNOHANG) is not None:
+                return True
+        except ChildProcessError:  # reaped already: multiprocessing reaps ended children when it starts one
+            return True
+        if deadline is not None and time.monotonic() >= deadline:
+            return False
+        time.sleep(0.02)
 
 
 def end_group(pid: int) -> None:

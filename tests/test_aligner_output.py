@@ -47,3 +47,14 @@ def test_sides_of_different_widths_fail_the_cell_in_one_line(registry, store):
     assert cell.aligner == "shaped" and "\n" not in message
     assert "aligner 'shaped' maps x to 4 columns and y to 5; both sides must land in one space" in message
     assert summary.ran == 1  # the other shaped cell, whose sides agree
+
+
+def test_an_object_array_of_real_numbers_is_an_output():
+    """Python floats mixed with numpy scalars (or a nullable pandas frame without nulls) make an object array."""
+    from alignbench.arrays import returned_matrix
+
+    mixed = np.array([[1.0, np.float32(2.0), 3, np.int64(4)]] * 100, dtype=object)
+    z = returned_matrix(mixed, "aligner 'x' transform_x", 100, "input")
+    assert z.dtype == np.float32 and z[0].tolist() == [1.0, 2.0, 3.0, 4.0]
+    with pytest.raises(AlignbenchError, match="not an array of numbers"):
+        returned_matrix(np.array([[1.0, "2"]] * 100, dtype=object), "aligner 'x' transform_x", 100, "input")

@@ -92,6 +92,18 @@ def test_the_cells_of_one_level_and_seed_go_to_one_worker(registry, store, tmp_p
     assert len(set(a.values())) == 2  # and the levels were spread over both workers
 
 
+def test_a_background_job_a_cell_started_neither_holds_up_the_sweep_nor_outlives_it(registry, store, tmp_path):
+    """A job that inherits the worker's pipes kept its sentinel open: waiting on it to see the worker
+    end waited for the job (60 s here), and the job was never killed."""
+    log = tmp_path / "fits.log"
+    sweep = Sweep(aligners=[("where", {"counter_path": str(log), "background": 60})], datasets=[SMALL],
+                  levels=[5, 10], seeds=[0])
+    started = time.monotonic()
+    assert Runner(registry, store, executor=ProcessExecutor(2, threads=1)).run(sweep).ran == 2
+    assert time.monotonic() - started < 30
+    assert wait_until_gone(logged_children(log)), "a background job a cell started outlived the sweep"
+
+
 def test_input_corruptions_are_encoded_by_the_driver_and_shipped_once(registry, store, tmp_path):
     """Raw items corrupted (image-noise) and encoded in the driver; the workers get the corrupted
     embeddings once, beside the splits, and give the serial records."""

@@ -66,7 +66,7 @@ class Spectral(Metric):
     name = "spectral"
     description = "Functional-map spectral diagnostics"
     parameter_ranges = {"n_neighbors": Range(low=1), "n_eigen": Range(low=1)}
-    version = "3"  # 2: graphs on distinct rows, no trivial eigenpair, Pi's rows sum to 1; 3: stable ranks
+    version = "4"  # 2: graphs on distinct rows, no trivial eigenpair, Pi's rows sum to 1; 3: numerical ranks; 4: stable ranks
     higher_is_better = {
         **{f"{p}_diagonal_dominance": True for p in ("gt", "fmap")},
         **{f"{p}_stable_rank": True for p in ("gt", "fmap")},

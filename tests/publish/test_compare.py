@@ -83,7 +83,7 @@ def test_bad_inputs_are_one_line(before, tmp_path, make, message):
     assert line.startswith("Error: ") and message in line
 
 
-@pytest.mark.parametrize("text, message", [("NaN", "holds NaN"), ("Infinity", "holds Infinity"),
+@pytest.mark.parametrize("text, message", [("NaN", "has mean_R@1 = nan"), ("Infinity", "has mean_R@1 = inf"),
                                            ("1e400", "has mean_R@1 = inf")])
 def test_a_metric_that_is_not_finite_is_one_line_not_a_hidden_change(before, tmp_path, text, message):
     """NaN compares unequal to nothing moved: '0 of 6 cells moved', and --fail-on-change passed."""
@@ -139,3 +139,15 @@ def test_a_malformed_leaderboard_json_is_one_line(tmp_path, before, cells):
     result = invoke(before, bad)
     assert result.exit_code != 0 and "Traceback" not in result.output
     assert "is not a leaderboard JSON" in result.output and len(result.output.strip().splitlines()) == 1
+
+
+def test_an_infinite_parameter_in_a_setting_is_compared_like_any_other(before, tmp_path):
+    """A plugin parameter may be infinite ("no limit"); alignbench writes it as Infinity in the setting."""
+    payload = json.loads(before.read_text())
+    setting = next(iter(payload["settings"].values()))
+    setting["dataset"]["params"]["limit"] = float("inf")
+    after = tmp_path / "after.json"
+    after.write_text(json.dumps(payload))
+    assert "Infinity" in after.read_text()
+    result = invoke(before, after, "--fail-on-change")
+    assert result.exit_code == 0, result.output

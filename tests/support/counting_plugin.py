@@ -143,16 +143,24 @@ class HangingAligner(CountingAligner):
 
 
 class WhereAligner(CountingAligner):
-    """``counting`` that logs ``<anchors> <process id>`` per fit: which worker ran which cell."""
+    """``counting`` that logs ``<anchors> <process id>`` per fit: which worker ran which cell.
+    ``background``: each fit first starts a shell job that sleeps that many seconds (it inherits what
+    the shell does, the worker's open pipes included), and logs its id third."""
 
     name = "where"
 
-    def __init__(self, counter_path: str = ""):
+    def __init__(self, counter_path: str = "", background: int = 0):
         super().__init__(counter_path)
+        self.background = background
 
     def _fit(self, xa, ya, xu, yu):
+        started = ""
+        if self.background:
+            job = subprocess.run(f"sleep {int(self.background)} >/dev/null 2>&1 & echo $!", shell=True,
+                                 capture_output=True, text=True, close_fds=False)
+            started = f" {job.stdout.strip()}"
         with open(self.counter_path, "a") as log:
-            log.write(f"{len(xa)} {os.getpid()}\n")
+            log.write(f"{len(xa)} {os.getpid()}{started}\n")
         self.mx_, self.my_ = xa.mean(0), ya.mean(0)
 
 
