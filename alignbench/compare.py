@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import AlignbenchError, InvalidParameterError
+from .submissions import finite_number
 
 ROUNDING = 1e-6  # leaderboard JSON keeps 6 decimals: a store and its own JSON differ by this much
 CELL_FIELDS = ("aligner", "anchors", "seed", "setting", "status")
@@ -92,9 +93,9 @@ def _from_json(path: Path) -> dict[CellKey, CellValues]:
             if cell["status"] == "ok":
                 for name, value in cell.items():
                     if name not in CELL_FIELDS and value is not None:
-                        number = float(value)
-                        if not math.isfinite(number):  # 1e400 is read as inf
-                            raise _NotFinite(f"has {name} = {number} in a cell of {cell['aligner']} at "
+                        number = finite_number(value)
+                        if number is None:  # NaN would compare unequal to nothing and hide a change
+                            raise _NotFinite(f"has {name} = {str(value)[:20]} in a cell of {cell['aligner']} at "
                                              f"{cell['anchors']} anchors, not a finite number")
                         values.metrics.setdefault(name, []).append(number)
     except _NotFinite as exc:

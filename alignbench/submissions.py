@@ -157,7 +157,7 @@ def _check_schema(payload: Any) -> tuple[dict[str, str], list[CellRecord]]:
         if not isinstance(row, dict):
             raise ValueError(f"record {index} is not an object.")
         missing = [f for f in RECORD_FIELDS if f not in row]
-        wrong = [f for f, kind in {**RECORD_FIELDS, **OPTIONAL_FIELDS}.items() if f in row and not _is(row[f], kind)]
+        wrong = [f for f, kind in {**RECORD_FIELDS, **OPTIONAL_FIELDS}.items() if f in row and not is_json(row[f], kind)]
         if missing or wrong:
             raise ValueError(f"record {index} lacks {missing} / has wrong types for {wrong}; see the schema in README "
                              f"'Publishing'.")
@@ -174,8 +174,21 @@ def _is_choice(value: Any) -> bool:
     return isinstance(value, (bool, int, str)) or (isinstance(value, float) and math.isfinite(value))
 
 
-def _is(value: Any, kind: type) -> bool:
-    return isinstance(value, kind) and not (kind is int and isinstance(value, bool))
+def is_json(value: Any, kind: type) -> bool:
+    """isinstance, where a JSON true or false is no number."""
+    return isinstance(value, kind) and not isinstance(value, bool)
+
+
+def finite_number(value: Any) -> float | None:
+    """A JSON number as a finite float; None for anything else (text, true/false, NaN, an infinity,
+    an integer past float range), on which every table's arithmetic would fail or mislead."""
+    if not (is_json(value, int) or is_json(value, float)):
+        return None
+    try:
+        number = float(value)
+    except OverflowError:
+        return None
+    return number if math.isfinite(number) else None
 
 
 def _check_records(records: list[CellRecord], known_metrics: dict[str, type], seeds: list[int],
@@ -293,7 +306,7 @@ def _component_problem(label: str, described: Any, required: tuple[str, ...] = (
     if not isinstance(described["params"], dict):
         return f"{label} has params that is not an object"
     wrong = [f for f in ("name", "source") if not isinstance(described[f], str)]
-    if "version" in described and not _is(described["version"], int) and not isinstance(described["version"], str):
+    if "version" in described and not is_json(described["version"], int) and not isinstance(described["version"], str):
         wrong.append("version")
     if wrong:
         return f"{label} has {', '.join(wrong)} that is not a string"
@@ -333,7 +346,7 @@ def _metric_problem(metrics: dict[str, Any]) -> str:
     for name, value in sorted(metrics.items()):
         if value is None:
             continue  # a metric that does not apply to the cell (e.g. an error on zero anchors)
-        if not _is(value, int) and not isinstance(value, float):
+        if not is_json(value, int) and not isinstance(value, float):
             return f"metric {name} is {str(value)[:60]!r}, not a finite number or null."
         try:
             value = float(value)  # an int past 1e308 would raise in every comparison below

@@ -20,7 +20,7 @@ from ..errors import AlignbenchError
 from ..leaderboard import aligner_config, aligner_labels, boards, split_sizes
 from ..registry import NAME_PATTERN
 from ..store import CellRecord
-from ..submissions import Submission, setting_problem, valid_split_sizes
+from ..submissions import Submission, finite_number, is_json, setting_problem, valid_split_sizes
 
 CELL_FIELDS = ("aligner", "anchors", "seed", "setting", "status")
 # JSON keeps 6 decimals (leaderboard.write_leaderboards): a store's full-precision number agrees with it
@@ -111,8 +111,7 @@ def _tables_of(payload: Any) -> list[Table]:
                  for c in payload["cells"] if c["setting"] == setting_id]
         for cell in cells:  # the pages do arithmetic on every number: each must be one a float can hold
             for name, value in cell.metrics.items():
-                if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))
-                                          or not math.isfinite(float(value))):
+                if value is not None and finite_number(value) is None:
                     raise ValueError(f"cell {cell.aligner} at {cell.anchors} anchors: {name} is {str(value)[:20]}, "
                                      f"not a finite number or null")
         tables.append(Table(dataset, setting_id, setting, cells, own_sizes))
@@ -147,21 +146,16 @@ def _robustness_problem(payload: Any) -> str:
     for check in payload.get("claim_seed_001", []):
         fields = {"perturbation": str, "metric": str, "setting": str, "anchors": int, "geometric": dict,
                   "contrastive": dict}
-        if wrong := [name for name, kind in fields.items() if not _is(check.get(name), kind)]:
+        if wrong := [name for name, kind in fields.items() if not is_json(check.get(name), kind)]:
             return f"a claim_seed_001 entry lacks {', '.join(wrong)} or has the wrong type"
         if not (check.get("holds") is None or isinstance(check["holds"], bool)):
             return f"a claim_seed_001 entry has holds {str(check['holds'])[:40]!r}, not true, false or null"
         drops = [*check["geometric"].values(), *check["contrastive"].values()]
-        if not all(_is(drop, float) or _is(drop, int) for drop in drops):
+        if not all(is_json(drop, float) or is_json(drop, int) for drop in drops):
             return "a claim_seed_001 entry has a drop that is not a number"
     if any(not isinstance(entry.get("aligner"), str) for entry in payload.get("summary", [])):
         return "a summary entry lacks aligner"
     return ""
-
-
-def _is(value: Any, kind: type) -> bool:
-    """isinstance, where a JSON true or false is no number."""
-    return isinstance(value, kind) and not isinstance(value, bool)
 
 
 def add_store_provenance(tables: list[Table], records: list[CellRecord]) -> int:
