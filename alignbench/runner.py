@@ -146,6 +146,8 @@ class Runner:
             executor.all_submitted()
             while executor.pending:
                 record(executor.finished(block=True))
+            for key in shared:  # an executor kept running for further sweeps (robustness: one per dataset)
+                executor.retire(key)
         return summary
 
     def _submit(self, cell: Cell, splits: DatasetSplits, anchors: Anchors | None,

@@ -104,6 +104,18 @@ def test_a_background_job_a_cell_started_neither_holds_up_the_sweep_nor_outlives
     assert wait_until_gone(logged_children(log)), "a background job a cell started outlived the sweep"
 
 
+def test_an_executor_kept_running_across_sweeps_holds_no_earlier_sweep_s_splits(registry, store):
+    """The robustness command runs one sweep per dataset on one executor: every dataset's splits stayed in
+    every worker (and in Ray's object store) until the command ended."""
+    executor = ProcessExecutor(2, threads=1)
+    other = ("synthetic-gmm", {"n_items": 200})
+    with executor.running(registry):
+        for dataset in (SMALL, other):
+            sweep = Sweep(aligners=[("procrustes", {})], datasets=[dataset], levels=[5, 10], seeds=[0])
+            assert Runner(registry, store, executor=executor).run(sweep).ran == 2
+            assert not executor._shared and all(not worker.holds for worker in executor._pool)
+
+
 def test_input_corruptions_are_encoded_by_the_driver_and_shipped_once(registry, store, tmp_path):
     """Raw items corrupted (image-noise) and encoded in the driver; the workers get the corrupted
     embeddings once, beside the splits, and give the serial records."""
