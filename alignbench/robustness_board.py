@@ -93,6 +93,13 @@ def perturbation_labels(records) -> dict[str, str]:
     return labels
 
 
+def _listing_order(identity: str) -> tuple[str, str]:
+    """Perturbations listed by name, parameters and source, ties (another version, other item streams)
+    broken by the whole identity, so that the list never follows a set's hash order."""
+    damage = json.loads(identity)
+    return json.dumps({k: damage[k] for k in ("name", "params", "source")}, sort_keys=True), identity
+
+
 def robustness_boards(records: list[CellRecord]) -> list[RobustnessBoard]:
     damaged = boards(records, split_keys=SPLIT_KEYS + ("perturbation",))
     clean = [r for r in records if "perturbation" not in r.config]
@@ -398,9 +405,7 @@ def render_markdown(rboards: list[RobustnessBoard]) -> str:
                           tabulate(fitted, headers="keys", tablefmt="github", disable_numparse=True,
                                    showindex=False), ""]
         lines += ["### Perturbation parameters", ""]
-        damages = {damage_identity(r.config["perturbation"]) for r in rboard.board.records}
-        for text in sorted(damages, key=lambda t: (json.dumps({k: json.loads(t)[k] for k in ("name", "params", "source")},
-                                                              sort_keys=True), t)):
+        for text in sorted(rboard.labels, key=_listing_order):
             damage = json.loads(text)
             lines.append(f"- `{rboard.label(damage)}` ({damage['stage']} stage): "
                          f"{json.dumps(damage['params'], sort_keys=True)} ({damage['source']})")

@@ -73,8 +73,8 @@ def export_payload(records: list[CellRecord], producer: dict[str, str]) -> dict[
     """The schema's object for ``records`` (sorted by key, so that the same cells give the same file)."""
     rows = [{name: getattr(r, name) for name in (*RECORD_FIELDS, *OPTIONAL_FIELDS)}
             for r in sorted(records, key=lambda r: r.key)]
-    for row in rows:  # the store keeps NaN (a metric that does not apply); JSON has null for it (and for the
-        # infinities that runs before evaluate checked for them stored)
+    for row in rows:  # the store keeps NaN (a metric that does not apply), and an older store may hold an
+        # infinity; strict JSON has neither, and null says "no number" for both
         row["metrics"] = {k: None if isinstance(v, float) and not math.isfinite(v) else v
                           for k, v in row["metrics"].items()}
     return {"schema": SCHEMA, "producer": {k: v for k, v in producer.items() if v}, "records": rows}
